@@ -1,0 +1,30 @@
+# One command per chore, the same for people and CI.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test check bench eval clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## start broker, worker and API on embedded defaults
+	$(BIN)/qualmon run
+
+test: $(STAMP)  ## install what the tests need and run them all
+	$(BIN)/pytest
+
+check: $(STAMP)  ## format check, lint, types
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## throughput of the worker beside a raw consume loop
+	$(BIN)/python -m bench.throughput
+
+clean:
+	rm -rf $(VENV) .qualmon .pytest_cache .mypy_cache .ruff_cache

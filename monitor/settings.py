@@ -1,0 +1,176 @@
+"""The one settings object, read from ``QUALMON_*`` environment variables at start.
+
+Every field documents its variable. Unsafe or inconsistent values are refused at start with a
+message naming the variable, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Slice dimensions that may be combined in ``QUALMON_SLICE_COMBINATIONS``.
+DIMENSIONS = ("org", "product_line", "channel")
+
+
+class Settings(BaseSettings):
+    """qualmon's configuration; each field is ``QUALMON_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QUALMON_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="QUALMON_KAFKA_BOOTSTRAP: host:port[,host:port]; unset starts the embedded broker.",
+    )
+    topic_prefix: str = Field(
+        default="qualmon",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="QUALMON_TOPIC_PREFIX: prefix of every topic (qualmon.events, ...).",
+    )
+    partitions: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=4, description="QUALMON_PARTITIONS: partitions of the input topic when created."
+    )
+    app_id: str = Field(
+        default="qualmon-worker",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="QUALMON_APP_ID: Kafka consumer group of the workers.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="QUALMON_DATABASE_URL: history store; unset means a SQLite file in the data dir.",
+    )
+    data_dir: Path = Field(
+        default=Path(".qualmon"),
+        description="QUALMON_DATA_DIR: where the SQLite store and worker data live.",
+    )
+    http_host: str = Field(default="127.0.0.1", description="QUALMON_HTTP_HOST")
+    http_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=8000, description="QUALMON_HTTP_PORT (0 picks a free port)."
+    )
+    max_batch_events: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=5000, description="QUALMON_MAX_BATCH_EVENTS: largest batch POST /v1/events takes."
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=8 * 1024 * 1024, description="QUALMON_MAX_BODY_BYTES: larger requests get 413."
+    )
+    events_per_record: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=200,
+        description=(
+            "QUALMON_EVENTS_PER_RECORD: the API packs up to this many events of one org into one "
+            "Kafka record (a JSON array), which amortises the per-record cost of the worker."
+        ),
+    )
+    producer_linger_seconds: Annotated[float, Field(ge=0, le=5)] = Field(
+        default=0.01, description="QUALMON_PRODUCER_LINGER_SECONDS"
+    )
+    request_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = Field(
+        default=5.0,
+        description="QUALMON_REQUEST_TIMEOUT_SECONDS: broker unreachable for this long -> 503.",
+    )
+    bucket_seconds: Annotated[int, Field(ge=60, le=31 * 86400)] = Field(
+        default=86400,
+        description="QUALMON_BUCKET_SECONDS: event-time bucket size; buckets align to Asia/Shanghai.",
+    )
+    allowed_lateness_seconds: Annotated[int, Field(ge=0)] = Field(
+        default=3600,
+        description=(
+            "QUALMON_ALLOWED_LATENESS_SECONDS: a bucket closes when the watermark (latest event "
+            "time seen) passes its end by this much; later events are counted as late."
+        ),
+    )
+    dedup_retention_seconds: Annotated[int, Field(ge=0)] = Field(
+        default=7 * 86400,
+        description=(
+            "QUALMON_DEDUP_RETENTION_SECONDS: event ids are remembered this long (event time) "
+            "after their bucket closed, so late re-sends are recognised as duplicates."
+        ),
+    )
+    slice_combinations: tuple[tuple[str, ...], ...] = Field(
+        default=(("org", "product_line"), ("org", "channel"), ("org", "product_line", "channel")),
+        description=(
+            "QUALMON_SLICE_COMBINATIONS: JSON list of dimension lists aggregated besides the single "
+            'dimensions and the total, e.g. [["org","product_line"]].'
+        ),
+    )
+    max_orgs: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=2000,
+        description="QUALMON_MAX_ORGS: distinct orgs tracked; more are folded into org '_other'.",
+    )
+    metric_orgs_depth: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=2,
+        description=(
+            "QUALMON_METRIC_ORGS_DEPTH: indicator gauges are exported for orgs down to this depth "
+            "of org_path (1 = head office) to keep label cardinality bounded."
+        ),
+    )
+    checkpoint_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=2.0,
+        description="QUALMON_CHECKPOINT_SECONDS: how often worker state is saved to the store.",
+    )
+    session_timeout_seconds: Annotated[float, Field(ge=6, le=300)] = Field(
+        default=10.0, description="QUALMON_SESSION_TIMEOUT_SECONDS: consumer-group session."
+    )
+    log_level: str = Field(
+        default="info",
+        pattern=r"^(debug|info|warning|error)$",
+        description="QUALMON_LOG_LEVEL",
+    )
+
+    @field_validator("slice_combinations")
+    @classmethod
+    def _known_dimensions(cls, value: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+        for combo in value:
+            unknown = [d for d in combo if d not in DIMENSIONS]
+            if unknown or len(set(combo)) != len(combo) or len(combo) < 2:
+                raise ValueError(
+                    f"QUALMON_SLICE_COMBINATIONS has {list(combo)!r}; expected two or three distinct "
+                    f"dimensions out of {list(DIMENSIONS)}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _lateness_fits_bucket(self) -> Settings:
+        if self.allowed_lateness_seconds > 30 * self.bucket_seconds:
+            raise ValueError(
+                f"QUALMON_ALLOWED_LATENESS_SECONDS={self.allowed_lateness_seconds} keeps more than "
+                f"30 buckets of {self.bucket_seconds}s open; lower it or raise QUALMON_BUCKET_SECONDS"
+            )
+        return self
+
+    # Derived names, kept here so every component spells them the same way.
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}.events"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic_prefix}.events.dlq"
+
+    @property
+    def anomalies_topic(self) -> str:
+        return f"{self.topic_prefix}.anomalies"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}.alerts"
+
+    @property
+    def inspections_topic(self) -> str:
+        return f"{self.topic_prefix}.inspections"
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        return (
+            self.events_topic,
+            self.dlq_topic,
+            self.anomalies_topic,
+            self.alerts_topic,
+            self.inspections_topic,
+        )
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'qualmon.db'}"

@@ -1,0 +1,63 @@
+"""Which slices an event counts in.
+
+A slice is ``(org, product_line, channel)`` where ``"*"`` means "all". An event counts in the
+total, in its org and every org above it along ``org_path`` (roll-up), in its product line, in its
+channel, and in each configured combination of its leaf org with product line and/or channel.
+Orgs past the configured limit fold into ``_other`` so that label cardinality stays bounded.
+
+>>> slicer = Slicer(combinations=(("org", "product_line"),), max_orgs=10)
+>>> slicer.slices("00/44/4403", "life", "BANCA")  # doctest: +NORMALIZE_WHITESPACE
+(('*', '*', '*'), ('00', '*', '*'), ('44', '*', '*'), ('4403', '*', '*'),
+ ('*', 'life', '*'), ('*', '*', 'BANCA'), ('4403', 'life', '*'))
+>>> slicer.depth["4403"]
+3
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL = "*"
+OTHER_ORG = "_other"
+SliceKey = tuple[str, str, str]
+TOTAL: SliceKey = (ALL, ALL, ALL)
+
+
+@dataclass
+class Slicer:
+    combinations: tuple[tuple[str, ...], ...]
+    max_orgs: int
+    #: org code -> depth in the org tree (1 = head office); also the set of known orgs.
+    depth: dict[str, int] = field(default_factory=dict)
+    _cache: dict[tuple[str, str, str], tuple[SliceKey, ...]] = field(default_factory=dict)
+
+    def slices(self, org_path: str, product_line: str, channel: str) -> tuple[SliceKey, ...]:
+        """Every slice the event counts in; memoised because the same few triples repeat."""
+        key = (org_path, product_line, channel)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._compute(org_path, product_line, channel)
+        return hit
+
+    def _org(self, code: str, depth: int) -> str:
+        if code not in self.depth:
+            if len(self.depth) >= self.max_orgs:
+                return OTHER_ORG
+            self.depth[code] = depth
+        return code
+
+    def _compute(self, org_path: str, product_line: str, channel: str) -> tuple[SliceKey, ...]:
+        codes = [self._org(c, i + 1) for i, c in enumerate(org_path.split("/"))]
+        leaf = codes[-1]
+        out: list[SliceKey] = [TOTAL]
+        out += [(c, ALL, ALL) for c in dict.fromkeys(codes)]
+        out += [(ALL, product_line, ALL), (ALL, ALL, channel)]
+        for combo in self.combinations:
+            out.append(
+                (
+                    leaf if "org" in combo else ALL,
+                    product_line if "product_line" in combo else ALL,
+                    channel if "channel" in combo else ALL,
+                )
+            )
+        return tuple(dict.fromkeys(out))

@@ -1,0 +1,91 @@
+"""Event-time buckets and the watermark that closes them.
+
+Buckets are aligned to Asia/Shanghai (UTC+08:00, no daylight saving since 1991), so a daily bucket
+is a Chinese business day and month/quarter boundaries fall where the quality department expects.
+
+>>> clock = EventClock(bucket_seconds=86400, allowed_lateness_seconds=3600)
+>>> day = bucket_start(1_772_409_600.0, 86400)   # 2026-03-02T08:00+08:00
+>>> day == 1_772_380_800                           # that day's Shanghai midnight
+True
+>>> clock.observe(1_772_409_600.0)
+>>> clock.status(day)
+'open'
+>>> clock.observe(day + 86400 + 3600)             # the next day, past the lateness
+>>> clock.due()
+[1772380800]
+>>> clock.status(day)
+'closed'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+
+#: Asia/Shanghai has been a fixed UTC+08:00 since 1991.
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+_OFFSET = 8 * 3600
+
+
+def bucket_start(epoch: float, bucket_seconds: int) -> int:
+    """Start (epoch seconds) of the Shanghai-aligned bucket holding ``epoch``."""
+    return int((epoch + _OFFSET) // bucket_seconds * bucket_seconds - _OFFSET)
+
+
+def shanghai(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=SHANGHAI)
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat()
+
+
+def season_of(start: int, bucket_seconds: int) -> int:
+    """Seasonal position of a bucket: weekday for daily buckets, weekday×24+hour below a day.
+
+    Month-end (the last three days of a month, when sales push) gets its own positions, so a
+    month-end spike is compared with earlier month-ends rather than with ordinary days.
+
+    >>> season_of(bucket_start(1_772_409_600.0, 86400), 86400)   # Monday 2 March 2026
+    0
+    >>> season_of(bucket_start(1_774_915_200.0, 86400), 86400)   # Tuesday 31 March: month-end
+    8
+    """
+    local = shanghai(start)
+    next3 = local + timedelta(days=3)
+    month_end = next3.month != local.month
+    if bucket_seconds >= 86400:
+        return local.weekday() + (7 if month_end else 0)
+    return local.weekday() * 24 + local.hour + (168 if month_end else 0)
+
+
+@dataclass
+class EventClock:
+    """Watermark = the latest event time seen; a bucket closes once the watermark passes its end
+    plus the allowed lateness. The watermark never moves backwards, so closing is final."""
+
+    bucket_seconds: int
+    allowed_lateness_seconds: int
+    watermark: float = -math.inf
+    open_buckets: set[int] = field(default_factory=set)
+    closed_through: float = -math.inf  # every bucket starting before this is closed
+
+    def observe(self, epoch: float) -> None:
+        if epoch > self.watermark:
+            self.watermark = epoch
+        self.open_buckets.add(bucket_start(epoch, self.bucket_seconds))
+
+    def status(self, start: int) -> str:
+        """'open', or 'closed' when events for this bucket are late."""
+        return "closed" if start < self.closed_through else "open"
+
+    def due(self) -> list[int]:
+        """Buckets that close now, oldest first; afterwards they are closed for good."""
+        horizon = self.watermark - self.allowed_lateness_seconds
+        due = sorted(b for b in self.open_buckets if b + self.bucket_seconds <= horizon)
+        for b in due:
+            self.open_buckets.discard(b)
+        if due:
+            self.closed_through = max(self.closed_through, due[-1] + self.bucket_seconds)
+        return due
