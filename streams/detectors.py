@@ -220,8 +220,9 @@ class LevelDetector(base.AnomalyDetector):
     True
     >>> det.score_one({"value": 300.0, "n": 50.0, "season": 0}) > ALERT_THRESHOLD
     True
-    >>> det.score_one({"value": 300.0, "n": 1.0, "season": 0}) < det.score_one(
-    ...     {"value": 300.0, "n": 50.0, "season": 0})
+    >>> small = det.score_one({"value": 110.0, "n": 2.0, "season": 0})   # same jump, 2 samples
+    >>> large = det.score_one({"value": 110.0, "n": 50.0, "season": 0})
+    >>> small < ALERT_THRESHOLD < large
     True
     """
 

@@ -120,11 +120,12 @@ class Reading:
 @dataclass(frozen=True)
 class Indicator:
     name: str
-    unit: str  # Prometheus base-unit suffix of its gauge
+    metric: str  # Prometheus gauge name, in base units
     kind: Kind  # which detector judges it
     direction: Direction  # which deviation is a quality problem
     description: str
     read: Callable[[list[float]], Reading]
+    metric_scale: float = 1.0  # value × scale = the gauge's base unit (days -> seconds)
 
 
 def _ratio(num: str, den: str, scale: float = 1.0) -> Callable[[list[float]], Reading]:
@@ -149,7 +150,7 @@ def _sum(total: str, count: str) -> Callable[[list[float]], Reading]:
 _DEFINITIONS = (
     Indicator(
         "premium_income",
-        "yuan",
+        "qualmon_indicator_premium_income_yuan",
         "level",
         "low",
         "Premium received in the bucket (sum of premium.received), yuan.",
@@ -157,7 +158,7 @@ _DEFINITIONS = (
     ),
     Indicator(
         "loss_ratio",
-        "ratio",
+        "qualmon_indicator_loss_ratio",
         "level",
         "high",
         "Simple loss ratio: claims paid (claim.closed) / premium written (policy.issued).",
@@ -165,7 +166,7 @@ _DEFINITIONS = (
     ),
     Indicator(
         "complaint_rate_per_10k_policies",
-        "per_10k_policies",
+        "qualmon_indicator_complaints_per_10k_policies",
         "count",
         "high",
         "Complaints received per 10,000 policies issued in the bucket; judged on the count.",
@@ -173,7 +174,7 @@ _DEFINITIONS = (
     ),
     Indicator(
         "cooling_off_cancel_rate",
-        "ratio",
+        "qualmon_indicator_cooling_off_cancel_ratio",
         "count",
         "high",
         "Cooling-off cancellations / policies issued in the bucket; a mis-selling signal.",
@@ -181,7 +182,7 @@ _DEFINITIONS = (
     ),
     Indicator(
         "hotline_answer_rate",
-        "ratio",
+        "qualmon_indicator_hotline_answer_ratio",
         "proportion",
         "low",
         "Answered calls / calls offered (call.completed).",
@@ -189,11 +190,12 @@ _DEFINITIONS = (
     ),
     Indicator(
         "claim_settlement_days_mean",
-        "days",
+        "qualmon_indicator_claim_settlement_seconds",
         "level",
         "high",
         "Mean days from claim report to close, over claims closed in the bucket.",
         _ratio("settlement_days_sum", "claims_closed"),
+        metric_scale=86400.0,
     ),
 )
 INDICATORS: dict[str, Indicator] = {i.name: i for i in _DEFINITIONS}

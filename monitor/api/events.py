@@ -1,0 +1,91 @@
+"""``POST /v1/events`` and the event JSON Schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from monitor.api import Ctx
+from monitor.errors import BrokerUnavailable
+from streams.decode import describe_errors
+from streams.schema import EVENT_ADAPTER, event_json_schema
+
+router = APIRouter(tags=["events"])
+
+
+class Accepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+
+
+def _problem(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    response_model=Accepted,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "/v1/schema/events"}}},
+        }
+    },
+    responses={
+        413: {"description": "Body or batch larger than the configured maximum."},
+        422: {"description": "At least one event is invalid; nothing was accepted."},
+        503: {"description": "Kafka is unreachable; retry after Retry-After seconds."},
+    },
+)
+async def post_events(request: Request, ctx: Ctx) -> Any:
+    """Accept one event or a batch; all of it is produced to Kafka, or none of it."""
+    body = await request.body()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        ctx.metrics.http_events.labels("rejected").inc()
+        return _problem(422, f"body is not JSON: {exc}")
+    items = data if isinstance(data, list) else [data]
+    limit = ctx.settings.max_batch_events
+    if len(items) > limit:
+        ctx.metrics.http_events.labels("rejected").inc(len(items))
+        return _problem(
+            413, f"batch has {len(items)} events; at most {limit} (QUALMON_MAX_BATCH_EVENTS)"
+        )
+    if not items:
+        return _problem(422, "empty batch; send one event object or a non-empty array")
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append({"index": index, "field": "(event)", "value": None,
+                           "expected": "a JSON object"})  # fmt: skip
+            continue
+        try:
+            EVENT_ADAPTER.validate_python(item)
+        except ValidationError as exc:
+            errors += [{"index": index, **e} for e in describe_errors(exc)]
+    if errors:
+        ctx.metrics.http_events.labels("rejected").inc(len(items))
+        bad = len({e["index"] for e in errors})
+        return _problem(422, f"{bad} of {len(items)} events are invalid; none accepted",
+                        errors=errors)  # fmt: skip
+    try:
+        await ctx.producer.send(items)
+    except BrokerUnavailable as exc:
+        ctx.metrics.http_events.labels("unavailable").inc(len(items))
+        response = _problem(503, f"{exc}; nothing was accepted, retry later")
+        response.headers["Retry-After"] = "5"
+        return response
+    ctx.metrics.http_events.labels("accepted").inc(len(items))
+    return Accepted(accepted=len(items), event_ids=[item["event_id"] for item in items])
+
+
+@router.get("/v1/schema/events")
+async def events_schema() -> dict[str, Any]:
+    """JSON Schema of the body of ``POST /v1/events``: one event or an array of them."""
+    return event_json_schema()

@@ -1,0 +1,36 @@
+"""``/healthz`` (the process answers), ``/readyz`` (it can do its job) and ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.api import Ctx
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process serves HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(ctx: Ctx) -> JSONResponse:
+    """Ready when Kafka answers and, with a worker in this process, it owns partitions."""
+    checks = {"broker": await ctx.producer.ready()}
+    if ctx.worker is not None:
+        checks["worker_partitions"] = bool(ctx.worker.assigned)
+    ready = all(checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics")
+async def metrics(ctx: Ctx) -> Response:
+    """Prometheus exposition of this process's metrics."""
+    return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,92 @@
+"""The ``qualmon`` command: run, worker, api, simulate, detect."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from monitor.errors import QualmonError
+from monitor.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  QUALMON_{'_'.join(str(p) for p in e['loc']).upper() or '(settings)'}: "
+            f"{e['msg']} (value {e.get('input')!r})"
+            for e in exc.errors(include_url=False)
+        ]
+        sys.exit("qualmon: invalid settings\n" + "\n".join(lines))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from monitor.service import configure_logging, kafka, run_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    with kafka(settings) as bootstrap:
+        run_worker(settings, bootstrap, with_api=args.command == "run")
+    return 0
+
+
+def _api(args: argparse.Namespace) -> int:
+    from monitor.service import configure_logging, kafka, run_api
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    with kafka(settings) as bootstrap:
+        run_api(settings, bootstrap)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from monitor import simulator
+
+    return simulator.run(args, _settings())
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from monitor.detect import detect_file
+    from streams.detectors import ALERT_THRESHOLD
+
+    rows = detect_file(args.input, args.output)
+    print(f"scored {rows} rows into {args.output} (alert threshold {ALERT_THRESHOLD})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from monitor import simulator
+
+    p = argparse.ArgumentParser(prog="qualmon", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="broker (if none configured), worker and API in one process")
+    sub.add_parser("worker", help="the stream worker alone")
+    sub.add_parser("api", help="the HTTP API alone")
+    sim = sub.add_parser("simulate", help="send a realistic synthetic event stream")
+    simulator.add_arguments(sim)
+    det = sub.add_parser("detect", help="score a timestamp,value CSV with the production detector")
+    det.add_argument("--input", type=Path, required=True, help="CSV with timestamp,value")
+    det.add_argument("--output", type=Path, required=True, help="CSV to write")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handler = {"run": _run, "worker": _run, "api": _api, "simulate": _simulate,
+               "detect": _detect}[args.command]  # fmt: skip
+    try:
+        return handler(args)
+    except (QualmonError, ValueError, OSError) as exc:
+        print(f"qualmon: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

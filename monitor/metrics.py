@@ -1,0 +1,125 @@
+"""Every Prometheus metric qualmon exports, built in one place from an injected registry.
+
+Names follow Prometheus conventions: ``qualmon_`` prefix, base units (``_seconds``, ``_ratio``,
+``_yuan``), ``_total`` on counters. Labels are bounded by configuration: event types, outcomes,
+DLQ reasons and severities are fixed sets whose children are created up front; slice labels come
+from configured orgs, product lines and channels and stop at ``max_series`` (never an event id).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streams.indicators import INDICATORS
+from streams.schema import EVENT_TYPES
+
+OUTCOMES = ("accepted", "duplicate", "late", "invalid")
+DLQ_REASONS = ("not_json", "not_an_event", "invalid_event")
+SEVERITIES = ("minor", "major", "critical")
+SLICE_LABELS = ("org", "product_line", "channel")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, max_series: int = 20_000) -> None:
+        self.registry = registry
+        self.max_series = max_series
+        self._exported: set[tuple[str, str, str, str]] = set()
+
+        self.events = Counter(
+            "qualmon_events_total",
+            "Events seen by the worker, by type and outcome (accepted, duplicate, late, invalid).",
+            ["event_type", "outcome"],
+            registry=registry,
+        )
+        for event_type in (*EVENT_TYPES, "unknown"):
+            for outcome in OUTCOMES:
+                self.events.labels(event_type, outcome)
+        self.http_events = Counter(
+            "qualmon_http_events_total",
+            "Events posted to /v1/events, by outcome (accepted, rejected, unavailable).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("accepted", "rejected", "unavailable"):
+            self.http_events.labels(outcome)
+        self.dlq = Counter(
+            "qualmon_dlq_messages_total",
+            "Kafka records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in DLQ_REASONS:
+            self.dlq.labels(reason)
+        self.anomalies = Counter(
+            "qualmon_anomalies_total",
+            "Anomalies detected, by indicator and severity.",
+            ["indicator", "severity"],
+            registry=registry,
+        )
+        for name in INDICATORS:
+            for severity in SEVERITIES:
+                self.anomalies.labels(name, severity)
+        self.buckets_closed = Counter(
+            "qualmon_buckets_closed_total", "Event-time buckets closed and scored.",
+            registry=registry,
+        )  # fmt: skip
+        self.bucket_close = Histogram(
+            "qualmon_bucket_close_seconds",
+            "Time from a bucket closing to its readings and anomalies being stored and published.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.watermark = Gauge(
+            "qualmon_watermark_timestamp_seconds",
+            "Latest event time seen by the worker (the watermark), as a Unix timestamp.",
+            registry=registry,
+        )
+        self.series = Gauge(
+            "qualmon_series_watched", "Indicator series with a detector.", registry=registry
+        )
+        self.assigned_partitions = Gauge(
+            "qualmon_worker_assigned_partitions",
+            "Input partitions this worker owns.",
+            registry=registry,
+        )
+        self.series_not_exported = Counter(
+            "qualmon_metric_series_not_exported_total",
+            "Readings not exported as gauges because max_series was reached.",
+            registry=registry,
+        )
+        self.indicator = {
+            i.name: Gauge(
+                i.metric,
+                f"{i.description} Last closed bucket of each slice.",
+                SLICE_LABELS,
+                registry=registry,
+            )
+            for i in INDICATORS.values()
+        }
+        self.sample_size = Gauge(
+            "qualmon_indicator_sample_size",
+            "Exposure or sample size the last reading of an indicator rests on.",
+            ["indicator", *SLICE_LABELS],
+            registry=registry,
+        )
+        self.score = Gauge(
+            "qualmon_anomaly_score",
+            "Anomaly score in [0, 1] of the last closed bucket; 0.5 and above is an anomaly.",
+            ["indicator", *SLICE_LABELS],
+            registry=registry,
+        )
+
+    def reading(
+        self, indicator: str, key: tuple[str, str, str], value: float, n: float, score: float
+    ) -> None:
+        """Export one scored reading, unless it would push past ``max_series``."""
+        series = (indicator, *key)
+        if series not in self._exported:
+            if len(self._exported) >= self.max_series:
+                self.series_not_exported.inc()
+                return
+            self._exported.add(series)  # type: ignore[arg-type]
+        definition = INDICATORS[indicator]
+        self.indicator[indicator].labels(*key).set(value * definition.metric_scale)
+        self.sample_size.labels(indicator, *key).set(n)
+        self.score.labels(indicator, *key).set(score)

@@ -1,0 +1,571 @@
+"""``qualmon simulate``: a seeded, realistic stream of insurance events, sent over HTTP or Kafka.
+
+:func:`generate` turns a :class:`SimConfig` into one list of event dicts per simulated hour
+(Asia/Shanghai), each list sorted by ``event_time``. Every dict is JSON-ready and validates with
+:func:`streams.schema.parse_event`, and the same config gives the same events on every machine:
+all randomness comes from one ``random.Random(seed)``. The world, its rhythm (business hours,
+weekends at ~40%, the month-end premium push, Poisson noise) and its incidents live in
+:mod:`monitor.scenarios`; defaults give about 3,000 events on a weekday. Claims, complaints, calls
+and surveys carry the selling org, line and channel of their policy, and every slice gets a premium
+``target.set`` when a month starts. Events before an incident starts are the same as without it.
+
+:func:`send_http` and :func:`send_kafka` deliver the hours paced at ``speed`` simulated seconds per
+wall-clock second; :func:`add_arguments` and :func:`run` are the command.
+
+>>> cfg = SimConfig(seed=1, branches=2, product_lines=1, channels=1, days=1, start=date(2026, 3, 2))
+>>> hours = list(generate(cfg))
+>>> len(hours), hours[0][0]["event_type"], hours[0][0]["org_path"]
+(24, 'target.set', '00/44/4401')
+>>> busy = hours[10][0]
+>>> busy["event_id"].startswith("sim-1-"), busy["event_time"][:14], busy["product_code"][:7]
+(True, '2026-03-02T10:', 'P-life-')
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import heapq
+import itertools
+import math
+import random
+import sys
+import time
+import warnings
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple, TextIO
+from zoneinfo import ZoneInfo
+
+import httpx
+import orjson
+
+from monitor import scenarios as sc
+from monitor.scenarios import SCENARIOS, Slice, poisson
+from monitor.settings import Settings
+from streams.schema import CHANNELS, PRODUCT_LINES
+
+__all__ = ["SCENARIOS", "SendError", "SimConfig", "generate", "poisson", "send_http", "send_kafka"]
+__all__ += ["add_arguments", "run"]
+
+TZ = ZoneInfo("Asia/Shanghai")
+Event = dict[str, Any]
+Timed = tuple[datetime, Event]
+#: Median premium of a new policy (yuan) and sum assured as a multiple of it, per product line.
+PREMIUM = {
+    "life": (8000, 20),
+    "health": (2500, 100),
+    "accident": (300, 1000),
+    "annuity": (40000, 1),
+}
+PREMIUM |= {"universal": (25000, 1.5), "motor": (4000, 50), "property": (1500, 300)}
+CLAIM_MEDIAN = {"life": 80000, "annuity": 20000, "universal": 50000, "accident": 4000}
+ANSWER_RATE = 0.95
+RECORD_EVENTS = 200  # events of one org per Kafka record, as the API packs them
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    seed: int = 7
+    branches: int = 12
+    product_lines: int = 5
+    channels: int = 6
+    days: int = 60
+    start: date | None = None  # None: today in Asia/Shanghai minus ``days``
+    scenarios: tuple[str, ...] = ()
+    volume: float = 1.0  # multiplies every rate; incident factors stay relative to it
+
+    def __post_init__(self) -> None:
+        most = {"branches": 990, "product_lines": len(PRODUCT_LINES), "channels": len(CHANNELS)}
+        for name, top in (most | {"days": 3660}).items():
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 1 <= value <= top):
+                raise ValueError(f"SimConfig {name}={value!r}; expected an integer from 1 to {top}")
+        if not 0 < self.volume <= 1000:
+            raise ValueError(f"SimConfig volume={self.volume!r}; expected a factor above 0, e.g. 1")
+        sc.check_names(self.scenarios)
+
+    def first_day(self) -> date:
+        return self.start or datetime.now(TZ).date() - timedelta(days=self.days)
+
+
+class Policy(NamedTuple):
+    no: str
+    customer: str
+    product: str
+    agent: str | None  # the selling agent, for the agency and telesales channels only
+
+
+def generate(cfg: SimConfig) -> Iterator[list[Event]]:
+    """One list of events per simulated hour, sorted by time; a bad config raises at once."""
+    return _Simulator(cfg).hours()
+
+
+class _Simulator:
+    """One run's state: the world, counters, recently sold policies and scheduled closures."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        self.cfg, self.rng = cfg, random.Random(cfg.seed)
+        lines, channels = PRODUCT_LINES[: cfg.product_lines], CHANNELS[: cfg.channels]
+        self.world = sc.build_world(self.rng, cfg.branches, lines, channels, cfg.days)
+        codes = list(dict.fromkeys(s.branch.code for s in self.world))
+        self.incidents = sc.resolve(cfg.scenarios, codes, lines, channels, cfg.days)
+        self.base = {
+            etype: [s.weight * sc.PROPENSITY.get(etype, {}).get(s.line, 1.0) for s in self.world]
+            for etype in sc.DAILY_RATE
+        }
+        self.seq = itertools.count(1)
+        self.closures: list[tuple[datetime, int, Event]] = []  # a heap, by due time
+        self.sold: dict[int, deque[tuple[datetime, Policy, float]]] = defaultdict(deque)
+        self.boost: dict[tuple[str, int], float] = {}
+        self.answer: dict[str, float] = {}
+
+    def hours(self) -> Iterator[list[Event]]:
+        first, ids, rng = self.cfg.first_day(), itertools.count(1), self.rng
+        slots = range(len(self.world))
+        for day in range(self.cfg.days):
+            today = first + timedelta(days=day)
+            factor, cum = self._plan(day, today)
+            for hour in range(24):
+                start = datetime(today.year, today.month, today.day, hour, tzinfo=TZ)
+                timed = self._targets(start) if hour == 0 and (day == 0 or today.day == 1) else []
+                for etype, rate in sc.DAILY_RATE.items():
+                    lam = rate * self.cfg.volume * cum[etype][-1] * factor[etype]
+                    k = poisson(rng, lam * sc.HOUR_SHARE[hour])
+                    build = getattr(self, "_" + etype.replace(".", "_"))
+                    for i in rng.choices(slots, cum_weights=cum[etype], k=k):
+                        timed += build(
+                            i, self.world[i], start + timedelta(seconds=rng.randrange(3600))
+                        )
+                while self.closures and self.closures[0][0] < start + timedelta(hours=1):
+                    due, _, event = heapq.heappop(self.closures)
+                    timed.append((due, event))
+                timed.sort(key=lambda pair: pair[0])
+                for _, event in timed:  # numbered once sorted, so ids rise with time
+                    event["event_id"] = f"sim-{self.cfg.seed}-{next(ids)}"
+                yield [event for _, event in timed]
+
+    def _plan(self, day: int, today: date) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Each event type's factor for the day and its cumulative slice weights, incidents in."""
+        weekday = 1.0 if today.weekday() < 5 else sc.WEEKEND_FACTOR
+        left = ((today.replace(day=28) + timedelta(days=4)).replace(day=1) - today).days
+        push = sc.MONTH_END_PUSH[left - 1] if left <= len(sc.MONTH_END_PUSH) else 1.0
+        factor = {t: weekday * (push if t in sc.MONTH_END_TYPES else 1.0) for t in sc.DAILY_RATE}
+        active = [x for x in self.incidents if x.active(day)]
+        self.answer = {x.org_code: x.answer_rate for x in active if x.answer_rate is not None}
+        self.boost, cum = {}, {}
+        for etype, base in self.base.items():
+            weights = list(base)
+            for x in active:
+                for i, s in enumerate(self.world):
+                    if etype in x.factors and x.covers(s):
+                        weights[i] *= x.factors[etype]
+                        self.boost[etype, i] = weights[i] / base[i]
+            cum[etype] = list(itertools.accumulate(weights))
+        return factor, cum
+
+    # ---- what each event looks like ------------------------------------------------------------
+
+    def _event(
+        self,
+        etype: str,
+        at: datetime,
+        s: Slice,
+        policy: Policy | None,
+        payload: dict[str, Any],
+        amount: float | None = None,
+    ) -> Timed:
+        event: Event = {
+            "event_id": "",
+            "event_type": etype,
+            "event_time": at.isoformat(timespec="seconds"),
+            "org_code": s.branch.code,
+            "org_path": s.branch.path,
+            "product_code": policy.product if policy else f"P-{s.line}-01",
+            "product_line": s.line,
+            "channel": s.channel,
+        }
+        if policy is not None:
+            if policy.agent:
+                event["agent_id"] = policy.agent
+            event["policy_no"], event["customer_id"] = policy.no, policy.customer
+        if amount is not None:
+            event["amount"] = f"{amount:.2f}"
+        event["payload"] = payload
+        return at, event
+
+    def _policy(self, s: Slice, new: bool = False) -> Policy:
+        """A new policy, or one from the branch's in-force book (numbers never collide)."""
+        rng, code = self.rng, s.branch.code
+        no = f"P{code}N{next(self.seq):07d}" if new else f"P{code}B{rng.randrange(10**7):07d}"
+        agent = f"A{code}-{rng.randint(1, s.branch.agents):03d}"
+        return Policy(
+            no,
+            f"C{rng.randrange(10**10):010d}",
+            f"P-{s.line}-0{rng.choice('1112')}",
+            agent if s.channel in ("AGENCY", "TELE") else None,
+        )
+
+    def _premium(self, s: Slice, sigma: float = 0.6) -> float:
+        median = PREMIUM.get(s.line, (2000, 50))[0]
+        return round(self.rng.lognormvariate(math.log(median), sigma), -1) or 10.0
+
+    def _targets(self, at: datetime) -> list[Timed]:
+        # A month of expected first-year and renewal premium, with some ambition on top.
+        rates = sc.DAILY_RATE["policy.issued"] * 1.6 + sc.DAILY_RATE["premium.received"]
+        out = []
+        for s in self.world:
+            expected = 22 * self.cfg.volume * s.weight * PREMIUM.get(s.line, (2000,))[0] * rates
+            target = round(expected * self.rng.uniform(1.2, 1.4), -3) or 1000.0
+            payload = {"period": at.strftime("%Y-%m"), "target_premium": f"{target:.2f}"}
+            out.append(self._event("target.set", at, s, None, payload, target))
+        return out
+
+    def _policy_issued(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        rng, policy = self.rng, self._policy(s, new=True)
+        single_share = 0.6 if s.line in ("annuity", "universal") else 0.15
+        single = rng.random() < single_share + (0.25 if s.channel == "BANCA" else 0.0)
+        premium = self._premium(s) * (3 if single else 1)
+        self.sold[i].append((at, policy, premium))
+        if len(self.sold[i]) > 50:
+            self.sold[i].popleft()
+        sum_assured = premium * PREMIUM.get(s.line, (2000, 50))[1]
+        issued = {
+            "premium": f"{premium:.2f}",
+            "pay_mode": "SINGLE" if single else "REGULAR",
+            "sum_assured": f"{sum_assured:.2f}",
+        }
+        first = {"premium": f"{premium:.2f}", "premium_type": "FIRST", "period_no": 1}
+        paid_at = at + timedelta(seconds=rng.randrange(1, 300))
+        return [
+            self._event("policy.issued", at, s, policy, issued, premium),
+            self._event("premium.received", paid_at, s, policy, first, premium),
+        ]
+
+    def _premium_received(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        premium, period = self._premium(s, sigma=0.5), 2 + int(self.rng.expovariate(1 / 4))
+        payload = {"premium": f"{premium:.2f}", "premium_type": "RENEWAL", "period_no": period}
+        return [self._event("premium.received", at, s, self._policy(s), payload, premium)]
+
+    def _policy_cooling_off_cancel(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        # Cancel a policy this slice really sold within the 15-day cooling-off period, if any.
+        recent = [sale for sale in self.sold[i] if (at.date() - sale[0].date()).days <= 15]
+        if recent:
+            sale = self.rng.choice(recent)
+            self.sold[i].remove(sale)
+            sold_at, policy, refund = sale
+            days = (at.date() - sold_at.date()).days
+        else:
+            policy, refund, days = self._policy(s), self._premium(s), self.rng.randint(1, 15)
+        payload = {"refund": f"{refund:.2f}", "days_since_effective": days}
+        return [self._event("policy.cooling_off_cancel", at, s, policy, payload, refund)]
+
+    def _policy_surrendered(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        year = min(30, 1 + int(self.rng.expovariate(1 / 4)))
+        value = self._premium(s) * year * self.rng.uniform(0.5, 0.9)
+        payload = {"surrender_amount": f"{value:.2f}", "policy_year": year}
+        return [self._event("policy.surrendered", at, s, self._policy(s), payload, value)]
+
+    def _claim_reported(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        rng, policy, org = self.rng, self._policy(s), s.branch.code
+        claimed = round(rng.lognormvariate(math.log(CLAIM_MEDIAN.get(s.line, 3000)), 1.0), 2)
+        claim_id = f"CL{org}{next(self.seq):07d}"
+        payload = {
+            "claim_id": claim_id,
+            "claimed_amount": f"{claimed:.2f}",
+            "handling_org_code": org,
+        }
+        reported = self._event("claim.reported", at, s, policy, payload, claimed)
+        decision = rng.choices(("PAID", "PARTIAL", "DECLINED"), (85, 10, 5))[0]
+        paid = claimed * {"PAID": 1.0, "PARTIAL": rng.uniform(0.3, 0.9), "DECLINED": 0.0}[decision]
+        closed = {
+            "claim_id": claim_id,
+            "decision": decision,
+            "paid_amount": f"{paid:.2f}",
+            "reported_at": reported[1]["event_time"],
+            "handling_org_code": org,
+        }
+        self._close_later(at, rng.gammavariate(2.0, 2.0), "claim.closed", s, policy, closed, paid)
+        return [reported]
+
+    def _complaint_received(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        rng, policy, org = self.rng, self._policy(s), s.branch.code
+        boost = self.boost.get(("complaint.received", i), 1.0)
+        categories = ("SALES", "CLAIM", "SURRENDER", "SERVICE", "OTHER")
+        # What an incident adds on top of the usual complaints is all about the sale.
+        extra = rng.random() < (boost - 1) / boost
+        category = "SALES" if extra else rng.choices(categories, (25, 25, 15, 25, 10))[0]
+        complaint_id = f"CP{org}{next(self.seq):07d}"
+        source = "REGULATOR" if rng.random() < 0.15 else "OWN"
+        payload = {
+            "complaint_id": complaint_id,
+            "source": source,
+            "category": category,
+            "handling_org_code": org,
+        }
+        received = self._event("complaint.received", at, s, policy, payload)
+        outcomes = ("UPHELD", "PARTLY_UPHELD", "REJECTED", "WITHDRAWN")
+        closed = {
+            "complaint_id": complaint_id,
+            "received_at": received[1]["event_time"],
+            "outcome": rng.choices(outcomes, (35, 25, 30, 10))[0],
+            "handling_org_code": org,
+        }
+        # Mostly within the 15-day limit, with a tail past 30 and 60 days for the timeliness checks.
+        self._close_later(at, rng.gammavariate(1.5, 5.0), "complaint.closed", s, policy, closed)
+        return [received]
+
+    def _close_later(
+        self,
+        at: datetime,
+        days: float,
+        etype: str,
+        s: Slice,
+        policy: Policy,
+        payload: dict[str, Any],
+        amount: float | None = None,
+    ) -> None:
+        """Schedule a closure ``days`` after ``at``, moved into office hours (9:00-18:00)."""
+        due = at + timedelta(days=max(days, 0.05))
+        if not 9 <= due.hour < 18:
+            day = due.date() + timedelta(days=1 if due.hour >= 18 else 0)
+            due = datetime(day.year, day.month, day.day, 9, tzinfo=TZ)
+            due += timedelta(seconds=self.rng.randrange(9 * 3600))
+        heapq.heappush(
+            self.closures,
+            (due, next(self.seq), self._event(etype, due, s, policy, payload, amount)[1]),
+        )
+
+    def _call_completed(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        rng = self.rng
+        rate = self.answer.get(s.branch.code, ANSWER_RATE)
+        answered = rng.random() < rate
+        # An outage shows as long queues as well as lost calls.
+        mean_wait = 12.0 if rate >= ANSWER_RATE else 90.0
+        wait = rng.expovariate(1 / mean_wait) if answered else rng.uniform(20, 240)
+        queue = rng.choices(("CS-GENERAL", "CS-CLAIM", "CS-POLICY"), (6, 2, 2))[0]
+        payload = {
+            "queue": queue,
+            "answered": answered,
+            "abandoned": not answered,
+            "wait_seconds": round(min(wait, 3600.0), 1),
+        }
+        return [self._event("call.completed", at, s, self._policy(s), payload)]
+
+    def _survey_response(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        rng = self.rng
+        touchpoint = rng.choice(("NEW_POLICY", "CLAIM", "HOTLINE", "RENEWAL"))
+        payload: dict[str, Any] = {"touchpoint": touchpoint}
+        kind = rng.random()  # 60% CSAT only, 25% both, 15% NPS only
+        if kind < 0.85:
+            payload["csat_1_5"] = rng.choices(range(1, 6), (3, 5, 12, 35, 45))[0]
+        if kind >= 0.6:
+            payload["nps_0_10"] = rng.choices(range(11), (2, 1, 1, 2, 2, 5, 6, 12, 20, 24, 25))[0]
+        return [self._event("survey.response", at, s, self._policy(s), payload)]
+
+    def _inspection_sample(self, i: int, s: Slice, at: datetime) -> list[Timed]:
+        rng = self.rng
+        compliant = rng.random() < 0.97
+        codes = ("DOC_MISSING", "DUAL_RECORDING", "SIGNATURE", "SUITABILITY", "DISCLOSURE")
+        found = [] if compliant else rng.sample(codes, rng.choice((1, 1, 2)))
+        findings = [
+            {"code": c, "severity": rng.choices(("LOW", "MEDIUM", "HIGH"), (5, 3, 1))[0]}
+            for c in found
+        ]
+        object_type = rng.choice(("POLICY", "CLAIM", "SALES_RECORDING", "SURRENDER"))
+        payload = {"object_type": object_type, "compliant": compliant, "findings": findings}
+        return [self._event("inspection.sample", at, s, self._policy(s), payload)]
+
+
+# ---- delivery -----------------------------------------------------------------------------------
+
+
+class SendError(RuntimeError):
+    """The receiver refused the events or stayed unavailable; the message says which and why."""
+
+
+class _Pacer:
+    """Wall-clock delay until simulated hour ``n`` is due, at ``speed`` simulated s per wall s."""
+
+    def __init__(self, speed: float) -> None:
+        if not speed >= 0:
+            raise ValueError(f"speed={speed!r}; expected simulated seconds per second >= 0")
+        self.step = 0.0 if speed in (0, math.inf) else 3600 / speed
+        self.t0 = time.monotonic()
+
+    def delay(self, hour: int) -> float:
+        return max(0.0, self.t0 + hour * self.step - time.monotonic())
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(30.0, max(0.0, float(value))) if value is not None else 1.0
+    except ValueError:  # an HTTP date: not worth parsing for a simulator
+        return 1.0
+
+
+async def send_http(
+    base_url: str,
+    batches: Iterable[list[Event]],
+    *,
+    speed: float,
+    batch_size: int,
+    client: httpx.AsyncClient | None = None,
+    max_retries: int = 5,
+) -> int:
+    """POST each hour to ``{base_url}/v1/events`` as JSON arrays of ``batch_size``; count sent."""
+    url, pacer, sent = base_url.rstrip("/") + "/v1/events", _Pacer(speed), 0
+    http = client or httpx.AsyncClient(timeout=30.0)
+    try:
+        for hour, events in enumerate(batches):
+            await asyncio.sleep(pacer.delay(hour))
+            for lo in range(0, len(events), batch_size):
+                chunk = events[lo : lo + batch_size]
+                body, headers = orjson.dumps(chunk), {"content-type": "application/json"}
+                for attempt in range(max_retries + 1):
+                    response = await http.post(url, content=body, headers=headers)
+                    if response.status_code != 503 or attempt == max_retries:
+                        break
+                    await asyncio.sleep(_retry_after(response.headers.get("retry-after")))
+                if response.status_code != 202:
+                    raise SendError(
+                        f"POST {url} answered {response.status_code} (expected 202) after "
+                        f"{attempt + 1} attempt(s): {response.text[:2000]}"
+                    )
+                sent += len(chunk)
+    finally:
+        if client is None:
+            await http.aclose()
+    return sent
+
+
+def _records(events: list[Event]) -> Iterator[tuple[str, list[Event]]]:
+    by_org: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        by_org[event["org_code"]].append(event)
+    for org, group in by_org.items():
+        for lo in range(0, len(group), RECORD_EVENTS):
+            yield org, group[lo : lo + RECORD_EVENTS]
+
+
+def send_kafka(bootstrap: str, topic: str, batches: Iterable[list[Event]], *, speed: float) -> int:
+    """Produce each hour to ``topic`` as JSON arrays of one org, keyed by org_code; count sent."""
+    with warnings.catch_warnings():
+        # kafka-python 3 reads its protocol schemas through a deprecated importlib call.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+    pacer, sent = _Pacer(speed), 0
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap.split(","), linger_ms=20, enable_idempotence=False
+        )
+    except KafkaError as exc:
+        raise SendError(f"cannot reach Kafka at {bootstrap!r}: {exc!r}") from exc
+    try:
+        for hour, events in enumerate(batches):
+            time.sleep(pacer.delay(hour))
+            futures = [
+                (org, producer.send(topic, key=org.encode(), value=orjson.dumps(chunk)))
+                for org, chunk in _records(events)
+            ]
+            # Flushing every hour bounds memory and stops the run at the first refused record.
+            producer.flush()
+            for org, future in futures:
+                if future.failed():
+                    raise SendError(
+                        f"Kafka refused a record of org {org} on {topic!r}: {future.exception!r}"
+                    )
+            sent += len(events)
+    finally:
+        producer.close()
+    return sent
+
+
+# ---- command line -------------------------------------------------------------------------------
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d, add = SimConfig(), parser.add_argument
+    add("--seed", type=int, default=d.seed, help="the same seed gives the same events")
+    add("--branches", type=int, default=d.branches, help="number of selling branches")
+    add("--product-lines", type=int, default=d.product_lines, help="use the first N product lines")
+    add("--channels", type=int, default=d.channels, help="use the first N channels")
+    add("--days", type=int, default=d.days, help="number of simulated days")
+    add("--start", type=_day, help="first simulated day, YYYY-MM-DD (default: today - days)")
+    add(
+        "--scenario",
+        dest="scenarios",
+        action="append",
+        default=[],
+        choices=list(SCENARIOS),
+        help="an incident to play near the end of the period; repeatable",
+    )
+    add(
+        "--speed",
+        type=float,
+        default=86400 / 3,
+        help="simulated seconds per second (default: a day every 3 s; 0: no pacing)",
+    )
+    add("--batch-size", type=int, default=500, help="events per HTTP request")
+    add("--to", choices=("http", "kafka"), default="http", help="send over HTTP or into Kafka")
+    add("--url", help="API base URL (default: http://QUALMON_HTTP_HOST:QUALMON_HTTP_PORT)")
+    add("--volume", type=float, default=d.volume, help="multiply every rate by this factor")
+
+
+def _report_days(hours: Iterable[list[Event]], first: date, out: TextIO) -> Iterator[list[Event]]:
+    # Senders ask for the next hour only once this one is sent: counting after the yield
+    # counts events that went out.
+    count = 0
+    for n, events in enumerate(hours, start=1):
+        yield events
+        count += len(events)
+        if n % 24 == 0:
+            day = first + timedelta(days=n // 24 - 1)
+            print(f"{day}  {count:>7,} events sent", file=out, flush=True)
+            count = 0
+
+
+def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
+    """Generate, send, print one line per simulated day and the total."""
+    try:
+        cfg = SimConfig(
+            seed=args.seed,
+            branches=args.branches,
+            product_lines=args.product_lines,
+            channels=args.channels,
+            days=args.days,
+            start=args.start,
+            scenarios=tuple(args.scenarios),
+            volume=args.volume,
+        )
+    except ValueError as exc:
+        print(f"qualmon simulate: {exc}", file=sys.stderr)
+        return 2
+    cfg = dataclasses.replace(cfg, start=cfg.first_day())
+    batches = _report_days(generate(cfg), cfg.first_day(), out)
+    if args.to == "kafka":
+        if not settings.kafka_bootstrap:
+            print(
+                "qualmon simulate --to kafka needs QUALMON_KAFKA_BOOTSTRAP=host:port of the "
+                "broker; or send with --to http to a running `qualmon run`",
+                file=sys.stderr,
+            )
+            return 2
+        sent = send_kafka(
+            settings.kafka_bootstrap, settings.events_topic, batches, speed=args.speed
+        )
+    else:
+        url = args.url or f"http://{settings.http_host}:{settings.http_port}"
+        sent = asyncio.run(send_http(url, batches, speed=args.speed, batch_size=args.batch_size))
+    print(f"total  {sent:,} events sent", file=out)
+    return 0

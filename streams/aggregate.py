@@ -1,0 +1,101 @@
+"""Per-event aggregation: de-duplicate, place in an event-time bucket, add to every slice.
+
+Plain dicts and float vectors on purpose: this runs once per event, and a Faust table write per
+event would cost a changelog record each (see ``docs/design.md``). Durability comes from the
+worker's checkpoints instead (:mod:`streams.checkpoint`).
+
+>>> from streams.schema import parse_event
+>>> from streams.slices import Slicer
+>>> agg = Aggregator(86400, 3600, 86400, Slicer((), 100))
+>>> def call(i, when):
+...     return parse_event({"event_id": f"c{i}", "event_type": "call.completed",
+...         "event_time": when, "org_code": "01", "product_line": "life", "channel": "TELE",
+...         "payload": {"queue": "q", "answered": True, "wait_seconds": 3}})
+>>> agg.add(call(1, "2026-03-02T10:00:00+08:00")), agg.add(call(1, "2026-03-02T10:00:00+08:00"))
+('accepted', 'duplicate')
+>>> agg.add(call(2, "2026-03-03T02:00:00+08:00"))   # next day, past the lateness
+'accepted'
+>>> [b.start for b in agg.close_due()]
+[1772380800]
+>>> agg.add(call(3, "2026-03-02T23:00:00+08:00"))   # belongs to the closed day
+'late'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.indicators import contributions, new_accumulator
+from streams.schema import EventBase
+from streams.slices import SliceKey, Slicer
+from streams.windows import EventClock, bucket_start
+
+
+@dataclass
+class ClosedBucket:
+    start: int
+    slices: dict[SliceKey, list[float]]
+
+
+@dataclass
+class Aggregator:
+    bucket_seconds: int
+    allowed_lateness_seconds: int
+    dedup_retention_seconds: int
+    slicer: Slicer
+    clock: EventClock = field(init=False)
+    #: event_id -> start of its bucket; kept until retention passes so re-sends stay duplicates.
+    seen: dict[str, int] = field(default_factory=dict)
+    #: ids added since the last checkpoint, persisted incrementally.
+    new_ids: list[tuple[str, int]] = field(default_factory=list)
+    buckets: dict[int, dict[SliceKey, list[float]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.clock = EventClock(self.bucket_seconds, self.allowed_lateness_seconds)
+
+    def add(self, event: EventBase) -> str:
+        """Count one event; returns 'accepted', 'duplicate' or 'late'."""
+        event_id = event.event_id
+        if event_id in self.seen:
+            return "duplicate"
+        epoch = event.event_time.timestamp()
+        start = bucket_start(epoch, self.bucket_seconds)
+        self.seen[event_id] = start
+        self.new_ids.append((event_id, start))
+        if self.clock.status(start) == "closed":
+            return "late"
+        self.clock.observe(epoch)
+        bucket = self.buckets.get(start)
+        if bucket is None:
+            bucket = self.buckets[start] = {}
+        adds = contributions(event)
+        if not adds:
+            return "accepted"
+        path = event.org_path or event.org_code
+        for key in self.slicer.slices(path, event.product_line, event.channel):
+            acc = bucket.get(key)
+            if acc is None:
+                acc = bucket[key] = new_accumulator()
+            for i, amount in adds:
+                acc[i] += amount
+        return "accepted"
+
+    def close_due(self) -> list[ClosedBucket]:
+        """Buckets the watermark has passed, oldest first; they are removed from memory."""
+        closed = [ClosedBucket(s, self.buckets.pop(s, {})) for s in self.clock.due()]
+        if closed:
+            self._forget_old_ids()
+        return closed
+
+    def _forget_old_ids(self) -> None:
+        horizon = self.clock.closed_through - self.dedup_retention_seconds
+        if horizon == float("-inf"):
+            return
+        stale = [k for k, start in self.seen.items() if start < horizon]
+        for k in stale:
+            del self.seen[k]
+
+    @property
+    def dedup_horizon(self) -> float:
+        """Ids of buckets starting before this are no longer remembered."""
+        return self.clock.closed_through - self.dedup_retention_seconds

@@ -1,0 +1,84 @@
+"""From Kafka record bytes to validated events, and to dead letters for what is not one.
+
+A record holds one event (a JSON object) or several (a JSON array) — the API packs a request's
+events per org into arrays because the worker pays its framework cost per record, not per event.
+Each invalid item becomes its own dead letter naming the record, the item index and the reason;
+the valid items of the same record still count.
+
+>>> events, dead = decode_record(b'[{"event_id": 1}]', "qualmon.events", 0, 42)
+>>> events, dead[0]["reason"], dead[0]["index"], dead[0]["errors"][0]["field"]
+([], 'invalid_event', 0, 'event_type')
+>>> decode_record(b'not json', "qualmon.events", 0, 43)[1][0]["reason"]
+'not_json'
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from streams.schema import EVENT_ADAPTER, EventBase
+
+
+def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors as {field, value, expected}: what the API answers and the DLQ records."""
+    out = []
+    for err in exc.errors(include_url=False):
+        location = [str(p) for p in err["loc"]]
+        # The discriminated union puts the event type into the path; users think in fields.
+        if len(location) > 1 and "." in location[0]:
+            location = location[1:]
+        value = err.get("input")
+        if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            location = ["event_type"]
+            value = value.get("event_type") if isinstance(value, dict) else None
+        out.append(
+            {
+                "field": ".".join(location) or "(event)",
+                "value": value if isinstance(value, str | int | float | bool | None) else None,
+                "expected": err["msg"],
+            }
+        )
+    return out
+
+
+def decode_record(
+    value: bytes | None, topic: str, partition: int, offset: int
+) -> tuple[list[EventBase], list[dict[str, Any]]]:
+    """Valid events of one record, and a dead letter for each part that is not a valid event."""
+    source = {"topic": topic, "partition": partition, "offset": offset}
+    try:
+        data = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        return [], [_dead(source, "not_json", None, str(exc), value)]
+    items = data if isinstance(data, list) else [data]
+    events: list[EventBase] = []
+    dead: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            dead.append(_dead(source, "not_an_event", index, "expected a JSON object", item))
+            continue
+        try:
+            events.append(EVENT_ADAPTER.validate_python(item))
+        except ValidationError as exc:
+            letter = _dead(source, "invalid_event", index, "event failed validation", item)
+            letter["errors"] = describe_errors(exc)
+            dead.append(letter)
+    return events, dead
+
+
+def _dead(
+    source: dict[str, Any], reason: str, index: int | None, detail: str, original: Any
+) -> dict[str, Any]:
+    if isinstance(original, bytes):
+        original = {"base64": base64.b64encode(original[:65536]).decode()}
+    return {
+        "reason": reason,
+        "detail": detail,
+        "source": source,
+        "index": index,
+        "original": original,
+    }

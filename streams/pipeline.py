@@ -1,0 +1,157 @@
+"""The worker's core, free of Faust: records in; events counted; buckets scored; checkpoints out.
+
+Durability without Faust tables (whose changelog recovery the embedded broker breaks, see
+``docs/design.md``): the worker acknowledges a record only after a checkpoint covering it is in
+the history store. A checkpoint writes, in one transaction, the open buckets and detector state,
+the event ids seen since the last one, and the readings and anomalies of buckets closed since.
+After a crash, Kafka redelivers everything not yet acknowledged; ids already in the checkpoint are
+recognised as duplicates, the rest are counted for the first time — so every event counts once.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from monitor.metrics import Metrics
+from monitor.store import Store
+from streams.aggregate import Aggregator
+from streams.decode import decode_record
+from streams.schema import EVENT_TYPES
+from streams.scoring import Anomaly, SeriesBank
+from streams.slices import Slicer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Flush:
+    """What one checkpoint covers; taken in one synchronous step so it is self-consistent."""
+
+    state: bytes
+    new_ids: list[tuple[str, int]]
+    forget_before: float
+    readings: list[tuple[Any, ...]]
+    anomalies: list[Anomaly]
+    late: list[tuple[str, int, bytes]]
+    acks: list[Any]
+
+
+@dataclass
+class Pipeline:
+    aggregator: Aggregator
+    bank: SeriesBank
+    metrics: Metrics
+    store: Store
+    checkpoint_name: str
+    readings: list[tuple[Any, ...]] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    late: list[tuple[str, int, bytes]] = field(default_factory=list)
+    acks: list[Any] = field(default_factory=list)
+    _bank_blob: bytes | None = None
+
+    @classmethod
+    def create(cls, settings: Any, metrics: Metrics, store: Store) -> Pipeline:
+        """A pipeline resumed from the store's last checkpoint, or a fresh one."""
+        blob, seen = store.load_checkpoint(settings.app_id)
+        if blob is not None:
+            aggregator, bank_blob = pickle.loads(blob)
+            bank = pickle.loads(bank_blob)
+            log.info("resumed from checkpoint: %d open buckets, %d series, %d remembered ids",
+                     len(aggregator.buckets), len(bank.series), len(seen))  # fmt: skip
+        else:
+            slicer = Slicer(settings.slice_combinations, settings.max_orgs)
+            aggregator = Aggregator(
+                settings.bucket_seconds,
+                settings.allowed_lateness_seconds,
+                settings.dedup_retention_seconds,
+                slicer,
+            )
+            bank = SeriesBank(settings.bucket_seconds)
+        aggregator.seen = seen
+        aggregator.new_ids = []
+        pipeline = cls(aggregator, bank, metrics, store, settings.app_id)
+        metrics.series.set(len(bank.series))
+        if aggregator.clock.watermark > float("-inf"):
+            metrics.watermark.set(aggregator.clock.watermark)
+        return pipeline
+
+    def handle(self, value: bytes | None, topic: str, partition: int, offset: int) -> list[dict]:
+        """Count one record's events; returns dead letters for what was not a valid event."""
+        events, dead = decode_record(value, topic, partition, offset)
+        counter = self.metrics.events
+        for event in events:
+            outcome = self.aggregator.add(event)
+            counter.labels(event.event_type, outcome).inc()  # type: ignore[attr-defined]
+            if outcome == "late":
+                body = orjson.dumps(event.model_dump(mode="json"))
+                self.late.append((event.event_id, self.aggregator.seen[event.event_id], body))
+        for letter in dead:
+            self.metrics.dlq.labels(letter["reason"]).inc()
+            counter.labels(_type_of(letter), "invalid").inc()
+            log.warning(
+                "dead letter %s at %s/%s@%s item %s",
+                letter["reason"], topic, partition, offset, letter["index"],
+            )  # fmt: skip
+        if events:
+            self.metrics.watermark.set(self.aggregator.clock.watermark)
+            self._close_due()
+        return dead
+
+    def _close_due(self) -> None:
+        for bucket in self.aggregator.close_due():
+            started = time.perf_counter()
+            readings, anomalies = self.bank.score(bucket)
+            for r in readings:
+                self.metrics.reading(r.indicator, r.slice, r.value, r.n, r.score)
+                self.readings.append(
+                    (r.indicator, *r.slice, r.bucket_start, r.value, r.k, r.n,
+                     r.score, r.expected, r.lower, r.upper)
+                )  # fmt: skip
+            for a in anomalies:
+                self.metrics.anomalies.labels(a.indicator, a.severity).inc()
+            self.anomalies.extend(anomalies)
+            self._bank_blob = None
+            self.metrics.buckets_closed.inc()
+            self.metrics.series.set(len(self.bank.series))
+            self.metrics.bucket_close.observe(time.perf_counter() - started)
+
+    def take_flush(self) -> Flush:
+        """Everything the next checkpoint must cover; resets the pending lists."""
+        agg = self.aggregator
+        seen, new_ids = agg.seen, agg.new_ids
+        # The remembered ids are stored incrementally, not inside the state blob.
+        agg.seen, agg.new_ids = {}, []
+        try:
+            if self._bank_blob is None:
+                self._bank_blob = pickle.dumps(self.bank, protocol=pickle.HIGHEST_PROTOCOL)
+            state = pickle.dumps((agg, self._bank_blob), protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            agg.seen, agg.new_ids = seen, []
+        flush = Flush(
+            state, new_ids, agg.dedup_horizon, self.readings, self.anomalies, self.late, self.acks
+        )
+        self.readings, self.anomalies, self.late, self.acks = [], [], [], []
+        return flush
+
+    def save(self, flush: Flush) -> None:
+        self.store.save_checkpoint(
+            self.checkpoint_name,
+            flush.state,
+            new_ids=flush.new_ids,
+            forget_before=flush.forget_before,
+            readings=flush.readings,
+            anomalies=[a.as_dict() for a in flush.anomalies],
+            late=flush.late,
+        )
+
+
+def _type_of(letter: dict[str, Any]) -> str:
+    original = letter.get("original")
+    kind = original.get("event_type") if isinstance(original, dict) else None
+    return kind if kind in EVENT_TYPES else "unknown"
