@@ -65,9 +65,7 @@ class EventProducer:
                     max_request_size=max(1_048_576, self.settings.max_body_bytes * 2),
                 )
                 try:
-                    await asyncio.wait_for(
-                        producer.start(), self.settings.request_timeout_seconds
-                    )
+                    await asyncio.wait_for(producer.start(), self.settings.request_timeout_seconds)
                 except (KafkaError, OSError, TimeoutError) as exc:
                     await _quiet_stop(producer)
                     raise BrokerUnavailable(f"Kafka at {self.bootstrap} is unreachable") from exc

@@ -82,7 +82,7 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
 
         @app.task
         async def serve_api() -> None:
-            print(f"qualmon: API on http://{settings.http_host}:{settings.http_port}", flush=True)
+            log.info("API on http://%s:%s", settings.http_host, settings.http_port)
             await server.serve()
 
         @app.on_before_shutdown.connect

@@ -43,12 +43,10 @@ import httpx
 import orjson
 
 from monitor import scenarios as sc
+from monitor.errors import QualmonError
 from monitor.scenarios import SCENARIOS, Slice, poisson
 from monitor.settings import Settings
 from streams.schema import CHANNELS, PRODUCT_LINES
-
-__all__ = ["SCENARIOS", "SendError", "SimConfig", "generate", "poisson", "send_http", "send_kafka"]
-__all__ += ["add_arguments", "run"]
 
 TZ = ZoneInfo("Asia/Shanghai")
 Event = dict[str, Any]
@@ -59,8 +57,10 @@ PREMIUM = {
     "health": (2500, 100),
     "accident": (300, 1000),
     "annuity": (40000, 1),
+    "universal": (25000, 1.5),
+    "motor": (4000, 50),
+    "property": (1500, 300),
 }
-PREMIUM |= {"universal": (25000, 1.5), "motor": (4000, 50), "property": (1500, 300)}
 CLAIM_MEDIAN = {"life": 80000, "annuity": 20000, "universal": 50000, "accident": 4000}
 ANSWER_RATE = 0.95
 RECORD_EVENTS = 200  # events of one org per Kafka record, as the API packs them
@@ -118,7 +118,9 @@ class _Simulator:
         }
         self.seq = itertools.count(1)
         self.closures: list[tuple[datetime, int, Event]] = []  # a heap, by due time
-        self.sold: dict[int, deque[tuple[datetime, Policy, float]]] = defaultdict(deque)
+        self.sold: dict[int, deque[tuple[datetime, Policy, float]]] = defaultdict(
+            lambda: deque(maxlen=50)  # enough to cover a slice's 15-day cooling-off period
+        )
         self.boost: dict[tuple[str, int], float] = {}
         self.answer: dict[str, float] = {}
 
@@ -134,7 +136,7 @@ class _Simulator:
                 for etype, rate in sc.DAILY_RATE.items():
                     lam = rate * self.cfg.volume * cum[etype][-1] * factor[etype]
                     k = poisson(rng, lam * sc.HOUR_SHARE[hour])
-                    build = getattr(self, "_" + etype.replace(".", "_"))
+                    build = getattr(self, "_" + etype.replace(".", "_"))  # e.g. _claim_reported
                     for i in rng.choices(slots, cum_weights=cum[etype], k=k):
                         timed += build(
                             i, self.world[i], start + timedelta(seconds=rng.randrange(3600))
@@ -229,8 +231,6 @@ class _Simulator:
         single = rng.random() < single_share + (0.25 if s.channel == "BANCA" else 0.0)
         premium = self._premium(s) * (3 if single else 1)
         self.sold[i].append((at, policy, premium))
-        if len(self.sold[i]) > 50:
-            self.sold[i].popleft()
         sum_assured = premium * PREMIUM.get(s.line, (2000, 50))[1]
         issued = {
             "premium": f"{premium:.2f}",
@@ -287,7 +287,8 @@ class _Simulator:
             "reported_at": reported[1]["event_time"],
             "handling_org_code": org,
         }
-        self._close_later(at, rng.gammavariate(2.0, 2.0), "claim.closed", s, policy, closed, paid)
+        closure = self._event("claim.closed", at, s, policy, closed, paid)
+        self._close_later(at, rng.gammavariate(2.0, 2.0), closure)
         return [reported]
 
     def _complaint_received(self, i: int, s: Slice, at: datetime) -> list[Timed]:
@@ -313,30 +314,23 @@ class _Simulator:
             "outcome": rng.choices(outcomes, (35, 25, 30, 10))[0],
             "handling_org_code": org,
         }
-        # Mostly within the 15-day limit, with a tail past 30 and 60 days for the timeliness checks.
-        self._close_later(at, rng.gammavariate(1.5, 5.0), "complaint.closed", s, policy, closed)
+        # Many are settled on the spot; the rest mostly within the 15-day limit, with a tail past
+        # 30 days for the timeliness checks.
+        days = rng.uniform(0.1, 1.0) if rng.random() < 0.3 else rng.gammavariate(1.5, 5.0)
+        self._close_later(at, days, self._event("complaint.closed", at, s, policy, closed))
         return [received]
 
-    def _close_later(
-        self,
-        at: datetime,
-        days: float,
-        etype: str,
-        s: Slice,
-        policy: Policy,
-        payload: dict[str, Any],
-        amount: float | None = None,
-    ) -> None:
-        """Schedule a closure ``days`` after ``at``, moved into office hours (9:00-18:00)."""
-        due = at + timedelta(days=max(days, 0.05))
+    def _close_later(self, opened: datetime, days: float, closure: Timed) -> None:
+        """Hold ``closure`` back until ``days`` after ``opened``, moved into office hours."""
+        due = opened + timedelta(days=max(days, 0.05))
         if not 9 <= due.hour < 18:
             day = due.date() + timedelta(days=1 if due.hour >= 18 else 0)
             due = datetime(day.year, day.month, day.day, 9, tzinfo=TZ)
             due += timedelta(seconds=self.rng.randrange(9 * 3600))
-        heapq.heappush(
-            self.closures,
-            (due, next(self.seq), self._event(etype, due, s, policy, payload, amount)[1]),
-        )
+        if due.weekday() >= 5:  # back-offices close on weekends: Monday
+            due += timedelta(days=7 - due.weekday())
+        closure[1]["event_time"] = due.isoformat(timespec="seconds")
+        heapq.heappush(self.closures, (due, next(self.seq), closure[1]))
 
     def _call_completed(self, i: int, s: Slice, at: datetime) -> list[Timed]:
         rng = self.rng
@@ -382,7 +376,7 @@ class _Simulator:
 # ---- delivery -----------------------------------------------------------------------------------
 
 
-class SendError(RuntimeError):
+class SendError(QualmonError):
     """The receiver refused the events or stayed unavailable; the message says which and why."""
 
 
@@ -416,6 +410,8 @@ async def send_http(
     max_retries: int = 5,
 ) -> int:
     """POST each hour to ``{base_url}/v1/events`` as JSON arrays of ``batch_size``; count sent."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}; expected at least 1 event per request")
     url, pacer, sent = base_url.rstrip("/") + "/v1/events", _Pacer(speed), 0
     http = client or httpx.AsyncClient(timeout=30.0)
     try:
@@ -425,7 +421,12 @@ async def send_http(
                 chunk = events[lo : lo + batch_size]
                 body, headers = orjson.dumps(chunk), {"content-type": "application/json"}
                 for attempt in range(max_retries + 1):
-                    response = await http.post(url, content=body, headers=headers)
+                    try:
+                        response = await http.post(url, content=body, headers=headers)
+                    except httpx.TransportError as exc:
+                        raise SendError(
+                            f"cannot reach {url}: {exc!r}; is the API running?"
+                        ) from exc
                     if response.status_code != 503 or attempt == max_retries:
                         break
                     await asyncio.sleep(_retry_after(response.headers.get("retry-after")))
@@ -450,6 +451,16 @@ def _records(events: list[Event]) -> Iterator[tuple[str, list[Event]]]:
             yield org, group[lo : lo + RECORD_EVENTS]
 
 
+def _settle(producer: Any, futures: list[tuple[str, Any]], topic: str) -> None:
+    producer.flush()
+    for org, future in futures:
+        if future.failed():
+            raise SendError(
+                f"Kafka refused a record of org {org} on {topic!r}: {future.exception!r}"
+            )
+    futures.clear()
+
+
 def send_kafka(bootstrap: str, topic: str, batches: Iterable[list[Event]], *, speed: float) -> int:
     """Produce each hour to ``topic`` as JSON arrays of one org, keyed by org_code; count sent."""
     with warnings.catch_warnings():
@@ -457,7 +468,7 @@ def send_kafka(bootstrap: str, topic: str, batches: Iterable[list[Event]], *, sp
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
-    pacer, sent = _Pacer(speed), 0
+    pacer, sent, futures = _Pacer(speed), 0, []
     try:
         producer = KafkaProducer(
             bootstrap_servers=bootstrap.split(","), linger_ms=20, enable_idempotence=False
@@ -467,18 +478,14 @@ def send_kafka(bootstrap: str, topic: str, batches: Iterable[list[Event]], *, sp
     try:
         for hour, events in enumerate(batches):
             time.sleep(pacer.delay(hour))
-            futures = [
+            futures += [
                 (org, producer.send(topic, key=org.encode(), value=orjson.dumps(chunk)))
                 for org, chunk in _records(events)
             ]
-            # Flushing every hour bounds memory and stops the run at the first refused record.
-            producer.flush()
-            for org, future in futures:
-                if future.failed():
-                    raise SendError(
-                        f"Kafka refused a record of org {org} on {topic!r}: {future.exception!r}"
-                    )
             sent += len(events)
+            if hour % 24 == 23:  # a day at a time bounds memory and stops at the first refusal
+                _settle(producer, futures, topic)
+        _settle(producer, futures, topic)
     finally:
         producer.close()
     return sent
@@ -538,34 +545,37 @@ def _report_days(hours: Iterable[list[Event]], first: date, out: TextIO) -> Iter
 def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
     """Generate, send, print one line per simulated day and the total."""
     try:
-        cfg = SimConfig(
-            seed=args.seed,
-            branches=args.branches,
-            product_lines=args.product_lines,
-            channels=args.channels,
-            days=args.days,
-            start=args.start,
-            scenarios=tuple(args.scenarios),
-            volume=args.volume,
-        )
+        # The flags are named after SimConfig's fields.
+        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(SimConfig)}
+        cfg = SimConfig(**(fields | {"scenarios": tuple(args.scenarios)}))
+        if not (args.speed >= 0 and args.batch_size >= 1):
+            raise ValueError(
+                f"--speed {args.speed} --batch-size {args.batch_size}; expected a speed >= 0 "
+                "(0: no pacing) and a batch size >= 1"
+            )
     except ValueError as exc:
         print(f"qualmon simulate: {exc}", file=sys.stderr)
         return 2
+    if args.to == "kafka" and not settings.kafka_bootstrap:
+        print(
+            "qualmon simulate --to kafka needs QUALMON_KAFKA_BOOTSTRAP=host:port of the "
+            "broker; or send with --to http to a running `qualmon run`",
+            file=sys.stderr,
+        )
+        return 2
     cfg = dataclasses.replace(cfg, start=cfg.first_day())
     batches = _report_days(generate(cfg), cfg.first_day(), out)
-    if args.to == "kafka":
-        if not settings.kafka_bootstrap:
-            print(
-                "qualmon simulate --to kafka needs QUALMON_KAFKA_BOOTSTRAP=host:port of the "
-                "broker; or send with --to http to a running `qualmon run`",
-                file=sys.stderr,
-            )
-            return 2
-        sent = send_kafka(
-            settings.kafka_bootstrap, settings.events_topic, batches, speed=args.speed
-        )
-    else:
-        url = args.url or f"http://{settings.http_host}:{settings.http_port}"
-        sent = asyncio.run(send_http(url, batches, speed=args.speed, batch_size=args.batch_size))
+    try:
+        if args.to == "kafka":
+            assert settings.kafka_bootstrap is not None
+            topic = settings.events_topic
+            sent = send_kafka(settings.kafka_bootstrap, topic, batches, speed=args.speed)
+        else:
+            url = args.url or f"http://{settings.http_host}:{settings.http_port}"
+            send = send_http(url, batches, speed=args.speed, batch_size=args.batch_size)
+            sent = asyncio.run(send)
+    except SendError as exc:
+        print(f"qualmon simulate: {exc}", file=sys.stderr)
+        return 1
     print(f"total  {sent:,} events sent", file=out)
     return 0
