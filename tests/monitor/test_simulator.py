@@ -60,9 +60,17 @@ def test_same_seed_same_events_other_seed_other_events() -> None:
     assert first != list(generate(dataclasses.replace(cfg, seed=6)))
 
 
+def test_an_incident_leaves_the_days_before_it_alone() -> None:
+    cfg = SimConfig(seed=5, branches=4, days=10, start=date(2026, 3, 2))
+    calm, wave = hours(cfg), hours(dataclasses.replace(cfg, scenarios=("mis-selling",)))
+    assert calm[: 2 * 24] == wave[: 2 * 24]  # the wave starts on day 10 - 8 = 2
+    assert calm != wave
+
+
 def test_every_event_is_valid_unique_and_in_order() -> None:
     cfg = SimConfig(seed=3, days=3, start=date(2026, 3, 10))
-    ids, types = set(), Counter()
+    ids: set[str] = set()
+    types: Counter[str] = Counter()
     for batch in hours(cfg):
         times = [datetime.fromisoformat(e["event_time"]) for e in batch]
         assert times == sorted(times)
@@ -145,10 +153,12 @@ def test_unknown_scenario_is_named() -> None:
         generate(SimConfig(scenarios=("x",)))
 
 
-@pytest.mark.parametrize("field,value", [("branches", 0), ("days", 0), ("volume", 0.0)])
-def test_bad_config_is_named(field: str, value: float) -> None:
-    with pytest.raises(ValueError, match=f"SimConfig {field}="):
-        dataclasses.replace(SimConfig(), **{field: value})
+@pytest.mark.parametrize(
+    "bad", [{"branches": 0}, {"days": 0}, {"volume": 0.0}, {"channels": 7}], ids=str
+)
+def test_bad_config_is_named(bad: dict) -> None:
+    with pytest.raises(ValueError, match=f"SimConfig {next(iter(bad))}="):
+        SimConfig(**bad)
 
 
 # ---- delivery over HTTP, against a real server on loopback -----------------------------------
