@@ -53,8 +53,9 @@ class Aggregator:
     def __post_init__(self) -> None:
         self.clock = EventClock(self.bucket_seconds, self.allowed_lateness_seconds)
 
-    def add(self, event: EventBase) -> str:
-        """Count one event; returns 'accepted', 'duplicate' or 'late'."""
+    def add(self, event: EventBase, partition: int = 0, now: float = 0.0) -> str:
+        """Count one event read from ``partition`` at wall time ``now``; returns 'accepted',
+        'duplicate' or 'late'."""
         event_id = event.event_id
         if event_id in self.seen:
             return "duplicate"
@@ -64,7 +65,7 @@ class Aggregator:
         self.new_ids.append((event_id, start))
         if self.clock.status(start) == "closed":
             return "late"
-        self.clock.observe(epoch)
+        self.clock.observe(epoch, partition, now)
         bucket = self.buckets.get(start)
         if bucket is None:
             bucket = self.buckets[start] = {}
@@ -80,9 +81,9 @@ class Aggregator:
                 acc[i] += amount
         return "accepted"
 
-    def close_due(self) -> list[ClosedBucket]:
+    def close_due(self, now: float = 0.0) -> list[ClosedBucket]:
         """Buckets the watermark has passed, oldest first; they are removed from memory."""
-        closed = [ClosedBucket(s, self.buckets.pop(s, {})) for s in self.clock.due()]
+        closed = [ClosedBucket(s, self.buckets.pop(s, {})) for s in self.clock.due(now)]
         if closed:
             self._forget_old_ids()
         return closed

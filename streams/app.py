@@ -84,7 +84,20 @@ def build_app(
         due = loop.time() + settings.checkpoint_seconds
         async for event in stream.noack().events():
             message = event.message
-            dead = pipeline.handle(message.value, message.topic, message.partition, message.offset)
+            try:
+                dead = pipeline.handle(
+                    message.value, message.topic, message.partition, message.offset
+                )
+            except Exception as exc:
+                # Bad input never gets here (it becomes a dead letter); this is a bug or a
+                # broken store. Stop the worker: Kafka redelivers the unacknowledged records to
+                # the restarted worker, whereas carrying on would skip them until then.
+                log.critical(
+                    "stopping: record %s/%s@%s could not be processed: %r",
+                    message.topic, message.partition, message.offset, exc,
+                )  # fmt: skip
+                await app.crash(exc)
+                raise
             for letter in dead:
                 pending_sends.append(await dlq.send(key=message.key, value=orjson.dumps(letter)))
             pipeline.acks.append(event)

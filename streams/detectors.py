@@ -93,37 +93,84 @@ class Expectation:
 
 
 class _Seasonal:
-    """A level with a multiplicative factor per season, learnt by exponential weighting.
+    """A level plus a per-season adjustment, learnt by exponential weighting.
 
-    Plain floats, not River objects: a series keeps at most a few hundred of them (see the bench
-    for bytes per series)."""
+    ``multiplicative`` suits counts (a weekend has 40 % of a weekday's policies); additive suits
+    values already on a log scale. Plain floats, not River objects: a series keeps at most a few
+    hundred of them (the bench reports bytes per series)."""
 
-    __slots__ = ("alpha", "factors", "level", "seen")
+    __slots__ = ("adjust", "alpha", "level", "multiplicative", "seen")
 
-    def __init__(self, alpha: float) -> None:
+    def __init__(self, alpha: float, multiplicative: bool) -> None:
         self.alpha = alpha
+        self.multiplicative = multiplicative
         self.level: float | None = None
-        self.factors: dict[int, float] = {}
+        self.adjust: dict[int, float] = {}
         self.seen = 0
 
     def expect(self, season: int) -> float:
-        return (self.level or 0.0) * self.factors.get(season, 1.0)
+        level = self.level or 0.0
+        if self.multiplicative:
+            return level * self.adjust.get(season, 1.0)
+        return level + self.adjust.get(season, 0.0)
 
     def learn(self, value: float, season: int) -> None:
         a = self.alpha
-        factor = self.factors.get(season, 1.0)
-        if self.level is None:
-            self.level = value / factor
+        # Seasons come round rarely, so their adjustments learn faster than the level.
+        fast = min(1.0, 3 * a)
+        if self.multiplicative:
+            factor = self.adjust.get(season, 1.0)
+            deseasoned = value / factor
+            self.level = deseasoned if self.level is None else self.level + a * (deseasoned - self.level)
+            if self.level > 0:
+                self.adjust[season] = factor + fast * (value / self.level - factor)
         else:
-            self.level += a * (value / factor - self.level)
-        if self.level > 0:
-            # Seasons come round rarely, so their factors learn faster than the level.
-            self.factors[season] = factor + min(1.0, 3 * a) * (value / self.level - factor)
+            offset = self.adjust.get(season, 0.0)
+            deseasoned = value - offset
+            self.level = deseasoned if self.level is None else self.level + a * (deseasoned - self.level)
+            self.adjust[season] = offset + fast * (value - self.level - offset)
         self.seen += 1
 
 
+def poisson_lower_tail(k: float, lam: float) -> float:
+    """P(X ≤ k) for X ~ Poisson(lam).
+
+    >>> round(poisson_lower_tail(0, 2.0), 4)
+    0.1353
+    """
+    return 1.0 - poisson_upper_tail(math.floor(k) + 1, lam)
+
+
+def binomial_tail(k: float, n: float, p: float, direction: str) -> float:
+    """P(X ≤ k) ('low') or P(X ≥ k) ('high') for X ~ Binomial(n, p); normal beyond n = 2000.
+
+    >>> round(binomial_tail(1, 2, 0.99, "low"), 4)    # one of two calls missed: no evidence
+    0.0199
+    >>> binomial_tail(40, 100, 0.95, "low") < 1e-20   # sixty of a hundred missed: an outage
+    True
+    """
+    if direction == "both":
+        return min(1.0, 2 * min(binomial_tail(k, n, p, "low"), binomial_tail(k, n, p, "high")))
+    n_int, k_int = round(n), round(k)
+    if p <= 0.0 or p >= 1.0:
+        impossible = (p <= 0.0 and k_int > 0) if direction == "high" else (p >= 1.0 and k_int < n_int)
+        return 0.0 if impossible else 1.0
+    if n_int > 2000:
+        sd = math.sqrt(n * p * (1 - p))
+        z = (k - n * p + (0.5 if direction == "low" else -0.5)) / sd
+        return normal_upper_tail(-z) if direction == "low" else normal_upper_tail(z)
+    terms = range(0, k_int + 1) if direction == "low" else range(k_int, n_int + 1)
+    log_p, log_q = math.log(p), math.log1p(-p)
+    base = math.lgamma(n_int + 1)
+    logs = [base - math.lgamma(i + 1) - math.lgamma(n_int - i + 1) + i * log_p + (n_int - i) * log_q
+            for i in terms]  # fmt: skip
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+
+
 class CountDetector(base.AnomalyDetector):
-    """Poisson surprise of a count (complaints, cancellations) against its seasonal baseline.
+    """Poisson surprise of a count (complaints, cancellations, premium receipts) against its
+    seasonal baseline.
 
     ``tolerance`` widens the baseline for the over-dispersion real counts have, and ``floor``
     keeps a series whose baseline is nearly zero from alarming on a single event.
@@ -136,10 +183,10 @@ class CountDetector(base.AnomalyDetector):
         self.alpha = alpha
         self.tolerance = tolerance
         self.floor = floor
-        self._base = _Seasonal(alpha)
+        self._base = _Seasonal(alpha, multiplicative=True)
 
     def _lam(self, season: int) -> float:
-        return max(self._base.expect(season), self.floor) * (1.0 + self.tolerance)
+        return max(self._base.expect(season), self.floor)
 
     def learn_one(self, x: dict[str, Any]) -> None:
         self._base.learn(float(x["k"]), int(x.get("season", 0)))
@@ -147,20 +194,26 @@ class CountDetector(base.AnomalyDetector):
     def score_one(self, x: dict[str, Any]) -> float:
         if self._base.seen < _WARMUP:
             return 0.0
-        return score_from_p(poisson_upper_tail(float(x["k"]), self._lam(int(x.get("season", 0)))))
+        lam, k = self._lam(int(x.get("season", 0))), float(x["k"])
+        high = poisson_upper_tail(k, lam * (1.0 + self.tolerance))
+        low = poisson_lower_tail(k, lam / (1.0 + self.tolerance))
+        p = {"high": high, "low": low}.get(self.direction, min(1.0, 2 * min(high, low)))
+        return score_from_p(p)
 
     def expectation(self, x: dict[str, Any]) -> Expectation:
         lam = self._lam(int(x.get("season", 0)))
         spread = 3.7 * math.sqrt(lam)  # ≈ the p = 1e-4 point of a normal
-        centre = lam / (1.0 + self.tolerance)
-        return Expectation(centre, max(0.0, lam - spread), lam + spread)
+        upper = lam * (1.0 + self.tolerance) + spread
+        lower = max(0.0, lam / (1.0 + self.tolerance) - spread)
+        return Expectation(lam, lower, upper)
 
 
 class ProportionDetector(base.AnomalyDetector):
     """Binomial surprise of a proportion (answer rate) with learnt extra-binomial spread.
 
-    The band narrows as the sample grows: 60 % answered out of 10 calls is noise, out of 10,000
-    it is an outage.
+    The band narrows as the sample grows: one call missed out of two is noise, sixty out of a
+    hundred is an outage. The test is exact for small samples, and is taken against the baseline
+    moved by the spread seen between buckets, so day-to-day variation is not evidence.
     """
 
     def __init__(self, direction: str = "low", alpha: float = 0.1, min_spread: float = 0.02) -> None:
@@ -173,12 +226,11 @@ class ProportionDetector(base.AnomalyDetector):
         self._seen = 0
 
     def _baseline(self) -> float:
-        return self._k / self._n if self._n else 0.0
+        # Laplace smoothing: a series that has always answered every call is not certain to.
+        return (self._k + 0.5) / (self._n + 1.0)
 
-    def _sd(self, n: float) -> float:
-        pi = self._baseline()
-        binomial = pi * (1.0 - pi) / max(n, 1.0)
-        return math.sqrt(binomial + max(self._extra, self.min_spread**2))
+    def _margin(self) -> float:
+        return max(self.min_spread, 2.0 * math.sqrt(self._extra))
 
     def learn_one(self, x: dict[str, Any]) -> None:
         k, n = float(x["k"]), float(x["n"])
@@ -188,9 +240,9 @@ class ProportionDetector(base.AnomalyDetector):
             pi = self._baseline()
             excess = (k / n - pi) ** 2 - pi * (1.0 - pi) / n
             self._extra += self.alpha * (max(excess, 0.0) - self._extra)
-        a = self.alpha
-        self._k, self._n = (1 - a) * self._k + a * k, (1 - a) * self._n + a * n
-        if not self._seen:
+            a = self.alpha
+            self._k, self._n = (1 - a) * self._k + a * k, (1 - a) * self._n + a * n
+        else:
             self._k, self._n = k, n
         self._seen += 1
 
@@ -198,12 +250,16 @@ class ProportionDetector(base.AnomalyDetector):
         n = float(x["n"])
         if self._seen < _WARMUP or n <= 0:
             return 0.0
-        z = (float(x["k"]) / n - self._baseline()) / self._sd(n)
-        return score_from_p(_tail(z, self.direction))
+        pi, margin, k = self._baseline(), self._margin(), float(x["k"])
+        low = binomial_tail(k, n, max(1e-9, pi - margin), "low")
+        high = binomial_tail(k, n, min(1 - 1e-9, pi + margin), "high")
+        p = {"high": high, "low": low}.get(self.direction, min(1.0, 2 * min(high, low)))
+        return score_from_p(p)
 
     def expectation(self, x: dict[str, Any]) -> Expectation:
-        pi, sd = self._baseline(), self._sd(float(x["n"]))
-        return Expectation(pi, max(0.0, pi - 3.7 * sd), min(1.0, pi + 3.7 * sd))
+        pi, n = self._baseline(), max(float(x["n"]), 1.0)
+        spread = self._margin() + 3.7 * math.sqrt(pi * (1.0 - pi) / n)
+        return Expectation(pi, max(0.0, pi - spread), min(1.0, pi + spread))
 
 
 class LevelDetector(base.AnomalyDetector):
@@ -220,17 +276,17 @@ class LevelDetector(base.AnomalyDetector):
     True
     >>> det.score_one({"value": 300.0, "n": 50.0, "season": 0}) > ALERT_THRESHOLD
     True
-    >>> small = det.score_one({"value": 110.0, "n": 2.0, "season": 0})   # same jump, 2 samples
-    >>> large = det.score_one({"value": 110.0, "n": 50.0, "season": 0})
+    >>> small = det.score_one({"value": 150.0, "n": 2.0, "season": 0})   # same jump, 2 samples
+    >>> large = det.score_one({"value": 150.0, "n": 50.0, "season": 0})
     >>> small < ALERT_THRESHOLD < large
     True
     """
 
-    def __init__(self, direction: str = "both", alpha: float = 0.1, min_sd: float = 0.02) -> None:
+    def __init__(self, direction: str = "both", alpha: float = 0.1, min_sd: float = 0.05) -> None:
         self.direction = direction
         self.alpha = alpha
         self.min_sd = min_sd
-        self._base = _Seasonal(alpha)
+        self._base = _Seasonal(alpha, multiplicative=False)
         self._var = 0.0
         self._n = 0.0
 
@@ -240,7 +296,8 @@ class LevelDetector(base.AnomalyDetector):
 
     def _sd(self, n: float) -> float:
         sd = math.sqrt(max(self._var, self.min_sd**2))
-        return sd * math.sqrt(max(1.0, self._n / max(n, 1e-9)))
+        # Widen for buckets resting on fewer samples than usual, up to tenfold.
+        return sd * min(10.0, math.sqrt(max(1.0, self._n / max(n, 1.0))))
 
     def _z(self, x: dict[str, Any]) -> float:
         expected = self._base.expect(int(x.get("season", 0)))
@@ -264,7 +321,9 @@ class LevelDetector(base.AnomalyDetector):
     def expectation(self, x: dict[str, Any]) -> Expectation:
         centre = self._base.expect(int(x.get("season", 0)))
         band = 3.7 * self._sd(float(x.get("n", 1.0)))
-        return Expectation(math.expm1(centre), math.expm1(centre - band), math.expm1(centre + band))
+        # The band lives on the log scale; keep its upper end representable.
+        top = min(centre + band, 700.0)
+        return Expectation(math.expm1(centre), max(0.0, math.expm1(centre - band)), math.expm1(top))
 
 
 DETECTORS: dict[str, type[base.AnomalyDetector]] = {

@@ -147,11 +147,17 @@ def _sum(total: str, count: str) -> Callable[[list[float]], Reading]:
     return read
 
 
+def _loss_ratio(acc: list[float]) -> Reading:
+    # Its noise comes from how many claims closed, so that is its evidence, not the yuan.
+    written, claims = acc[_F["written_premium_yuan"]], acc[_F["claims_closed"]]
+    return Reading(acc[_F["claims_paid_yuan"]] / written if written else None, claims, claims)
+
+
 _DEFINITIONS = (
     Indicator(
         "premium_income",
         "qualmon_indicator_premium_income_yuan",
-        "level",
+        "count",  # judged on the number of receipts: a shortfall is first a shortfall of sales
         "low",
         "Premium received in the bucket (sum of premium.received), yuan.",
         _sum("premium_received_yuan", "premium_receipts"),
@@ -162,7 +168,7 @@ _DEFINITIONS = (
         "level",
         "high",
         "Simple loss ratio: claims paid (claim.closed) / premium written (policy.issued).",
-        _ratio("claims_paid_yuan", "written_premium_yuan"),
+        _loss_ratio,
     ),
     Indicator(
         "complaint_rate_per_10k_policies",

@@ -85,8 +85,9 @@ class Pipeline:
         """Count one record's events; returns dead letters for what was not a valid event."""
         events, dead = decode_record(value, topic, partition, offset)
         counter = self.metrics.events
+        now = time.time()
         for event in events:
-            outcome = self.aggregator.add(event)
+            outcome = self.aggregator.add(event, partition, now)
             counter.labels(event.event_type, outcome).inc()  # type: ignore[attr-defined]
             if outcome == "late":
                 body = orjson.dumps(event.model_dump(mode="json"))
@@ -99,12 +100,12 @@ class Pipeline:
                 letter["reason"], topic, partition, offset, letter["index"],
             )  # fmt: skip
         if events:
-            self.metrics.watermark.set(self.aggregator.clock.watermark)
-            self._close_due()
+            self.close_due(now)
         return dead
 
-    def _close_due(self) -> None:
-        for bucket in self.aggregator.close_due():
+    def close_due(self, now: float) -> None:
+        """Score and queue every bucket the watermark has passed."""
+        for bucket in self.aggregator.close_due(now):
             started = time.perf_counter()
             readings, anomalies = self.bank.score(bucket)
             for r in readings:
@@ -120,6 +121,8 @@ class Pipeline:
             self.metrics.buckets_closed.inc()
             self.metrics.series.set(len(self.bank.series))
             self.metrics.bucket_close.observe(time.perf_counter() - started)
+        if self.aggregator.clock.watermark > float("-inf"):
+            self.metrics.watermark.set(self.aggregator.clock.watermark)
 
     def take_flush(self) -> Flush:
         """Everything the next checkpoint must cover; resets the pending lists."""

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from streams.detectors import DETECTORS, SeriesFilter
 from streams.indicators import INDICATORS, Indicator
 from streams.slices import SliceKey
 from streams.windows import iso, season_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class SeriesBank:
     def __init__(self, bucket_seconds: int) -> None:
         self.bucket_seconds = bucket_seconds
         self.series: dict[tuple[str, SliceKey], SeriesFilter] = {}
+        self.errors = 0  # series-buckets skipped because their detector raised
 
     def _filter(self, indicator: Indicator, key: SliceKey) -> SeriesFilter:
         found = self.series.get((indicator.name, key))
@@ -108,8 +112,14 @@ class SeriesBank:
                     continue
                 x = {"value": reading.value, "k": reading.k, "n": reading.n, "season": season}
                 series = self._filter(indicator, key)
-                band = series.detector.expectation(x)
-                score, anomalous = series.step(x)
+                try:
+                    band = series.detector.expectation(x)
+                    score, anomalous = series.step(x)
+                except ArithmeticError as exc:
+                    # One series' numeric trouble must not cost the other series their bucket.
+                    log.error("%s %s: detector failed on %r: %r", indicator.name, key, x, exc)
+                    self.errors += 1
+                    continue
                 expected, lower, upper = band.expected, band.lower, band.upper
                 if indicator.kind == "count" and reading.n:
                     # The count detector expects counts; show the band in the indicator's unit.

@@ -7,14 +7,13 @@ is a Chinese business day and month/quarter boundaries fall where the quality de
 >>> day = bucket_start(1_772_409_600.0, 86400)   # 2026-03-02T08:00+08:00
 >>> day == 1_772_380_800                           # that day's Shanghai midnight
 True
->>> clock.observe(1_772_409_600.0)
->>> clock.status(day)
-'open'
->>> clock.observe(day + 86400 + 3600)             # the next day, past the lateness
->>> clock.due()
-[1772380800]
->>> clock.status(day)
-'closed'
+>>> clock.observe(1_772_409_600.0, partition=0)
+>>> clock.observe(day + 86400 + 3600, partition=1)   # partition 1 is a day ahead
+>>> clock.due(), clock.status(day)                    # partition 0 holds the day open
+([], 'open')
+>>> clock.observe(day + 86400 + 3600, partition=0)   # the next day, past the lateness
+>>> clock.due(), clock.status(day)
+([1772380800], 'closed')
 """
 
 from __future__ import annotations
@@ -62,26 +61,48 @@ def season_of(start: int, bucket_seconds: int) -> int:
 
 @dataclass
 class EventClock:
-    """Watermark = the latest event time seen; a bucket closes once the watermark passes its end
-    plus the allowed lateness. The watermark never moves backwards, so closing is final."""
+    """Watermarks over event time; a bucket closes once the watermark passes its end plus the
+    allowed lateness, and closing is final (the watermark never moves backwards).
+
+    Each input partition is ordered on its own but partitions are consumed interleaved, so the
+    watermark is the *slowest* active partition's latest event time: a partition racing ahead
+    must not make the others' events late. A partition silent for ``idle_seconds`` of wall time
+    stops holding the watermark back (an org whose feed stopped must not stall everyone).
+    """
 
     bucket_seconds: int
     allowed_lateness_seconds: int
+    idle_seconds: float = 30.0
     watermark: float = -math.inf
     open_buckets: set[int] = field(default_factory=set)
     closed_through: float = -math.inf  # every bucket starting before this is closed
+    _latest: dict[int, float] = field(default_factory=dict)  # partition -> latest event time
+    _heard: dict[int, float] = field(default_factory=dict)  # partition -> wall time last heard
 
-    def observe(self, epoch: float) -> None:
-        if epoch > self.watermark:
-            self.watermark = epoch
+    def observe(self, epoch: float, partition: int = 0, now: float = 0.0) -> None:
+        if epoch > self._latest.get(partition, -math.inf):
+            self._latest[partition] = epoch
+        self._heard[partition] = now
         self.open_buckets.add(bucket_start(epoch, self.bucket_seconds))
+
+    def forget(self, partition: int) -> None:
+        """A partition moved to another worker: it no longer holds the watermark back."""
+        self._latest.pop(partition, None)
+        self._heard.pop(partition, None)
 
     def status(self, start: int) -> str:
         """'open', or 'closed' when events for this bucket are late."""
         return "closed" if start < self.closed_through else "open"
 
-    def due(self) -> list[int]:
+    def due(self, now: float = 0.0) -> list[int]:
         """Buckets that close now, oldest first; afterwards they are closed for good."""
+        active = [
+            latest
+            for p, latest in self._latest.items()
+            if now - self._heard[p] <= self.idle_seconds
+        ]
+        if active:
+            self.watermark = max(self.watermark, min(active))
         horizon = self.watermark - self.allowed_lateness_seconds
         due = sorted(b for b in self.open_buckets if b + self.bucket_seconds <= horizon)
         for b in due:
