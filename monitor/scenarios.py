@@ -165,7 +165,9 @@ def mis_selling(
         channel=_pick("BANCA", channels),
         start_day=max(0, days - 8),
         days=7,
-        factors={"complaint.received": 8.0, "policy.cooling_off_cancel": 6.0},
+        # A wave a quality department must catch: a few sales complaints a day where one a week
+        # is usual, and one buyer in six cancelling within the cooling-off period.
+        factors={"complaint.received": 20.0, "policy.cooling_off_cancel": 15.0},
     )
 
 

@@ -32,7 +32,8 @@ from river import base
 #: Score at or above which a bucket is an anomaly (p ≤ 1e-4); the same in the service and offline.
 ALERT_THRESHOLD = 0.5
 _LOG10_P_FULL_SCALE = 8.0
-_WARMUP = 7  # buckets a series must have seen before it is scored at all
+_PSEUDO_COUNT = 3.0
+_WARMUP = 14  # buckets a series must have seen before it is scored at all (two weeks of days)
 
 
 def score_from_p(p: float) -> float:
@@ -96,40 +97,73 @@ class _Seasonal:
     """A level plus a per-season adjustment, learnt by exponential weighting.
 
     ``multiplicative`` suits counts (a weekend has 40 % of a weekday's policies); additive suits
-    values already on a log scale. Plain floats, not River objects: a series keeps at most a few
-    hundred of them (the bench reports bytes per series)."""
+    values already on a log scale. The first :data:`_WARMUP` observations are kept and fitted at
+    once — the median as level, each season's mean relative to it — so a series that starts on a
+    weekend or at a month-end does not take that for its normal. Plain floats, not River
+    objects: a series keeps at most a few hundred of them (the bench reports bytes per series).
+    """
 
-    __slots__ = ("adjust", "alpha", "level", "multiplicative", "seen")
+    __slots__ = ("adjust", "alpha", "level", "multiplicative", "seen", "warm")
 
     def __init__(self, alpha: float, multiplicative: bool) -> None:
         self.alpha = alpha
         self.multiplicative = multiplicative
-        self.level: float | None = None
+        self.level = 0.0
         self.adjust: dict[int, float] = {}
         self.seen = 0
+        self.warm: list[tuple[float, int]] | None = []
+
+    def ready(self, season: int) -> bool:
+        """Warm, and this season seen before: only then is an expectation worth judging by."""
+        return self.warm is None and season in self.adjust
 
     def expect(self, season: int) -> float:
-        level = self.level or 0.0
         if self.multiplicative:
-            return level * self.adjust.get(season, 1.0)
-        return level + self.adjust.get(season, 0.0)
+            return self.level * self.adjust.get(season, 1.0)
+        return self.level + self.adjust.get(season, 0.0)
 
     def learn(self, value: float, season: int) -> None:
+        self.seen += 1
+        if self.warm is not None:
+            self.warm.append((value, season))
+            if len(self.warm) >= _WARMUP:
+                self._fit(self.warm)
+                self.warm = None
+            return
         a = self.alpha
-        # Seasons come round rarely, so their adjustments learn faster than the level.
-        fast = min(1.0, 3 * a)
+        # Seasons come round rarely, so their adjustments learn faster than the level; one seen
+        # for the first time takes its adjustment from this observation alone.
+        fast = min(1.0, 3 * a) if season in self.adjust else 1.0
         if self.multiplicative:
-            factor = self.adjust.get(season, 1.0)
-            deseasoned = value / factor
-            self.level = deseasoned if self.level is None else self.level + a * (deseasoned - self.level)
+            # Floored so that a season first seen empty can still be divided by and recover.
+            factor = max(self.adjust.get(season, 1.0), 0.05)
+            self.level += a * (value / factor - self.level)
             if self.level > 0:
-                self.adjust[season] = factor + fast * (value / self.level - factor)
+                self.adjust[season] = factor + fast * (self._ratio(value, self.level) - factor)
         else:
             offset = self.adjust.get(season, 0.0)
-            deseasoned = value - offset
-            self.level = deseasoned if self.level is None else self.level + a * (deseasoned - self.level)
+            self.level += a * (value - offset - self.level)
             self.adjust[season] = offset + fast * (value - self.level - offset)
-        self.seen += 1
+
+    @staticmethod
+    def _ratio(value: float, level: float) -> float:
+        # Pseudo-counts shrink factors of small counts towards 1: 6 against a level of 1 is
+        # mostly noise, 6,000 against 1,000 is a season.
+        return (value + _PSEUDO_COUNT) / (level + _PSEUDO_COUNT)
+
+    def _fit(self, points: list[tuple[float, int]]) -> None:
+        values = sorted(v for v, _ in points)
+        middle = len(values) // 2
+        self.level = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        by_season: dict[int, list[float]] = {}
+        for v, season in points:
+            by_season.setdefault(season, []).append(v)
+        for season, vs in by_season.items():
+            mean = sum(vs) / len(vs)
+            if self.multiplicative:
+                self.adjust[season] = max(self._ratio(mean, self.level), 0.05)
+            else:
+                self.adjust[season] = mean - self.level
 
 
 def poisson_lower_tail(k: float, lam: float) -> float:
@@ -177,27 +211,47 @@ class CountDetector(base.AnomalyDetector):
     """
 
     def __init__(
-        self, direction: str = "high", alpha: float = 0.1, tolerance: float = 0.25, floor: float = 1.0
+        self,
+        direction: str = "high",
+        alpha: float = 0.1,
+        tolerance: float = 0.25,
+        floor: float = 1.0,
+        window: int = 7,
     ) -> None:
         self.direction = direction
         self.alpha = alpha
         self.tolerance = tolerance
         self.floor = floor
+        self.window = window
         self._base = _Seasonal(alpha, multiplicative=True)
+        # (count, expected) of the last window-1 buckets: a wave of rare events (complaints)
+        # shows in their sum long before any single bucket is significant.
+        self._recent: list[tuple[float, float]] = []
 
     def _lam(self, season: int) -> float:
         return max(self._base.expect(season), self.floor)
 
-    def learn_one(self, x: dict[str, Any]) -> None:
-        self._base.learn(float(x["k"]), int(x.get("season", 0)))
-
-    def score_one(self, x: dict[str, Any]) -> float:
-        if self._base.seen < _WARMUP:
-            return 0.0
-        lam, k = self._lam(int(x.get("season", 0))), float(x["k"])
+    def _p(self, k: float, lam: float) -> float:
         high = poisson_upper_tail(k, lam * (1.0 + self.tolerance))
         low = poisson_lower_tail(k, lam / (1.0 + self.tolerance))
-        p = {"high": high, "low": low}.get(self.direction, min(1.0, 2 * min(high, low)))
+        return {"high": high, "low": low}.get(self.direction, min(1.0, 2 * min(high, low)))
+
+    def learn_one(self, x: dict[str, Any]) -> None:
+        season, k = int(x.get("season", 0)), float(x["k"])
+        if self.window > 1 and self._base.ready(season):
+            self._recent = [*self._recent, (k, self._lam(season))][-(self.window - 1) :]
+        self._base.learn(k, season)
+
+    def score_one(self, x: dict[str, Any]) -> float:
+        if not self._base.ready(int(x.get("season", 0))):
+            return 0.0
+        lam, k = self._lam(int(x.get("season", 0))), float(x["k"])
+        p = self._p(k, lam)
+        if self._recent:
+            # Two tests instead of one: the stricter of the two, doubled (Bonferroni).
+            k_sum = k + sum(c for c, _ in self._recent)
+            lam_sum = lam + sum(e for _, e in self._recent)
+            p = min(1.0, 2 * min(p, self._p(k_sum, lam_sum)))
         return score_from_p(p)
 
     def expectation(self, x: dict[str, Any]) -> Expectation:
@@ -304,17 +358,22 @@ class LevelDetector(base.AnomalyDetector):
         return (self._y(float(x["value"])) - expected) / self._sd(float(x.get("n", 1.0)))
 
     def learn_one(self, x: dict[str, Any]) -> None:
-        y, season = self._y(float(x["value"])), int(x.get("season", 0))
-        if self._base.seen:
+        y, season, n = self._y(float(x["value"])), int(x.get("season", 0)), float(x.get("n", 1.0))
+        warmup = self._base.warm
+        if warmup is None:
             residual = y - self._base.expect(season)
             self._var += self.alpha * (residual * residual - self._var)
-            self._n += self.alpha * (float(x.get("n", 1.0)) - self._n)
-        else:
-            self._n = float(x.get("n", 1.0))
+            self._n += self.alpha * (n - self._n)
+            self._base.learn(y, season)
+            return
+        self._n += (n - self._n) / (len(warmup) + 1)  # plain mean while warming up
         self._base.learn(y, season)
+        if self._base.warm is None:  # just fitted: start the variance from the warm-up residuals
+            residuals = [(v - self._base.expect(s)) ** 2 for v, s in warmup]
+            self._var = sum(residuals) / max(1, len(residuals) - 1)
 
     def score_one(self, x: dict[str, Any]) -> float:
-        if self._base.seen < _WARMUP:
+        if not self._base.ready(int(x.get("season", 0))):
             return 0.0
         return score_from_p(_tail(self._z(x), self.direction))
 

@@ -126,6 +126,9 @@ class Indicator:
     description: str
     read: Callable[[list[float]], Reading]
     metric_scale: float = 1.0  # value × scale = the gauge's base unit (days -> seconds)
+    #: Below this much evidence (k) a bucket is shown but not judged, nor learnt from: a loss
+    #: ratio over two claims says nothing about the book.
+    min_evidence: float = 0.0
 
 
 def _ratio(num: str, den: str, scale: float = 1.0) -> Callable[[list[float]], Reading]:
@@ -134,6 +137,16 @@ def _ratio(num: str, den: str, scale: float = 1.0) -> Callable[[list[float]], Re
     def read(acc: list[float]) -> Reading:
         n = acc[j]
         return Reading(acc[i] / n * scale if n else None, acc[i], n)
+
+    return read
+
+
+def _mean(total: str, count: str) -> Callable[[list[float]], Reading]:
+    i, j = _F[total], _F[count]
+
+    def read(acc: list[float]) -> Reading:
+        n = acc[j]
+        return Reading(acc[i] / n if n else None, n, n)
 
     return read
 
@@ -169,6 +182,7 @@ _DEFINITIONS = (
         "high",
         "Simple loss ratio: claims paid (claim.closed) / premium written (policy.issued).",
         _loss_ratio,
+        min_evidence=30.0,
     ),
     Indicator(
         "complaint_rate_per_10k_policies",
@@ -200,8 +214,9 @@ _DEFINITIONS = (
         "level",
         "high",
         "Mean days from claim report to close, over claims closed in the bucket.",
-        _ratio("settlement_days_sum", "claims_closed"),
+        _mean("settlement_days_sum", "claims_closed"),
         metric_scale=86400.0,
+        min_evidence=10.0,
     ),
 )
 INDICATORS: dict[str, Indicator] = {i.name: i for i in _DEFINITIONS}

@@ -114,7 +114,10 @@ class SeriesBank:
                 series = self._filter(indicator, key)
                 try:
                     band = series.detector.expectation(x)
-                    score, anomalous = series.step(x)
+                    if reading.k < indicator.min_evidence:
+                        score, anomalous = 0.0, False
+                    else:
+                        score, anomalous = series.step(x)
                 except ArithmeticError as exc:
                     # One series' numeric trouble must not cost the other series their bucket.
                     log.error("%s %s: detector failed on %r: %r", indicator.name, key, x, exc)
