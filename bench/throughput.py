@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import contextlib
 import gc
 import os
@@ -27,7 +26,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from random import Random
@@ -54,6 +53,7 @@ PARTITIONS = 4
 START, SPAN = datetime(2026, 3, 2, tzinfo=SHANGHAI).timestamp(), 30 * 86400
 DEADLINE, STALL = 15 * 60, 120  # seconds: the whole measurement; without any progress
 OUTCOME = "qualmon_events_total:"  # + accepted, late, duplicate, invalid
+Done = dict[int, list[int]]  # partition -> events in the records before each offset
 
 # 10 provinces × 5 branches under head office "00", of skewed sizes as real branch networks are.
 PROVINCES = ("11", "31", "32", "33", "35", "37", "42", "44", "51", "61")
@@ -146,29 +146,10 @@ def encode_single(events: list[dict[str, Any]]) -> list[Any]:
     return [(e["org_code"].encode(), orjson.dumps(e)) for e in events]
 
 
-@dataclass
-class Loaded:
-    """Where each event landed, to turn committed offsets into events done."""
-
-    topic: str
-    offsets: dict[int, list[int]] = field(default_factory=dict)  # partition -> record offsets
-    before: dict[int, list[int]] = field(default_factory=dict)  # partition -> events before each
-
-    def events_below(self, committed: dict[int, int]) -> int:
-        return sum(
-            self.before[p][bisect.bisect_left(self.offsets[p], o)] for p, o in committed.items()
-        )
-
-    def add(self, partition: int, offset: int, events: int) -> None:
-        self.offsets.setdefault(partition, []).append(offset)
-        before = self.before.setdefault(partition, [0])
-        before.append(before[-1] + events)
-
-
-async def load(bootstrap: str, topic: str, records: list[Any]) -> tuple[float, Loaded]:
-    """Produce every record; seconds taken and where the records went."""
+async def load(bootstrap: str, topic: str, records: list[Any]) -> tuple[float, Done]:
+    """Produce every record; returns the seconds taken and the events before each offset."""
     # aiokafka, not kafka-python: kafka-python 3 checksums record batches in pure Python and
-    # loaded ~20x slower here (14k events/s), which would make the load the bench's bottleneck.
+    # loaded ~20x slower here (14k events/s), which would make loading the slowest step.
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20,
         max_request_size=16 << 20, enable_idempotence=False, acks=1,
@@ -181,11 +162,20 @@ async def load(bootstrap: str, topic: str, records: list[Any]) -> tuple[float, L
         seconds = time.perf_counter() - started
     finally:
         await producer.stop()
-    loaded = Loaded(topic)
-    for meta, (_, value) in sorted(zip(sent, records, strict=True), key=lambda x: x[0].offset):
+    done: Done = {}
+    for meta, (_, value) in sorted(zip(sent, records, strict=True), key=lambda x: x[0][:3]):
+        before = done.setdefault(meta.partition, [0])
+        if meta.offset != len(before) - 1:  # a fresh topic's offsets run 0, 1, 2, ...
+            raise BenchError(f"{topic}[{meta.partition}] got offset {meta.offset}, "
+                             f"expected {len(before) - 1}")  # fmt: skip
         data = orjson.loads(value)
-        loaded.add(meta.partition, meta.offset, len(data) if isinstance(data, list) else 1)
-    return seconds, loaded
+        before.append(before[-1] + (len(data) if isinstance(data, list) else 1))
+    return seconds, done
+
+
+def events_done(done: Done, committed: dict[int, int]) -> int:
+    """Events in the records below the committed offsets (-1: nothing committed yet)."""
+    return sum(done[p][min(o, len(done[p]) - 1)] for p, o in committed.items() if o >= 0)
 
 
 async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
@@ -213,9 +203,8 @@ async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
 @dataclass
 class WorkerRun:
     steady: float  # events/s between the first and the last commit
-    from_ready: (
-        float  # events/s from /readyz to the last commit, start-up and commit delay included
-    )
+    # events/s from /readyz to the last commit: start-up and commit delay included
+    from_ready: float
     metrics: dict[str, float]  # the final /metrics, summed over labels except the outcome
     rss_ready_mib: float
     rss_end_mib: float
@@ -282,8 +271,8 @@ def _committed(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int
     return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
 
 
-def measure_worker(bootstrap: str, prefix: str, loaded: Loaded, workdir: Path) -> WorkerRun:
-    expected = loaded.events_below({p: offs[-1] + 1 for p, offs in loaded.offsets.items()})
+def measure_worker(bootstrap: str, prefix: str, done: Done, workdir: Path) -> WorkerRun:
+    expected, topic = sum(before[-1] for before in done.values()), f"{prefix}.events"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qualmon-bench")
     try:
         with worker_process(bootstrap, prefix, workdir) as (proc, url):
@@ -296,9 +285,9 @@ def measure_worker(bootstrap: str, prefix: str, loaded: Loaded, workdir: Path) -
                     raise BenchError(f"worker committed {steps[-1][1]} of {expected} events in "
                                      f"{now - ready:.0f}s (exit status {proc.poll()})")  # fmt: skip
                 time.sleep(0.25)
-                done = loaded.events_below(_committed(admin, f"{prefix}-worker", loaded.topic))
-                if done != steps[-1][1]:
-                    steps.append((time.perf_counter(), done))
+                n = events_done(done, _committed(admin, f"{prefix}-worker", topic))
+                if n != steps[-1][1]:
+                    steps.append((time.perf_counter(), n))
             metrics = _scrape(url)
             counted = sum(v for k, v in metrics.items() if k.startswith(OUTCOME))
             if counted != expected:
@@ -379,36 +368,37 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
     single = encode_single(generate_events(args.single_events, 2, f"{tag}s"))
     print(f"generated and encoded {args.events:,} + {args.single_events:,} events "
           f"in {time.perf_counter() - clock:.0f}s", flush=True)  # fmt: skip
+    single_tag, load_before = f"{tag}-single", os.getloadavg()[0]
     with EmbeddedBroker() as broker:
         boot = broker.bootstrap
-        topics = {}
-        for prefix, records in ((tag, batched), (f"{tag}-single", single)):
-            ensure_topics(boot, Settings(topic_prefix=prefix, kafka_bootstrap=boot,
-                                         partitions=PARTITIONS))  # fmt: skip
-            seconds, loaded = asyncio.run(load(boot, f"{prefix}.events", records))
-            topics[prefix] = loaded
-            print(f"loaded {len(records):,} records into {prefix}.events in {seconds:.1f}s")
-            if prefix == tag:
-                load_rate = _rate(args.events, seconds)
+        for prefix in (tag, single_tag):
+            topics = Settings(topic_prefix=prefix, kafka_bootstrap=boot, partitions=PARTITIONS)
+            ensure_topics(boot, topics)
+        load_s, done = asyncio.run(load(boot, f"{tag}.events", batched))
+        _, done1 = asyncio.run(load(boot, f"{single_tag}.events", single))
+        print(f"loaded {len(batched):,} + {len(single):,} records", flush=True)
         raw = asyncio.run(raw_consume(boot, f"{tag}.events", args.events))
-        raw1 = asyncio.run(raw_consume(boot, f"{tag}-single.events", args.single_events))
+        raw1 = asyncio.run(raw_consume(boot, f"{single_tag}.events", args.single_events))
         print(f"raw consume done: {_rate(args.events, raw)}, {_rate(args.single_events, raw1)}")
-        work = measure_worker(boot, tag, topics[tag], workdir)
+        work = measure_worker(boot, tag, done, workdir)
         print(f"worker done, batched records: {work.steady:,.0f} events/s", flush=True)
-        work1 = measure_worker(boot, f"{tag}-single", topics[f"{tag}-single"], workdir)
+        work1 = measure_worker(boot, single_tag, done1, workdir)
         print(f"worker done, one event per record: {work1.steady:,.0f} events/s", flush=True)
     pickled, in_memory, series = series_footprint()
     rows = [
         ("events, batched topic", f"{args.events:,} ({args.events / len(batched):.1f} per "
                                   f"record: requests of {args.chunk} packed by org)"),
         ("events, one-per-record topic", f"{args.single_events:,}"),
-        ("load rate (aiokafka producer, batched)", load_rate),
+        ("load rate (aiokafka producer, batched)", _rate(args.events, load_s)),
         ("raw consume, batched records", _rate(args.events, raw)),
         ("raw consume, one event per record", _rate(args.single_events, raw1)),
         *_worker_rows("batched records", work, args.events / raw),
         *_worker_rows("one event per record", work1, args.single_events / raw1),
         ("bytes per series, pickled", f"{pickled:,.0f} B ({series:,} series, 60 daily buckets)"),
         ("bytes per series, in memory", f"{in_memory:,.0f} B (tracemalloc, unpickled bank)"),
+        # Other processes on the machine take CPU from the worker: say so beside its numbers.
+        ("machine load, 1-min average", f"{load_before:.2f} at start, {os.getloadavg()[0]:.2f} "
+                                        f"at end ({os.cpu_count()} CPUs)"),
         ("target", f"worker >= {TARGET:,} events/s (batched records, one process)"),
     ]  # fmt: skip
     width = max(len(label) for label, _ in rows)

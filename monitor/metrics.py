@@ -118,7 +118,7 @@ class Metrics:
             if len(self._exported) >= self.max_series:
                 self.series_not_exported.inc()
                 return
-            self._exported.add(series)  # type: ignore[arg-type]
+            self._exported.add(series)
         definition = INDICATORS[indicator]
         self.indicator[indicator].labels(*key).set(value * definition.metric_scale)
         self.sample_size.labels(indicator, *key).set(n)

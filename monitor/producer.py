@@ -85,13 +85,18 @@ class EventProducer:
     async def send(self, events: Sequence[dict[str, Any]]) -> None:
         """Produce every event or raise :class:`BrokerUnavailable`; no partial success is hidden."""
         producer = await self._ensure()
-        timeout = self.settings.request_timeout_seconds
-        try:
+        records = pack(events, self.settings.events_per_record)
+
+        async def produce_all() -> None:
             futures = [
                 await producer.send(self.settings.events_topic, value=value, key=key)
-                for key, value in pack(events, self.settings.events_per_record)
+                for key, value in records
             ]
-            await asyncio.wait_for(asyncio.gather(*futures), timeout)
+            await asyncio.gather(*futures)
+
+        try:
+            # One deadline for the whole request: send() itself waits while metadata is missing.
+            await asyncio.wait_for(produce_all(), self.settings.request_timeout_seconds)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"Kafka did not take the events: {exc!r}") from exc
 

@@ -85,8 +85,8 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
             log.info("API on http://%s:%s", settings.http_host, settings.http_port)
             await server.serve()
 
-        @app.on_before_shutdown.connect
-        async def stop_api(sender: object, **kwargs: object) -> None:
+        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # async receivers are awaited
+        async def stop_api(sender: object, *args: object, **kwargs: object) -> None:
             server.should_exit = True
             await producer.stop()
 

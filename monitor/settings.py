@@ -23,7 +23,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str | None = Field(
         default=None,
-        description="QUALMON_KAFKA_BOOTSTRAP: host:port[,host:port]; unset starts the embedded broker.",
+        description="QUALMON_KAFKA_BOOTSTRAP: host:port[,...]; unset starts the embedded broker.",
     )
     topic_prefix: str = Field(
         default="qualmon",
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="QUALMON_DATABASE_URL: history store; unset means a SQLite file in the data dir.",
+        description="QUALMON_DATABASE_URL: history store; unset: a SQLite file in the data dir.",
     )
     data_dir: Path = Field(
         default=Path(".qualmon"),
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     )
     bucket_seconds: Annotated[int, Field(ge=60, le=31 * 86400)] = Field(
         default=86400,
-        description="QUALMON_BUCKET_SECONDS: event-time bucket size; buckets align to Asia/Shanghai.",
+        description="QUALMON_BUCKET_SECONDS: event-time bucket size, aligned to Asia/Shanghai.",
     )
     allowed_lateness_seconds: Annotated[int, Field(ge=0)] = Field(
         default=3600,
@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     slice_combinations: tuple[tuple[str, ...], ...] = Field(
         default=(("org", "product_line"), ("org", "channel"), ("org", "product_line", "channel")),
         description=(
-            "QUALMON_SLICE_COMBINATIONS: JSON list of dimension lists aggregated besides the single "
-            'dimensions and the total, e.g. [["org","product_line"]].'
+            "QUALMON_SLICE_COMBINATIONS: JSON list of dimension lists aggregated besides the "
+            'single dimensions and the total, e.g. [["org","product_line"]].'
         ),
     )
     max_orgs: Annotated[int, Field(ge=1, le=100_000)] = Field(
@@ -126,8 +126,8 @@ class Settings(BaseSettings):
             unknown = [d for d in combo if d not in DIMENSIONS]
             if unknown or len(set(combo)) != len(combo) or len(combo) < 2:
                 raise ValueError(
-                    f"QUALMON_SLICE_COMBINATIONS has {list(combo)!r}; expected two or three distinct "
-                    f"dimensions out of {list(DIMENSIONS)}"
+                    f"QUALMON_SLICE_COMBINATIONS has {list(combo)!r}; expected two or three "
+                    f"distinct dimensions out of {list(DIMENSIONS)}"
                 )
         return value
 
@@ -135,8 +135,9 @@ class Settings(BaseSettings):
     def _lateness_fits_bucket(self) -> Settings:
         if self.allowed_lateness_seconds > 30 * self.bucket_seconds:
             raise ValueError(
-                f"QUALMON_ALLOWED_LATENESS_SECONDS={self.allowed_lateness_seconds} keeps more than "
-                f"30 buckets of {self.bucket_seconds}s open; lower it or raise QUALMON_BUCKET_SECONDS"
+                f"QUALMON_ALLOWED_LATENESS_SECONDS={self.allowed_lateness_seconds} keeps more "
+                f"than 30 buckets of {self.bucket_seconds}s open; lower it or raise "
+                "QUALMON_BUCKET_SECONDS"
             )
         return self
 

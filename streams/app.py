@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -64,7 +64,9 @@ def build_app(
             sends = pending_sends[:]
             pending_sends.clear()
             for a in flush.anomalies:
-                sends.append(await anomalies.send(key=a.org.encode(), value=orjson.dumps(a.as_dict())))
+                sends.append(
+                    await anomalies.send(key=a.org.encode(), value=orjson.dumps(a.as_dict()))
+                )
             if sends:
                 await asyncio.gather(*sends)
             try:
@@ -82,7 +84,8 @@ def build_app(
     async def aggregate(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time() + settings.checkpoint_seconds
-        async for event in stream.noack().events():
+        manual: Any = cast(Any, stream).noack()  # StreamT does not declare noack(); Stream does
+        async for event in manual.events():
             message = event.message
             try:
                 dead = pipeline.handle(
@@ -111,14 +114,17 @@ def build_app(
         if pipeline.acks or pipeline.anomalies:
             await checkpoint()
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    # mode's signal stubs do not accept async receivers, though it awaits them.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned = args[0]
         status.assigned = {tp.partition for tp in assigned if tp.topic == settings.events_topic}
         pipeline.metrics.assigned_partitions.set(len(status.assigned))
         log.info("assigned partitions %s of %s", sorted(status.assigned), settings.events_topic)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked = args[0]
         await checkpoint()
         status.assigned -= {tp.partition for tp in revoked if tp.topic == settings.events_topic}
         pipeline.metrics.assigned_partitions.set(len(status.assigned))

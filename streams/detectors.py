@@ -154,7 +154,9 @@ class _Seasonal:
     def _fit(self, points: list[tuple[float, int]]) -> None:
         values = sorted(v for v, _ in points)
         middle = len(values) // 2
-        self.level = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        self.level = (
+            values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        )
         by_season: dict[int, list[float]] = {}
         for v, season in points:
             by_season.setdefault(season, []).append(v)
@@ -187,7 +189,9 @@ def binomial_tail(k: float, n: float, p: float, direction: str) -> float:
         return min(1.0, 2 * min(binomial_tail(k, n, p, "low"), binomial_tail(k, n, p, "high")))
     n_int, k_int = round(n), round(k)
     if p <= 0.0 or p >= 1.0:
-        impossible = (p <= 0.0 and k_int > 0) if direction == "high" else (p >= 1.0 and k_int < n_int)
+        impossible = (
+            (p <= 0.0 and k_int > 0) if direction == "high" else (p >= 1.0 and k_int < n_int)
+        )
         return 0.0 if impossible else 1.0
     if n_int > 2000:
         sd = math.sqrt(n * p * (1 - p))
@@ -236,13 +240,13 @@ class CountDetector(base.AnomalyDetector):
         low = poisson_lower_tail(k, lam / (1.0 + self.tolerance))
         return {"high": high, "low": low}.get(self.direction, min(1.0, 2 * min(high, low)))
 
-    def learn_one(self, x: dict[str, Any]) -> None:
+    def learn_one(self, x: dict[Any, Any]) -> None:
         season, k = int(x.get("season", 0)), float(x["k"])
         if self.window > 1 and self._base.ready(season):
             self._recent = [*self._recent, (k, self._lam(season))][-(self.window - 1) :]
         self._base.learn(k, season)
 
-    def score_one(self, x: dict[str, Any]) -> float:
+    def score_one(self, x: dict[Any, Any]) -> float:
         if not self._base.ready(int(x.get("season", 0))):
             return 0.0
         lam, k = self._lam(int(x.get("season", 0))), float(x["k"])
@@ -254,7 +258,7 @@ class CountDetector(base.AnomalyDetector):
             p = min(1.0, 2 * min(p, self._p(k_sum, lam_sum)))
         return score_from_p(p)
 
-    def expectation(self, x: dict[str, Any]) -> Expectation:
+    def expectation(self, x: dict[Any, Any]) -> Expectation:
         lam = self._lam(int(x.get("season", 0)))
         spread = 3.7 * math.sqrt(lam)  # ≈ the p = 1e-4 point of a normal
         upper = lam * (1.0 + self.tolerance) + spread
@@ -270,7 +274,9 @@ class ProportionDetector(base.AnomalyDetector):
     moved by the spread seen between buckets, so day-to-day variation is not evidence.
     """
 
-    def __init__(self, direction: str = "low", alpha: float = 0.1, min_spread: float = 0.02) -> None:
+    def __init__(
+        self, direction: str = "low", alpha: float = 0.1, min_spread: float = 0.02
+    ) -> None:
         self.direction = direction
         self.alpha = alpha
         self.min_spread = min_spread
@@ -286,7 +292,7 @@ class ProportionDetector(base.AnomalyDetector):
     def _margin(self) -> float:
         return max(self.min_spread, 2.0 * math.sqrt(self._extra))
 
-    def learn_one(self, x: dict[str, Any]) -> None:
+    def learn_one(self, x: dict[Any, Any]) -> None:
         k, n = float(x["k"]), float(x["n"])
         if n <= 0:
             return
@@ -300,7 +306,7 @@ class ProportionDetector(base.AnomalyDetector):
             self._k, self._n = k, n
         self._seen += 1
 
-    def score_one(self, x: dict[str, Any]) -> float:
+    def score_one(self, x: dict[Any, Any]) -> float:
         n = float(x["n"])
         if self._seen < _WARMUP or n <= 0:
             return 0.0
@@ -310,7 +316,7 @@ class ProportionDetector(base.AnomalyDetector):
         p = {"high": high, "low": low}.get(self.direction, min(1.0, 2 * min(high, low)))
         return score_from_p(p)
 
-    def expectation(self, x: dict[str, Any]) -> Expectation:
+    def expectation(self, x: dict[Any, Any]) -> Expectation:
         pi, n = self._baseline(), max(float(x["n"]), 1.0)
         spread = self._margin() + 3.7 * math.sqrt(pi * (1.0 - pi) / n)
         return Expectation(pi, max(0.0, pi - spread), min(1.0, pi + spread))
@@ -353,11 +359,11 @@ class LevelDetector(base.AnomalyDetector):
         # Widen for buckets resting on fewer samples than usual, up to tenfold.
         return sd * min(10.0, math.sqrt(max(1.0, self._n / max(n, 1.0))))
 
-    def _z(self, x: dict[str, Any]) -> float:
+    def _z(self, x: dict[Any, Any]) -> float:
         expected = self._base.expect(int(x.get("season", 0)))
         return (self._y(float(x["value"])) - expected) / self._sd(float(x.get("n", 1.0)))
 
-    def learn_one(self, x: dict[str, Any]) -> None:
+    def learn_one(self, x: dict[Any, Any]) -> None:
         y, season, n = self._y(float(x["value"])), int(x.get("season", 0)), float(x.get("n", 1.0))
         warmup = self._base.warm
         if warmup is None:
@@ -372,12 +378,12 @@ class LevelDetector(base.AnomalyDetector):
             residuals = [(v - self._base.expect(s)) ** 2 for v, s in warmup]
             self._var = sum(residuals) / max(1, len(residuals) - 1)
 
-    def score_one(self, x: dict[str, Any]) -> float:
+    def score_one(self, x: dict[Any, Any]) -> float:
         if not self._base.ready(int(x.get("season", 0))):
             return 0.0
         return score_from_p(_tail(self._z(x), self.direction))
 
-    def expectation(self, x: dict[str, Any]) -> Expectation:
+    def expectation(self, x: dict[Any, Any]) -> Expectation:
         centre = self._base.expect(int(x.get("season", 0)))
         band = 3.7 * self._sd(float(x.get("n", 1.0)))
         # The band lives on the log scale; keep its upper end representable.
@@ -385,7 +391,7 @@ class LevelDetector(base.AnomalyDetector):
         return Expectation(math.expm1(centre), max(0.0, math.expm1(centre - band)), math.expm1(top))
 
 
-DETECTORS: dict[str, type[base.AnomalyDetector]] = {
+DETECTORS: dict[str, type[CountDetector] | type[ProportionDetector] | type[LevelDetector]] = {
     "count": CountDetector,
     "proportion": ProportionDetector,
     "level": LevelDetector,
@@ -407,7 +413,7 @@ class SeriesFilter:
         self.adapt_after = adapt_after
         self.run = 0
 
-    def step(self, x: dict[str, Any]) -> tuple[float, bool]:
+    def step(self, x: dict[Any, Any]) -> tuple[float, bool]:
         """Score ``x``, then learn it unless it is an anomaly; returns (score, is_anomaly)."""
         score = self.detector.score_one(x)
         anomalous = score >= self.threshold

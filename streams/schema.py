@@ -64,9 +64,7 @@ class EventBase(_Strict):
     @model_validator(mode="after")
     def _path_ends_at_org(self) -> EventBase:
         if self.org_path is not None and self.org_path.rsplit("/", 1)[-1] != self.org_code:
-            raise ValueError(
-                f"org_path {self.org_path!r} must end with org_code {self.org_code!r}"
-            )
+            raise ValueError(f"org_path {self.org_path!r} must end with org_code {self.org_code!r}")
         return self
 
     def org_ancestors(self) -> tuple[str, ...]:
@@ -199,7 +197,9 @@ class ClaimClosed(EventBase):
     @model_validator(mode="after")
     def _closed_after_reported(self) -> ClaimClosed:
         if self.payload.reported_at > self.event_time:
-            raise ValueError("payload.reported_at is after event_time; a claim closes after it is reported")
+            raise ValueError(
+                "payload.reported_at is after event_time; a claim closes after it is reported"
+            )
         return self
 
 

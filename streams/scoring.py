@@ -129,8 +129,16 @@ class SeriesBank:
                     scale = reading.value / reading.k if reading.k else 0.0
                     expected, lower, upper = expected * scale, lower * scale, upper * scale
                 scored = ScoredReading(
-                    indicator.name, key, bucket.start, reading.value, reading.k, reading.n,
-                    score, expected, lower, upper,
+                    indicator.name,
+                    key,
+                    bucket.start,
+                    reading.value,
+                    reading.k,
+                    reading.n,
+                    score,
+                    expected,
+                    lower,
+                    upper,
                 )
                 readings.append(scored)
                 if anomalous:

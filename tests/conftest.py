@@ -47,7 +47,9 @@ def kafka_settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     return settings
 
 
-def wait_until(check: Callable[[], object], timeout: float, what: str, every: float = 0.2) -> object:
+def wait_until(
+    check: Callable[[], object], timeout: float, what: str, every: float = 0.2
+) -> object:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
     last: object = None
@@ -108,7 +110,9 @@ class Service:
         total = 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     total += sample.value
         return total
 
