@@ -1,0 +1,124 @@
+"""The HTTP API in-process, with a real producer and a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from monitor.api import Context, create_api
+from monitor.broker import free_port
+from monitor.metrics import Metrics
+from monitor.producer import EventProducer
+from monitor.settings import Settings
+from monitor.store import open_store
+from tests.factories import at, policy
+
+
+def _client(settings: Settings, bootstrap: str) -> TestClient:
+    registry = CollectorRegistry()
+    store = open_store(settings.store_url)
+    ctx = Context(settings, EventProducer(settings, bootstrap), store, Metrics(registry), registry)
+    return TestClient(create_api(ctx))
+
+
+@pytest.fixture
+def no_broker(tmp_path: Path) -> Iterator[TestClient]:
+    """An API whose Kafka address has nobody listening."""
+    settings = Settings(data_dir=tmp_path, request_timeout_seconds=1, max_batch_events=3,
+                        max_body_bytes=4096)  # fmt: skip
+    with _client(settings, f"127.0.0.1:{free_port()}") as client:
+        yield client
+
+
+def test_broker_unreachable_is_503_with_retry_after(no_broker: TestClient) -> None:
+    response = no_broker.post("/v1/events", json=policy("p-1", at(1)))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "nothing was accepted" in response.json()["detail"]
+    assert no_broker.get("/readyz").status_code == 503
+    assert no_broker.get("/healthz").json() == {"status": "ok"}
+
+
+def test_too_many_events_is_413_naming_the_limit(no_broker: TestClient) -> None:
+    response = no_broker.post("/v1/events", json=[policy(f"p-{i}", at(1)) for i in range(4)])
+    assert response.status_code == 413
+    assert "at most 3 (QUALMON_MAX_BATCH_EVENTS)" in response.json()["detail"]
+
+
+def test_too_large_body_is_413(no_broker: TestClient) -> None:
+    response = no_broker.post("/v1/events", content=b"[" + b" " * 5000 + b"]")
+    assert response.status_code == 413
+
+
+def test_field_limits_are_named(no_broker: TestClient) -> None:
+    response = no_broker.post("/v1/events", json=policy("p-1", at(1), agent_id="A" * 65))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "agent_id"
+
+
+def test_not_json_and_empty_batches_are_422(no_broker: TestClient) -> None:
+    response = no_broker.post("/v1/events", content=b"{nope")
+    assert response.status_code == 422 and "not JSON" in response.json()["detail"]
+    assert no_broker.post("/v1/events", json=[]).status_code == 422
+    response = no_broker.post("/v1/events", json=[1])
+    assert response.json()["errors"] == [
+        {"index": 0, "field": "(event)", "value": None, "expected": "a JSON object"}
+    ]
+
+
+def test_event_schema_and_openapi_are_published(no_broker: TestClient) -> None:
+    schema = no_broker.get("/v1/schema/events").json()
+    text = str(schema)
+    for event_type in ("policy.issued", "complaint.received", "target.set"):
+        assert event_type in text
+    paths = no_broker.get("/openapi.json").json()["paths"]
+    assert {"/v1/events", "/v1/anomalies", "/v1/indicators", "/metrics"} <= set(paths)
+
+
+def test_metrics_count_rejected_events(no_broker: TestClient) -> None:
+    no_broker.post("/v1/events", json=[policy("p-1", at(1)), {"event_type": "x"}])
+    metrics = no_broker.get("/metrics").text
+    assert 'qualmon_http_events_total{outcome="rejected"} 2.0' in metrics
+
+
+def test_anomalies_are_filtered_and_paginated(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    store = open_store(settings.store_url)
+    rows = [
+        {"anomaly_id": f"a{i}", "indicator": "hotline_answer_rate" if i % 2 else "loss_ratio",
+         "org": "4403", "product_line": "*", "channel": "*",
+         "bucket_start": f"2026-03-0{i + 1}T16:00:00+00:00", "bucket_seconds": 86400,
+         "value": 0.5, "expected": 0.9, "lower": 0.8, "upper": 1.0, "score": 0.6, "k": 5.0,
+         "n": 10.0, "detector": "ProportionDetector", "severity": "minor"}
+        for i in range(5)
+    ]  # fmt: skip
+    store.save_checkpoint("w", b"state", anomalies=rows)
+    store.save_checkpoint("w", b"state", anomalies=rows)  # redelivered: stored once
+    store.close()
+    with _client(settings, f"127.0.0.1:{free_port()}") as client:
+        page = client.get("/v1/anomalies", params={"limit": 2}).json()
+        assert page["total"] == 5 and [a["anomaly_id"] for a in page["items"]] == ["a4", "a3"]
+        page = client.get("/v1/anomalies", params={"limit": 2, "offset": 4}).json()
+        assert [a["anomaly_id"] for a in page["items"]] == ["a0"]
+        odd = client.get("/v1/anomalies", params={"indicator": "hotline_answer_rate"}).json()
+        assert [a["anomaly_id"] for a in odd["items"]] == ["a3", "a1"]
+        window = client.get(
+            "/v1/anomalies",
+            params={"since": "2026-03-02T00:00:00+08:00", "until": "2026-03-04T00:00:00+08:00"},
+        ).json()
+        assert [a["anomaly_id"] for a in window["items"]] == ["a1", "a0"]  # Shanghai days 2, 3
+        assert client.get("/v1/anomalies/a2").json()["indicator"] == "loss_ratio"
+        missing = client.get("/v1/anomalies/nope")
+        assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+        bad = client.get("/v1/anomalies", params={"since": "yesterday"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "since"]
+
+
+def test_indicators_rejects_unknown_indicator(no_broker: TestClient) -> None:
+    response = no_broker.get("/v1/indicators", params={"indicator": "happiness"})
+    assert response.status_code == 422
+    assert "happiness" in response.json()["detail"] and "loss_ratio" in response.json()["detail"]

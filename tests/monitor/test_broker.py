@@ -1,0 +1,71 @@
+"""``qualmon run`` on embedded defaults starts its own broker and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.broker import EmbeddedBroker, free_port, wait_for_port
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.broker
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.split(")")[-1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
+
+
+def test_embedded_broker_starts_and_stops() -> None:
+    broker = EmbeddedBroker().start()
+    assert wait_for_port(broker.host, broker.port, 1)
+    pid = broker.process.pid if broker.process else 0
+    broker.stop()
+    assert not _alive(pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_run_stops_the_broker_it_started(tmp_path: Path, stop: signal.Signals) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUALMON_")}
+    env |= {"QUALMON_HTTP_PORT": str(port), "QUALMON_DATA_DIR": str(tmp_path)}
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run"], env=env,
+                                stdout=out, stderr=out)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/readyz"
+
+        def ready() -> bool:
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 60, f"qualmon run to be ready (log: {log})")
+        brokers = [
+            c for c in _children(proc.pid) if "tansu" in Path(f"/proc/{c}/cmdline").read_text()
+        ]
+        assert len(brokers) == 1
+        proc.send_signal(stop)
+        proc.wait(30)
+        wait_until(lambda: not _alive(brokers[0]), 15, "the embedded broker to exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
