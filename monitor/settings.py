@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         ),
     )
     dedup_retention_seconds: Annotated[int, Field(ge=0)] = Field(
-        default=7 * 86400,
+        default=2 * 86400,
         description=(
             "QUALMON_DEDUP_RETENTION_SECONDS: event ids are remembered this long (event time) "
             "after their bucket closed, so late re-sends are recognised as duplicates."

@@ -56,16 +56,17 @@ class Aggregator:
     def add(self, event: EventBase, partition: int = 0, now: float = 0.0) -> str:
         """Count one event read from ``partition`` at wall time ``now``; returns 'accepted',
         'duplicate' or 'late'."""
+        epoch = event.event_time.timestamp()
+        # Every event, even a duplicate or a late one, shows how far its partition has got.
+        self.clock.observe(epoch, partition, now)
         event_id = event.event_id
         if event_id in self.seen:
             return "duplicate"
-        epoch = event.event_time.timestamp()
         start = bucket_start(epoch, self.bucket_seconds)
         self.seen[event_id] = start
         self.new_ids.append((event_id, start))
         if self.clock.status(start) == "closed":
             return "late"
-        self.clock.observe(epoch, partition, now)
         bucket = self.buckets.get(start)
         if bucket is None:
             bucket = self.buckets[start] = {}

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from streams.schema import EVENT_ADAPTER, EventBase
+from streams.schema import EVENT_ADAPTER, EVENT_TYPES, EventBase
 
 
 def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -29,7 +29,8 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
     for err in exc.errors(include_url=False):
         location = [str(p) for p in err["loc"]]
         # The discriminated union puts the event type into the path; users think in fields.
-        if len(location) > 1 and "." in location[0]:
+        # A rule over the whole event (org_path vs org_code) has only that in its path.
+        if location and location[0] in EVENT_TYPES:
             location = location[1:]
         value = err.get("input")
         if err["type"] in ("union_tag_not_found", "union_tag_invalid"):

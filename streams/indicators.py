@@ -109,12 +109,15 @@ class Reading:
     """An indicator's value in one closed bucket, with its evidence.
 
     ``k`` is the count the value rests on (complaints, answered calls, closed claims) and ``n``
-    the exposure or sample size (policies, calls); ``value`` is None when ``n`` is zero.
+    the exposure or sample size (policies, calls); ``value`` is None when a ratio's denominator
+    is zero (a sum, such as premium income, is 0 instead). ``per_k`` is what one unit of ``k``
+    is worth in the indicator's unit, so a detector's expected count can be shown as a rate.
     """
 
     value: float | None
     k: float
     n: float
+    per_k: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,9 @@ def _ratio(num: str, den: str, scale: float = 1.0) -> Callable[[list[float]], Re
 
     def read(acc: list[float]) -> Reading:
         n = acc[j]
-        return Reading(acc[i] / n * scale if n else None, acc[i], n)
+        if not n:
+            return Reading(None, acc[i], n)
+        return Reading(acc[i] / n * scale, acc[i], n, scale / n)
 
     return read
 
@@ -155,7 +160,8 @@ def _sum(total: str, count: str) -> Callable[[list[float]], Reading]:
     i, j = _F[total], _F[count]
 
     def read(acc: list[float]) -> Reading:
-        return Reading(acc[i], acc[j], acc[j])
+        k = acc[j]
+        return Reading(acc[i], k, k, acc[i] / k if k else 0.0)
 
     return read
 

@@ -75,6 +75,7 @@ class Pipeline:
             bank = SeriesBank(settings.bucket_seconds)
         aggregator.seen = seen
         aggregator.new_ids = []
+        aggregator.clock.resume(time.time())
         pipeline = cls(aggregator, bank, metrics, store, settings.app_id)
         metrics.series.set(len(bank.series))
         if aggregator.clock.watermark > float("-inf"):

@@ -124,10 +124,10 @@ class SeriesBank:
                     self.errors += 1
                     continue
                 expected, lower, upper = band.expected, band.lower, band.upper
-                if indicator.kind == "count" and reading.n:
+                if indicator.kind == "count":
                     # The count detector expects counts; show the band in the indicator's unit.
-                    scale = reading.value / reading.k if reading.k else 0.0
-                    expected, lower, upper = expected * scale, lower * scale, upper * scale
+                    unit = reading.per_k
+                    expected, lower, upper = expected * unit, lower * unit, upper * unit
                 scored = ScoredReading(
                     indicator.name,
                     key,

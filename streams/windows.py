@@ -83,7 +83,15 @@ class EventClock:
         if epoch > self._latest.get(partition, -math.inf):
             self._latest[partition] = epoch
         self._heard[partition] = now
-        self.open_buckets.add(bucket_start(epoch, self.bucket_seconds))
+        start = bucket_start(epoch, self.bucket_seconds)
+        if start >= self.closed_through:  # closing is final
+            self.open_buckets.add(start)
+
+    def resume(self, now: float) -> None:
+        """After a restart: every partition counts as just heard, so that the time the worker
+        was down does not make them all idle and let the first record set the watermark."""
+        for partition in self._heard:
+            self._heard[partition] = now
 
     def forget(self, partition: int) -> None:
         """A partition moved to another worker: it no longer holds the watermark back."""

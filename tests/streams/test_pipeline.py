@@ -1,0 +1,322 @@
+"""The worker's core against a real SQLite store: records in, readings and anomalies out, and a
+restart from a checkpoint that ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.metrics import Metrics
+from monitor.settings import Settings
+from monitor.store import Store, open_store
+from streams import pipeline as pipeline_module
+from streams.pipeline import Pipeline
+from tests.factories import at, call, premium
+
+TOPIC = "qualmon.events"
+HOUR = 3600
+T0 = 1_772_380_800  # tests.factories.at(0): Monday 2 March 2026 00:00 Shanghai
+ORGS = {0: "00/44/4403", 1: "00/44/4404"}  # partition -> org (the topic is keyed by org)
+
+
+class FrozenClock:
+    """Stands in for the ``time`` module inside streams.pipeline: wall time only moves when the
+    test says so, which makes the idle-partition rule deterministic."""
+
+    perf_counter = staticmethod(time.perf_counter)  # bucket-close timing stays real
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    frozen = FrozenClock()
+    monkeypatch.setattr(pipeline_module, "time", frozen)
+    return frozen
+
+
+@dataclass
+class Record:
+    partition: int
+    offset: int
+    value: bytes
+    events: int
+
+
+def hour_events(partition: int, hour: int, answered: int = 19, calls: int = 20) -> list[dict]:
+    org = ORGS[partition]
+    tag = f"p{partition}-h{hour}"
+    out = [
+        call(f"{tag}-c{i}", at(hour + i / (calls + 1)), i < answered, org_path=org)
+        for i in range(calls)
+    ]
+    out += [premium(f"{tag}-m{i}", at(hour + 0.5 + i / 10), org_path=org) for i in (0, 1)]
+    return out
+
+
+def records(plan: list[tuple[int, int, int]]) -> list[Record]:
+    """One record (a JSON array) per (partition, hour, answered); offsets count per partition."""
+    offsets = {0: 0, 1: 0}
+    out = []
+    for partition, hour, answered in plan:
+        events = hour_events(partition, hour, answered)
+        out.append(Record(partition, offsets[partition], orjson.dumps(events), len(events)))
+        offsets[partition] += 1
+    return out
+
+
+def lockstep_plan() -> list[tuple[int, int, int]]:
+    """Hours 0–20 on both partitions in turn; at 20:00 org 4403 answers 2 calls of 20; one
+    closing record per partition at 21:00."""
+    plan = []
+    for hour in range(21):
+        plan += [(0, hour, 2 if hour == 20 else 19), (1, hour, 19)]
+    return [*plan, (0, 21, 19), (1, 21, 19)]
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, bucket_seconds=3600, allowed_lateness_seconds=0)
+
+
+def new_pipeline(store: Store, tmp_path: Path) -> tuple[Pipeline, CollectorRegistry]:
+    registry = CollectorRegistry()
+    return Pipeline.create(settings(tmp_path), Metrics(registry), store), registry
+
+
+def feed(pipeline: Pipeline, batch: list[Record]) -> list[dict]:
+    dead = []
+    for r in batch:
+        dead += pipeline.handle(r.value, TOPIC, r.partition, r.offset)
+    return dead
+
+
+def events_counted(registry: CollectorRegistry, event_type: str, outcome: str) -> float | None:
+    return registry.get_sample_value(
+        "qualmon_events_total", {"event_type": event_type, "outcome": outcome}
+    )
+
+
+def checkpoint(pipeline: Pipeline) -> None:
+    pipeline.save(pipeline.take_flush())
+
+
+def dump(db: Path) -> tuple[list[tuple], list[tuple]]:
+    """Every stored reading and anomaly (without its wall-clock creation time), in a fixed order."""
+    with sqlite3.connect(db) as conn:
+        readings = conn.execute(
+            "SELECT * FROM indicator_values ORDER BY indicator, org, product_line, channel, "
+            "bucket_start"
+        ).fetchall()
+        anomalies = conn.execute(
+            "SELECT anomaly_id, indicator, org, product_line, channel, bucket_start, value, "
+            "expected, lower, upper, score, k, n, detector, severity FROM anomalies "
+            "ORDER BY anomaly_id"
+        ).fetchall()
+    return readings, anomalies
+
+
+@pytest.fixture
+def store_at(tmp_path: Path) -> Iterator:
+    opened: list[Store] = []
+
+    def make(name: str) -> tuple[Store, Path]:
+        db = tmp_path / name / "q.db"
+        store = open_store(f"sqlite:///{db}")
+        opened.append(store)
+        return store, db
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def uninterrupted(store_at, tmp_path: Path, plan: list[Record]) -> tuple[list, list]:
+    store, db = store_at("reference")
+    pipeline, _ = new_pipeline(store, tmp_path)
+    assert feed(pipeline, plan) == []
+    checkpoint(pipeline)
+    assert store.count("late_events") == 0  # uninterrupted, the slowest partition holds back
+    return dump(db)
+
+
+def test_records_in_readings_and_anomalies_out(store_at, tmp_path: Path, clock) -> None:
+    store, _ = store_at("one")
+    pipeline, registry = new_pipeline(store, tmp_path)
+    plan = records(lockstep_plan())
+    assert feed(pipeline, plan) == []
+    checkpoint(pipeline)
+
+    # 13 slices: total, 00, 44, life, AGENCY (shared), and per org the org and its three
+    # configured combinations (4 × 2). Each has calls and premium: 2 readings. Hours 0–20 closed
+    # (21:00 is still open): 13 × 2 × 21 = 546.
+    assert store.count("indicator_values") == 546
+    anomalies, total = store.anomalies(limit=100)
+    # Hour 20: org 4403 answered 2 of 20, so every slice holding its calls fell: its own four
+    # (2 of 20) and the five shared ones (21 of 40). Org 4404's four slices stayed at 19 of 20.
+    assert total == 9
+    assert {a["indicator"] for a in anomalies} == {"hotline_answer_rate"}
+    assert {a["bucket_start"] for a in anomalies} == {"2026-03-02T12:00:00+00:00"}  # 20:00 +08
+    assert sorted((a["org"], a["product_line"], a["channel"], a["value"]) for a in anomalies) == [
+        ("*", "*", "*", 21 / 40), ("*", "*", "AGENCY", 21 / 40), ("*", "life", "*", 21 / 40),
+        ("00", "*", "*", 21 / 40), ("44", "*", "*", 21 / 40),
+        ("4403", "*", "*", 0.1), ("4403", "*", "AGENCY", 0.1), ("4403", "life", "*", 0.1),
+        ("4403", "life", "AGENCY", 0.1),
+    ]  # fmt: skip
+    assert {a["severity"] for a in anomalies} == {"critical"}
+
+    latest = store.latest_readings(indicator="hotline_answer_rate", org="4404")
+    assert [(r["value"], r["k"], r["n"], r["bucket_start"]) for r in latest] == [
+        (0.95, 19.0, 20.0, T0 + 20 * HOUR)
+    ] * 4
+    premium_total = store.latest_readings(indicator="premium_income", org="*", channel="*")
+    assert [(r["product_line"], r["value"]) for r in premium_total] == [
+        ("*", 4000.0), ("life", 4000.0)  # two orgs × two receipts × 1,000 yuan
+    ]  # fmt: skip
+
+    events = sum(r.events for r in plan)  # 2 partitions × 22 hours × 22 events = 968
+    assert events == 968
+    assert events_counted(registry, "call.completed", "accepted") == 880  # 2 × 22 × 20
+    assert events_counted(registry, "premium.received", "accepted") == 88  # 2 × 22 × 2
+    sample = registry.get_sample_value
+    assert sample("qualmon_buckets_closed_total") == 21
+    worst = {"indicator": "hotline_answer_rate", "severity": "critical"}
+    assert sample("qualmon_anomalies_total", worst) == 9
+    org_4403 = {"org": "4403", "product_line": "*", "channel": "*"}
+    assert sample("qualmon_indicator_hotline_answer_ratio", org_4403) == 0.1
+    # Both partitions end with the 20th call of hour 21, at 21 h + 19/21 h.
+    watermark = sample("qualmon_watermark_timestamp_seconds")
+    assert watermark == pytest.approx(T0 + (21 + 19 / 21) * HOUR)
+
+
+def test_nothing_is_stored_before_the_checkpoint(store_at, tmp_path: Path, clock) -> None:
+    store, _ = store_at("one")
+    pipeline, _ = new_pipeline(store, tmp_path)
+    feed(pipeline, records(lockstep_plan()))
+    assert store.count("indicator_values") == 0
+    assert store.count("seen_events") == 0
+    checkpoint(pipeline)
+    assert store.count("seen_events") == 968  # retention is a week: every id is remembered
+    # A second checkpoint with nothing new changes nothing.
+    checkpoint(pipeline)
+    assert store.count("indicator_values") == 546
+
+
+@pytest.mark.parametrize("lost", [0, 5], ids=["crash-at-checkpoint", "crash-after-5-more"])
+def test_restart_from_checkpoint_ends_like_an_uninterrupted_run(
+    store_at, tmp_path: Path, clock, lost: int
+) -> None:
+    plan = records(lockstep_plan())
+    reference = uninterrupted(store_at, tmp_path, plan)
+
+    store, db = store_at("restarted")
+    first, _ = new_pipeline(store, tmp_path)
+    cut = 23  # mid-stream, partition 0 one hour ahead of partition 1
+    feed(first, plan[:cut])
+    checkpoint(first)
+    feed(first, plan[cut : cut + lost])  # processed, never checkpointed: lost in the crash
+    del first
+
+    second, registry = new_pipeline(store, tmp_path)
+    redelivered = plan[cut - 3 : cut]  # Kafka hands back what was not yet acknowledged
+    assert feed(second, [*redelivered, *plan[cut:]]) == []
+    checkpoint(second)
+
+    assert dump(db) == reference
+    duplicates = sum(r.events for r in redelivered)  # 3 records × 22 events
+    calls = events_counted(registry, "call.completed", "duplicate")
+    premiums = events_counted(registry, "premium.received", "duplicate")
+    assert (calls, premiums) == (60, 6)
+    assert calls + premiums == duplicates == 66
+    assert events_counted(registry, "call.completed", "late") == 0
+
+
+def test_redelivery_into_a_closed_bucket_after_restore_is_a_duplicate(
+    store_at, tmp_path: Path, clock
+) -> None:
+    plan = records(lockstep_plan())
+    store, _ = store_at("restarted")
+    first, _ = new_pipeline(store, tmp_path)
+    feed(first, plan[:30])  # hours 0–14 of both partitions: 0–13 closed
+    checkpoint(first)
+    second, registry = new_pipeline(store, tmp_path)
+    feed(second, plan[:2])  # hour 0 again, long closed
+    assert events_counted(registry, "call.completed", "duplicate") == 40  # 2 records × 20 calls
+    assert events_counted(registry, "call.completed", "late") == 0
+
+
+def test_restart_longer_than_idle_seconds_ends_like_an_uninterrupted_run(
+    store_at, tmp_path: Path, clock
+) -> None:
+    # Partition 1 runs three hours behind partition 0 (a slower producer). Uninterrupted, it
+    # holds the watermark back and none of its events is late. A worker restarted after a minute
+    # (longer than the clock's 30 s idle rule) must come to the same result: all partitions of
+    # the restored clock were last heard before the restart, and the first record handled after
+    # it must not alone decide the watermark.
+    plan_list = [(0, 0, 19), (1, 0, 19), (0, 1, 19), (0, 2, 19), (0, 3, 19)]
+    for hour in range(4, 22):
+        plan_list += [(0, hour, 19), (1, hour - 3, 19)]
+    plan_list += [(1, h, 19) for h in range(19, 22)]
+    plan = records(plan_list)
+    reference = uninterrupted(store_at, tmp_path, plan)
+
+    store, db = store_at("restarted")
+    first, _ = new_pipeline(store, tmp_path)
+    cut = 21  # the first new record after the restart is partition 0's hour 12
+    assert (plan[cut].partition, plan[cut - 1].partition) == (0, 1)
+    feed(first, plan[:cut])
+    checkpoint(first)
+    clock.now += 60  # the restart takes a minute
+    second, registry = new_pipeline(store, tmp_path)
+    feed(second, plan[cut - 2 :])
+    checkpoint(second)
+
+    assert events_counted(registry, "call.completed", "late") == 0
+    assert dump(db) == reference
+
+
+def test_dead_letters_are_returned_and_counted(store_at, tmp_path: Path, clock) -> None:
+    store, _ = store_at("one")
+    pipeline, registry = new_pipeline(store, tmp_path)
+    good = call("ok-1", at(1), True)
+    bad = call("bad-1", at(1), True, channel="FAX")
+    dead = pipeline.handle(orjson.dumps([good, bad, 7]), TOPIC, 1, 40)
+    dead += pipeline.handle(b"\x00garbage", TOPIC, 0, 41)
+    assert [(d["reason"], d["index"], d["source"]["offset"]) for d in dead] == [
+        ("invalid_event", 1, 40), ("not_an_event", 2, 40), ("not_json", None, 41)
+    ]  # fmt: skip
+    sample = registry.get_sample_value
+    assert sample("qualmon_dlq_messages_total", {"reason": "invalid_event"}) == 1
+    assert sample("qualmon_dlq_messages_total", {"reason": "not_an_event"}) == 1
+    assert sample("qualmon_dlq_messages_total", {"reason": "not_json"}) == 1
+    # The invalid call is counted under its type; what has no type is 'unknown'.
+    assert events_counted(registry, "call.completed", "invalid") == 1
+    assert events_counted(registry, "unknown", "invalid") == 2
+    assert events_counted(registry, "call.completed", "accepted") == 1
+
+
+def test_late_events_are_kept_in_the_store(store_at, tmp_path: Path, clock) -> None:
+    store, _ = store_at("one")
+    pipeline, registry = new_pipeline(store, tmp_path)
+    pipeline.handle(orjson.dumps([call("a", at(1.5), True)]), TOPIC, 0, 0)
+    pipeline.handle(orjson.dumps([call("b", at(3.5), True)]), TOPIC, 0, 1)  # closes 01:00
+    pipeline.handle(orjson.dumps([call("c", at(1.9), True)]), TOPIC, 0, 2)  # late for 01:00
+    checkpoint(pipeline)
+    assert events_counted(registry, "call.completed", "late") == 1
+    assert store.count("late_events") == 1
+    with sqlite3.connect(tmp_path / "one" / "q.db") as conn:
+        event_id, start, body = conn.execute(
+            "SELECT event_id, bucket_start, body FROM late_events"
+        ).fetchone()
+    assert (event_id, start) == ("c", T0 + HOUR)
+    assert orjson.loads(body)["event_id"] == "c"

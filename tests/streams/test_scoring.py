@@ -1,0 +1,174 @@
+"""Scoring closed buckets: readings, deterministic anomaly ids, severities, minimum evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.aggregate import ClosedBucket
+from streams.indicators import FIELD, INDICATORS, new_accumulator
+from streams.scoring import SeriesBank, anomaly_id, severity_of
+from streams.slices import SliceKey
+
+DAY = 86400
+MONDAY = 1_772_380_800  # 2 March 2026 00:00 Shanghai; 14 days on stay clear of month-end
+ORG: SliceKey = ("4403", "*", "*")
+TOTAL: SliceKey = ("*", "*", "*")
+
+
+def acc(**fields: float) -> list[float]:
+    out = new_accumulator()
+    for name, amount in fields.items():
+        out[FIELD[name]] = amount
+    return out
+
+
+def bucket(day: int, **slices: list[float]) -> ClosedBucket:
+    keys = {"org": ORG, "total": TOTAL}
+    return ClosedBucket(MONDAY + day * DAY, {keys[name]: a for name, a in slices.items()})
+
+
+FULL = {
+    "premium_received_yuan": 50_000.0, "premium_receipts": 20.0,
+    "written_premium_yuan": 100_000.0, "policies_issued": 400.0,
+    "claims_closed": 40.0, "claims_paid_yuan": 60_000.0, "settlement_days_sum": 120.0,
+    "complaints": 4.0, "cooling_off_cancels": 8.0,
+    "calls": 1000.0, "calls_answered": 950.0,
+}  # fmt: skip
+
+
+def test_readings_for_every_indicator_with_a_value() -> None:
+    bank = SeriesBank(DAY)
+    readings, anomalies = bank.score(
+        bucket(0, org=acc(**FULL), total=acc(calls=10.0, calls_answered=9.0, premium_receipts=2.0,
+                                             premium_received_yuan=300.0))
+    )  # fmt: skip
+    assert anomalies == []  # nothing judged before the warm-up
+    by_key = {(r.indicator, r.slice): r for r in readings}
+    assert {name for name, key in by_key if key == ORG} == set(INDICATORS)
+    # The total has calls and premium only: the ratios over policies and claims have no value.
+    assert {name for name, key in by_key if key == TOTAL} == {
+        "hotline_answer_rate", "premium_income"
+    }  # fmt: skip
+    # Hand-computed values of the full slice:
+    expected = {
+        "premium_income": (50_000.0, 20.0, 20.0),
+        "loss_ratio": (0.6, 40.0, 40.0),  # 60,000 / 100,000
+        "complaint_rate_per_10k_policies": (100.0, 4.0, 400.0),  # 4 / 400 × 10,000
+        "cooling_off_cancel_rate": (0.02, 8.0, 400.0),  # 8 / 400
+        "hotline_answer_rate": (0.95, 950.0, 1000.0),
+        "claim_settlement_days_mean": (3.0, 40.0, 40.0),  # 120 days / 40 claims
+    }
+    for name, (value, k, n) in expected.items():
+        r = by_key[(name, ORG)]
+        assert (r.value, r.k, r.n) == (pytest.approx(value), k, n), name
+        assert r.bucket_start == MONDAY
+        assert r.score == 0.0  # before warm-up
+    assert len(bank.series) == len(INDICATORS) + 2
+
+
+def history(bank: SeriesBank, days: int = 14, **overrides: float) -> None:
+    for day in range(days):
+        answered = 950.0 + day % 3  # a little noise
+        bank.score(bucket(day, org=acc(**{**FULL, "calls_answered": answered, **overrides})))
+
+
+OUTAGE = {**FULL, "calls_answered": 500.0}  # half the calls unanswered
+
+
+def test_outage_is_an_anomaly_with_a_deterministic_id() -> None:
+    first, second = SeriesBank(DAY), SeriesBank(DAY)
+    history(first)
+    history(second)
+    _, anomalies_1 = first.score(bucket(14, org=acc(**OUTAGE)))
+    _, anomalies_2 = second.score(bucket(14, org=acc(**OUTAGE)))
+    assert [a.indicator for a in anomalies_1] == ["hotline_answer_rate"]
+    assert anomalies_1 == anomalies_2
+    [a] = anomalies_1
+    assert a.anomaly_id == anomaly_id("hotline_answer_rate", ORG, MONDAY + 14 * DAY)
+    assert len(a.anomaly_id) == 24
+    assert (a.org, a.product_line, a.channel) == ORG
+    assert a.bucket_start == "2026-03-15T16:00:00+00:00"  # 16 March 00:00 Shanghai
+    assert (a.value, a.k, a.n) == (0.5, 500.0, 1000.0)
+    assert a.detector == "ProportionDetector"
+    assert a.severity == "critical"  # p far below 1e-8
+    assert a.value < a.lower <= a.expected <= a.upper  # 0.5 lies below the band
+
+
+def test_anomaly_ids_differ_by_indicator_slice_and_bucket() -> None:
+    ids = {
+        anomaly_id("hotline_answer_rate", ORG, MONDAY),
+        anomaly_id("hotline_answer_rate", TOTAL, MONDAY),
+        anomaly_id("hotline_answer_rate", ORG, MONDAY + DAY),
+        anomaly_id("loss_ratio", ORG, MONDAY),
+    }
+    assert len(ids) == 4
+    assert anomaly_id("hotline_answer_rate", ORG, MONDAY) == anomaly_id(
+        "hotline_answer_rate", ("4403", "*", "*"), MONDAY
+    )
+
+
+@pytest.mark.parametrize(
+    ("score", "severity"),
+    [(0.5, "minor"), (0.7499, "minor"), (0.75, "major"), (0.9999, "major"), (1.0, "critical")],
+)
+def test_severity_thresholds(score: float, severity: str) -> None:
+    # 0.5 ↔ p = 1e-4, 0.75 ↔ p = 1e-6, 1.0 ↔ p ≤ 1e-8
+    assert severity_of(score) == severity
+
+
+LOSS_SPIKE = {"written_premium_yuan": 100_000.0, "claims_paid_yuan": 300_000.0}  # ratio 3.0
+
+
+@pytest.mark.parametrize(("claims", "alarms"), [(29.0, False), (30.0, True)])
+def test_loss_ratio_needs_thirty_closed_claims(claims: float, alarms: bool) -> None:
+    bank = SeriesBank(DAY)
+    for day in range(14):  # a steady 0.6 over 40 claims a day
+        bank.score(
+            bucket(day, org=acc(written_premium_yuan=100_000.0, claims_paid_yuan=60_000.0,
+                                claims_closed=40.0, settlement_days_sum=120.0))
+        )  # fmt: skip
+    # Log scale: log1p(3.0) − log1p(0.6) = 1.386 − 0.470 = 0.916, sd 0.05 × √(40/30) = 0.058:
+    # z ≈ 15.9, far past the threshold — but 29 claims are not enough evidence to judge at all.
+    spike = acc(**LOSS_SPIKE, claims_closed=claims, settlement_days_sum=3.0 * claims)
+    readings, anomalies = bank.score(bucket(14, org=spike))
+    [loss] = [r for r in readings if r.indicator == "loss_ratio"]
+    assert loss.value == pytest.approx(3.0)
+    assert [a.indicator for a in anomalies] == (["loss_ratio"] if alarms else [])
+    assert (loss.score == 1.0) is alarms
+    if not alarms:
+        assert loss.score == 0.0
+
+
+def test_too_little_evidence_is_not_learnt_either() -> None:
+    bank = SeriesBank(DAY)
+    for day in range(30):  # only thin buckets: the loss-ratio detector never warms up
+        bank.score(bucket(day, org=acc(written_premium_yuan=1000.0, claims_paid_yuan=600.0,
+                                       claims_closed=3.0)))  # fmt: skip
+    detector = bank.series[("loss_ratio", ORG)].detector
+    assert detector._base.seen == 0
+
+
+def test_zero_complaints_keep_the_expected_rate_in_the_indicators_unit() -> None:
+    # Fourteen days of 5 complaints over 1,000 policies: 50 per 10k expected. A day with none
+    # must still show that expectation (5 × 10,000 / 1,000 = 50), not a band collapsed to 0.
+    bank = SeriesBank(DAY)
+    for day in range(14):
+        bank.score(bucket(day, org=acc(complaints=5.0, policies_issued=1000.0)))
+    readings, _ = bank.score(bucket(14, org=acc(complaints=0.0, policies_issued=1000.0)))
+    [rate] = [r for r in readings if r.indicator == "complaint_rate_per_10k_policies"]
+    assert rate.value == 0.0
+    assert rate.expected == pytest.approx(50.0)
+    assert rate.lower <= rate.expected < rate.upper
+
+
+def test_one_failing_series_does_not_cost_the_others_their_bucket() -> None:
+    class Broken:
+        def expectation(self, x: dict) -> None:
+            raise ZeroDivisionError("boom")
+
+    bank = SeriesBank(DAY)
+    bank.score(bucket(0, org=acc(**FULL)))
+    bank.series[("loss_ratio", ORG)].detector = Broken()
+    readings, _ = bank.score(bucket(1, org=acc(**FULL)))
+    assert {r.indicator for r in readings} == set(INDICATORS) - {"loss_ratio"}
+    assert bank.errors == 1
