@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check bench eval clean
+.PHONY: run test check bench eval clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start broker, worker and API on embedded defaults
 	$(BIN)/qualmon run
 
-test: $(STAMP)  ## install what the tests need and run them all
+# The tests run the real Prometheus, promtool and Alertmanager (Debian packages).
+system-deps:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	  echo "installing Debian packages prometheus and prometheus-alertmanager"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; \
+	fi
+
+test: $(STAMP) system-deps  ## install what the tests need and run them all
 	$(BIN)/pytest
 
 check: $(STAMP)  ## format check, lint, types

@@ -206,8 +206,14 @@ class WorkerRun:
     # events/s from /readyz to the last commit: start-up and commit delay included
     from_ready: float
     metrics: dict[str, float]  # the final /metrics, summed over labels except the outcome
+    cpu_us_per_event: float  # worker CPU time, which other load on the machine does not inflate
     rss_ready_mib: float
     rss_end_mib: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _rss_mib(pid: int) -> float:
@@ -271,35 +277,44 @@ def _committed(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int
     return {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
 
 
+def _follow_commits(
+    proc: Any, admin: KafkaAdminClient, prefix: str, done: Done, expected: int
+) -> list[tuple[float, int]]:
+    """(when, events committed) at every change, from now until all ``expected`` are."""
+    steps = [(time.perf_counter(), 0)]
+    while steps[-1][1] < expected:
+        now = time.perf_counter()
+        if proc.poll() is not None or now - steps[0][0] > DEADLINE or now - steps[-1][0] > STALL:
+            raise BenchError(f"worker committed {steps[-1][1]} of {expected} events in "
+                             f"{now - steps[0][0]:.0f}s (exit status {proc.poll()})")  # fmt: skip
+        time.sleep(0.25)
+        n = events_done(done, _committed(admin, f"{prefix}-worker", f"{prefix}.events"))
+        if n != steps[-1][1]:
+            steps.append((time.perf_counter(), n))
+    return steps
+
+
 def measure_worker(bootstrap: str, prefix: str, done: Done, workdir: Path) -> WorkerRun:
-    expected, topic = sum(before[-1] for before in done.values()), f"{prefix}.events"
+    expected = sum(before[-1] for before in done.values())
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qualmon-bench")
-    try:
-        with worker_process(bootstrap, prefix, workdir) as (proc, url):
-            _wait_ready(url, proc)
-            rss_ready, ready = _rss_mib(proc.pid), time.perf_counter()
-            steps = [(ready, 0)]  # (when, events committed) at each change
-            while steps[-1][1] < expected:
-                now = time.perf_counter()
-                if proc.poll() is not None or now - ready > DEADLINE or now - steps[-1][0] > STALL:
-                    raise BenchError(f"worker committed {steps[-1][1]} of {expected} events in "
-                                     f"{now - ready:.0f}s (exit status {proc.poll()})")  # fmt: skip
-                time.sleep(0.25)
-                n = events_done(done, _committed(admin, f"{prefix}-worker", topic))
-                if n != steps[-1][1]:
-                    steps.append((time.perf_counter(), n))
-            metrics = _scrape(url)
-            counted = sum(v for k, v in metrics.items() if k.startswith(OUTCOME))
-            if counted != expected:
-                raise BenchError(f"worker committed every record but counted {counted:.0f} of "
-                                 f"{expected} events")  # fmt: skip
-            (t1, n1), (t2, n2) = steps[1], steps[-1]
-            steady = (n2 - n1) / (t2 - t1) if t2 > t1 else float("nan")
-            return WorkerRun(
-                steady, expected / (t2 - ready), metrics, rss_ready, _rss_mib(proc.pid)
-            )
-    finally:
-        admin.close()
+    with contextlib.closing(admin), worker_process(bootstrap, prefix, workdir) as (proc, url):
+        _wait_ready(url, proc)
+        rss_ready, cpu_ready = _rss_mib(proc.pid), _cpu_seconds(proc.pid)
+        steps = _follow_commits(proc, admin, prefix, done, expected)
+        metrics = _scrape(url)
+        counted = sum(v for k, v in metrics.items() if k.startswith(OUTCOME))
+        if counted != expected:
+            raise BenchError(f"worker committed every record but counted {counted:.0f} of "
+                             f"{expected} events")  # fmt: skip
+        (ready, _), (t1, n1), (t2, n2) = steps[0], steps[1], steps[-1]
+        return WorkerRun(
+            steady=(n2 - n1) / (t2 - t1) if t2 > t1 else float("nan"),
+            from_ready=expected / (t2 - ready),
+            metrics=metrics,
+            cpu_us_per_event=(_cpu_seconds(proc.pid) - cpu_ready) / expected * 1e6,
+            rss_ready_mib=rss_ready,
+            rss_end_mib=_rss_mib(proc.pid),
+        )
 
 
 def _accumulator(r: Random, size: float) -> list[float]:
@@ -356,6 +371,7 @@ def _worker_rows(label: str, run: WorkerRun, raw_rate: float) -> list[tuple[str,
         ("  outcomes", outcomes),
         ("  bucket close, mean", f"{close_mean:.3f} s over {closes:.0f} buckets"),
         ("  series watched", f"{m.get('qualmon_series_watched', 0):,.0f}"),
+        ("  worker CPU per event", f"{run.cpu_us_per_event:.0f} µs (user + system)"),
         ("  worker RSS at ready -> end", f"{run.rss_ready_mib:,.0f} -> {run.rss_end_mib:,.0f} MiB"),
     ]  # fmt: skip
 
