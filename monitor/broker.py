@@ -72,6 +72,9 @@ class EmbeddedBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Its own session: a Ctrl-C in the terminal signals qualmon's process group, and the
+            # broker must outlive the worker's shutdown (offsets commit, checkpoint) to stop last.
+            start_new_session=True,
         )  # fmt: skip
         if not wait_for_port(self.host, self.port, timeout):
             self.stop()

@@ -39,15 +39,23 @@ def test_embedded_broker_starts_and_stops() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_run_stops_the_broker_it_started(tmp_path: Path, stop: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("stop", "group"),
+    # Ctrl-C in a terminal signals the whole foreground process group, broker included unless
+    # it runs in a session of its own; it must still outlive the worker's shutdown.
+    [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGKILL, False)],
+    ids=["sigterm", "ctrl-c", "sigkill"],
+)
+def test_run_stops_the_broker_it_started(
+    tmp_path: Path, stop: signal.Signals, group: bool
+) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUALMON_")}
     env |= {"QUALMON_HTTP_PORT": str(port), "QUALMON_DATA_DIR": str(tmp_path)}
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run"], env=env,
-                                stdout=out, stderr=out)  # fmt: skip
+                                stdout=out, stderr=out, start_new_session=True)  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}/readyz"
 
@@ -62,8 +70,13 @@ def test_run_stops_the_broker_it_started(tmp_path: Path, stop: signal.Signals) -
             c for c in _children(proc.pid) if "tansu" in Path(f"/proc/{c}/cmdline").read_text()
         ]
         assert len(brokers) == 1
-        proc.send_signal(stop)
-        proc.wait(30)
+        if group:
+            os.killpg(proc.pid, stop)  # its own session: the group is qualmon's alone
+        else:
+            proc.send_signal(stop)
+        status = proc.wait(30)
+        if stop != signal.SIGKILL:
+            assert status == 0, log.read_text()[-3000:]
         wait_until(lambda: not _alive(brokers[0]), 15, "the embedded broker to exit")
     finally:
         if proc.poll() is None:
