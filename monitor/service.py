@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import Iterator
 
 import faust
@@ -90,11 +92,29 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
             server.should_exit = True
             await producer.stop()
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def bound_shutdown(sender: object, *args: object, **kwargs: object) -> None:
+        # Faust waits for its Kafka clients to close, which they never do when the broker is
+        # already gone. A forced exit loses nothing: whatever no checkpoint covers is
+        # redelivered, and an embedded broker dies with us (PR_SET_PDEATHSIG).
+        timer = threading.Timer(settings.shutdown_timeout_seconds, _force_exit, (settings,))
+        timer.daemon = True
+        timer.start()
+
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     try:
         worker.execute_from_commandline()
     finally:
         store.close()
+
+
+def _force_exit(settings: Settings) -> None:
+    log.critical(
+        "worker still stopping after %.0fs (QUALMON_SHUTDOWN_TIMEOUT_SECONDS); exiting now",
+        settings.shutdown_timeout_seconds,
+    )
+    logging.shutdown()
+    os._exit(1)
 
 
 def run_api(settings: Settings, bootstrap: str) -> None:

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     session_timeout_seconds: Annotated[float, Field(ge=6, le=300)] = Field(
         default=10.0, description="QUALMON_SESSION_TIMEOUT_SECONDS: consumer-group session."
     )
+    shutdown_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=30.0,
+        description=(
+            "QUALMON_SHUTDOWN_TIMEOUT_SECONDS: a stopping worker that has not finished by then "
+            "exits anyway (its Kafka clients never close when the broker is already gone)."
+        ),
+    )
     log_level: str = Field(
         default="info",
         pattern=r"^(debug|info|warning|error)$",

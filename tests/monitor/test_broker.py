@@ -30,6 +30,17 @@ def _alive(pid: int) -> bool:
     return stat.split(")")[-1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
 
 
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _is_broker(pid: int) -> bool:
+    return "tansu" in Path(f"/proc/{pid}/cmdline").read_text()
+
+
 def test_embedded_broker_starts_and_stops() -> None:
     broker = EmbeddedBroker().start()
     assert wait_for_port(broker.host, broker.port, 1)
@@ -46,9 +57,7 @@ def test_embedded_broker_starts_and_stops() -> None:
     [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGKILL, False)],
     ids=["sigterm", "ctrl-c", "sigkill"],
 )
-def test_run_stops_the_broker_it_started(
-    tmp_path: Path, stop: signal.Signals, group: bool
-) -> None:
+def test_run_stops_the_broker_it_started(tmp_path: Path, stop: signal.Signals, group: bool) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUALMON_")}
     env |= {"QUALMON_HTTP_PORT": str(port), "QUALMON_DATA_DIR": str(tmp_path)}
@@ -57,18 +66,8 @@ def test_run_stops_the_broker_it_started(
         proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run"], env=env,
                                 stdout=out, stderr=out, start_new_session=True)  # fmt: skip
     try:
-        url = f"http://127.0.0.1:{port}/readyz"
-
-        def ready() -> bool:
-            try:
-                return httpx.get(url, timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, 60, f"qualmon run to be ready (log: {log})")
-        brokers = [
-            c for c in _children(proc.pid) if "tansu" in Path(f"/proc/{c}/cmdline").read_text()
-        ]
+        wait_until(lambda: _ready(port), 60, f"qualmon run to be ready (log: {log})")
+        brokers = [c for c in _children(proc.pid) if _is_broker(c)]
         assert len(brokers) == 1
         if group:
             os.killpg(proc.pid, stop)  # its own session: the group is qualmon's alone
@@ -78,6 +77,30 @@ def test_run_stops_the_broker_it_started(
         if stop != signal.SIGKILL:
             assert status == 0, log.read_text()[-3000:]
         wait_until(lambda: not _alive(brokers[0]), 15, "the embedded broker to exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_run_exits_when_the_broker_died_first(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUALMON_")}
+    env |= {"QUALMON_HTTP_PORT": str(port), "QUALMON_DATA_DIR": str(tmp_path),
+            "QUALMON_SHUTDOWN_TIMEOUT_SECONDS": "3"}  # fmt: skip
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run"], env=env,
+                                stdout=out, stderr=out, start_new_session=True)  # fmt: skip
+    try:
+        wait_until(lambda: _ready(port), 60, f"qualmon run to be ready (log: {log})")
+        (broker,) = (c for c in _children(proc.pid) if _is_broker(c))
+        os.kill(broker, signal.SIGKILL)
+        proc.send_signal(signal.SIGTERM)
+        # Without the shutdown bound Faust waits for ever on Kafka clients that cannot close.
+        assert proc.wait(30) == 1
+        assert "QUALMON_SHUTDOWN_TIMEOUT_SECONDS" in log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
