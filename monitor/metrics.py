@@ -8,6 +8,8 @@ from configured orgs, product lines and channels and stop at ``max_series`` (nev
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.indicators import INDICATORS
@@ -23,7 +25,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, max_series: int = 20_000) -> None:
         self.registry = registry
         self.max_series = max_series
-        self._exported: set[tuple[str, str, str, str]] = set()
+        #: (indicator, org, product_line, channel) -> its (value, sample size, score) children:
+        #: bound once, because ``labels()`` costs several times a ``set()``.
+        self._exported: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
 
         self.events = Counter(
             "qualmon_events_total",
@@ -31,9 +35,12 @@ class Metrics:
             ["event_type", "outcome"],
             registry=registry,
         )
-        for event_type in (*EVENT_TYPES, "unknown"):
-            for outcome in OUTCOMES:
-                self.events.labels(event_type, outcome)
+        #: (event_type, outcome) -> counter child, bound up front for the per-event path.
+        self.event_counts = {
+            (event_type, outcome): self.events.labels(event_type, outcome)
+            for event_type in (*EVENT_TYPES, "unknown")
+            for outcome in OUTCOMES
+        }
         self.http_events = Counter(
             "qualmon_http_events_total",
             "Events posted to /v1/events, by outcome (accepted, rejected, unavailable).",
@@ -114,12 +121,17 @@ class Metrics:
     ) -> None:
         """Export one scored reading, unless it would push past ``max_series``."""
         series = (indicator, *key)
-        if series not in self._exported:
+        children = self._exported.get(series)
+        if children is None:
             if len(self._exported) >= self.max_series:
                 self.series_not_exported.inc()
                 return
-            self._exported.add(series)
-        definition = INDICATORS[indicator]
-        self.indicator[indicator].labels(*key).set(value * definition.metric_scale)
-        self.sample_size.labels(indicator, *key).set(n)
-        self.score.labels(indicator, *key).set(score)
+            children = self._exported[series] = (
+                self.indicator[indicator].labels(*key),
+                self.sample_size.labels(indicator, *key),
+                self.score.labels(indicator, *key),
+            )
+        gauge, sample_size, score_gauge = children
+        gauge.set(value * INDICATORS[indicator].metric_scale)
+        sample_size.set(n)
+        score_gauge.set(score)

@@ -23,12 +23,16 @@ worker's checkpoints instead (:mod:`streams.checkpoint`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from streams.indicators import contributions, new_accumulator
 from streams.schema import EventBase
 from streams.slices import SliceKey, Slicer
 from streams.windows import EventClock, bucket_start
+
+#: (org_path, product_line, channel) of an event: the cell its bucket sums are kept in.
+Cell = tuple[str, str, str]
 
 
 @dataclass
@@ -48,7 +52,8 @@ class Aggregator:
     seen: dict[str, int] = field(default_factory=dict)
     #: ids added since the last checkpoint, persisted incrementally.
     new_ids: list[tuple[str, int]] = field(default_factory=list)
-    buckets: dict[int, dict[SliceKey, list[float]]] = field(default_factory=dict)
+    #: bucket start -> cell -> sums; a cell is the finest grain an event has.
+    buckets: dict[int, dict[Cell, list[float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.clock = EventClock(self.bucket_seconds, self.allowed_lateness_seconds)
@@ -67,27 +72,48 @@ class Aggregator:
         self.new_ids.append((event_id, start))
         if self.clock.status(start) == "closed":
             return "late"
-        bucket = self.buckets.get(start)
-        if bucket is None:
-            bucket = self.buckets[start] = {}
+        cells = self.buckets.get(start)
+        if cells is None:
+            cells = self.buckets[start] = {}
         adds = contributions(event)
         if not adds:
             return "accepted"
-        path = event.org_path or event.org_code
-        for key in self.slicer.slices(path, event.product_line, event.channel):
-            acc = bucket.get(key)
-            if acc is None:
-                acc = bucket[key] = new_accumulator()
-            for i, amount in adds:
-                acc[i] += amount
+        # Only the event's own (org path, line, channel) cell is touched here; roll-up slices
+        # are summed from the cells when the bucket closes, once per cell instead of per event.
+        cell = (event.org_path or event.org_code, event.product_line, event.channel)
+        acc = cells.get(cell)
+        if acc is None:
+            acc = cells[cell] = new_accumulator()
+        for i, amount in adds:
+            acc[i] += amount
         return "accepted"
 
-    def close_due(self, now: float = 0.0) -> list[ClosedBucket]:
+    def close_due(self, now: float = 0.0, lagging: Collection[int] = ()) -> list[ClosedBucket]:
         """Buckets the watermark has passed, oldest first; they are removed from memory."""
-        closed = [ClosedBucket(s, self.buckets.pop(s, {})) for s in self.clock.due(now)]
+        closed = [
+            ClosedBucket(s, self._roll_up(self.buckets.pop(s, {})))
+            for s in self.clock.due(now, lagging)
+        ]
         if closed:
             self._forget_old_ids()
         return closed
+
+    def slices_of(self, start: int) -> dict[SliceKey, list[float]]:
+        """The sums so far of an open bucket, per slice."""
+        return self._roll_up(self.buckets.get(start, {}))
+
+    def _roll_up(self, cells: dict[Cell, list[float]]) -> dict[SliceKey, list[float]]:
+        """Sum a bucket's cells into every slice they count in."""
+        slices: dict[SliceKey, list[float]] = {}
+        for (path, product_line, channel), cell in cells.items():
+            for key in self.slicer.slices(path, product_line, channel):
+                acc = slices.get(key)
+                if acc is None:
+                    slices[key] = cell.copy()
+                else:
+                    for i, amount in enumerate(cell):
+                        acc[i] += amount
+        return slices
 
     def _forget_old_ids(self) -> None:
         horizon = self.clock.closed_through - self.dedup_retention_seconds

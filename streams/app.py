@@ -87,10 +87,13 @@ def build_app(
         manual: Any = cast(Any, stream).noack()  # StreamT does not declare noack(); Stream does
         async for event in manual.events():
             message = event.message
+            # The last fetched end offset: records after this one mean a backlog, not silence.
+            end = app.consumer.highwater(message.tp)
             try:
                 dead = pipeline.handle(
-                    message.value, message.topic, message.partition, message.offset
-                )
+                    message.value, message.topic, message.partition, message.offset,
+                    behind=end is not None and message.offset + 1 < end,
+                )  # fmt: skip
             except Exception as exc:
                 # Bad input never gets here (it becomes a dead letter); this is a bug or a
                 # broken store. Stop the worker: Kafka redelivers the unacknowledged records to

@@ -53,6 +53,8 @@ class Pipeline:
     anomalies: list[Anomaly] = field(default_factory=list)
     late: list[tuple[str, int, bytes]] = field(default_factory=list)
     acks: list[Any] = field(default_factory=list)
+    #: input partitions known to have records not consumed yet (see EventClock.due)
+    lagging: set[int] = field(default_factory=set)
     _bank_blob: bytes | None = None
 
     @classmethod
@@ -82,20 +84,28 @@ class Pipeline:
             metrics.watermark.set(aggregator.clock.watermark)
         return pipeline
 
-    def handle(self, value: bytes | None, topic: str, partition: int, offset: int) -> list[dict]:
-        """Count one record's events; returns dead letters for what was not a valid event."""
+    def handle(
+        self, value: bytes | None, topic: str, partition: int, offset: int, behind: bool = False
+    ) -> list[dict]:
+        """Count one record's events; returns dead letters for what was not a valid event.
+
+        ``behind``: the partition has more records after this one."""
+        if behind:
+            self.lagging.add(partition)
+        else:
+            self.lagging.discard(partition)
         events, dead = decode_record(value, topic, partition, offset)
-        counter = self.metrics.events
+        counts = self.metrics.event_counts
         now = time.time()
         for event in events:
             outcome = self.aggregator.add(event, partition, now)
-            counter.labels(event.event_type, outcome).inc()  # type: ignore[attr-defined]
+            counts[event.event_type, outcome].inc()  # type: ignore[attr-defined]
             if outcome == "late":
                 body = orjson.dumps(event.model_dump(mode="json"))
                 self.late.append((event.event_id, self.aggregator.seen[event.event_id], body))
         for letter in dead:
             self.metrics.dlq.labels(letter["reason"]).inc()
-            counter.labels(_type_of(letter), "invalid").inc()
+            counts[_type_of(letter), "invalid"].inc()
             log.warning(
                 "dead letter %s at %s/%s@%s item %s",
                 letter["reason"], topic, partition, offset, letter["index"],
@@ -106,7 +116,7 @@ class Pipeline:
 
     def close_due(self, now: float) -> None:
         """Score and queue every bucket the watermark has passed."""
-        for bucket in self.aggregator.close_due(now):
+        for bucket in self.aggregator.close_due(now, self.lagging):
             started = time.perf_counter()
             readings, anomalies = self.bank.score(bucket)
             for r in readings:

@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -67,7 +68,9 @@ class EventClock:
     Each input partition is ordered on its own but partitions are consumed interleaved, so the
     watermark is the *slowest* active partition's latest event time: a partition racing ahead
     must not make the others' events late. A partition silent for ``idle_seconds`` of wall time
-    stops holding the watermark back (an org whose feed stopped must not stall everyone).
+    stops holding the watermark back (an org whose feed stopped must not stall everyone) — unless
+    the caller says it is still lagging: a backlog the consumer has not reached yet is not a
+    silent feed, and declaring it idle would make all of it late.
     """
 
     bucket_seconds: int
@@ -102,12 +105,14 @@ class EventClock:
         """'open', or 'closed' when events for this bucket are late."""
         return "closed" if start < self.closed_through else "open"
 
-    def due(self, now: float = 0.0) -> list[int]:
-        """Buckets that close now, oldest first; afterwards they are closed for good."""
+    def due(self, now: float = 0.0, lagging: Collection[int] = ()) -> list[int]:
+        """Buckets that close now, oldest first; afterwards they are closed for good.
+
+        ``lagging``: partitions with records not yet consumed, which are never idle."""
         active = [
             latest
             for p, latest in self._latest.items()
-            if now - self._heard[p] <= self.idle_seconds
+            if now - self._heard[p] <= self.idle_seconds or p in lagging
         ]
         if active:
             self.watermark = max(self.watermark, min(active))

@@ -320,3 +320,22 @@ def test_late_events_are_kept_in_the_store(store_at, tmp_path: Path, clock) -> N
         ).fetchone()
     assert (event_id, start) == ("c", T0 + HOUR)
     assert orjson.loads(body)["event_id"] == "c"
+
+
+@pytest.mark.parametrize("behind", [True, False], ids=["backlog", "caught-up"])
+def test_a_backlogged_partition_is_not_idle(store_at, tmp_path: Path, clock, behind) -> None:
+    # Replaying a backlog, the consumer may read one partition for longer than the idle rule
+    # (30 s) before it gets to the other. The other is behind, not silent: none of it is late.
+    store, _ = store_at("one")
+    pipeline, registry = new_pipeline(store, tmp_path)
+    first, second = records([(0, 0, 19), (1, 0, 19)])
+    pipeline.handle(first.value, TOPIC, 0, 0, behind=True)
+    pipeline.handle(second.value, TOPIC, 1, 0, behind=behind)
+    clock.now += 60
+    for offset, (_, hour, answered) in enumerate([(0, h, 19) for h in range(1, 6)], start=1):
+        (record,) = records([(0, hour, answered)])
+        pipeline.handle(record.value, TOPIC, 0, offset, behind=True)
+    (late_hour,) = records([(1, 1, 19)])
+    pipeline.handle(late_hour.value, TOPIC, 1, 1, behind=False)
+    late = events_counted(registry, "call.completed", "late")
+    assert late == (0 if behind else 20)

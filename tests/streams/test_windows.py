@@ -165,6 +165,16 @@ def test_idle_partition_stops_holding_the_watermark_after_idle_seconds() -> None
     assert clock.watermark == at(13.4)
 
 
+def test_a_lagging_partition_is_never_idle() -> None:
+    # A backlog replay: partition 0 has records the consumer has not reached for a minute.
+    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0, idle_seconds=30)
+    clock.observe(at(10.5), partition=0, now=100.0)
+    clock.observe(at(13.4), partition=1, now=160.0)
+    assert clock.due(now=160.0, lagging={0}) == []
+    assert clock.watermark == at(10.5)
+    assert clock.due(now=160.0) == [h(10)]  # caught up and silent: idle after all
+
+
 def test_all_partitions_idle_keeps_the_watermark() -> None:
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0, idle_seconds=30)
     clock.observe(at(10.5), partition=0, now=0.0)
