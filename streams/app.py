@@ -122,6 +122,7 @@ def build_app(
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = args[0]
         status.assigned = {tp.partition for tp in assigned if tp.topic == settings.events_topic}
+        pipeline.assigned(status.assigned)
         pipeline.metrics.assigned_partitions.set(len(status.assigned))
         log.info("assigned partitions %s of %s", sorted(status.assigned), settings.events_topic)
 
@@ -129,7 +130,9 @@ def build_app(
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked = args[0]
         await checkpoint()
-        status.assigned -= {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        gone = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        pipeline.revoked(gone)
+        status.assigned -= gone
         pipeline.metrics.assigned_partitions.set(len(status.assigned))
 
     app.qualmon_checkpoint = checkpoint  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,18 @@ class Pipeline:
         if events:
             self.close_due(now)
         return dead
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """Input partitions now owned by this worker; they hold the watermark until heard."""
+        now = time.time()
+        for partition in partitions:
+            self.aggregator.clock.expect(partition, now)
+
+    def revoked(self, partitions: Iterable[int]) -> None:
+        """Input partitions moved to another worker no longer hold the watermark back."""
+        for partition in partitions:
+            self.aggregator.clock.forget(partition)
+            self.lagging.discard(partition)
 
     def close_due(self, now: float) -> None:
         """Score and queue every bucket the watermark has passed."""

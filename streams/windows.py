@@ -96,6 +96,13 @@ class EventClock:
         for partition in self._heard:
             self._heard[partition] = now
 
+    def expect(self, partition: int, now: float) -> None:
+        """A partition was assigned: until it is heard from, or turns idle, it holds the
+        watermark where it is — a consumer reads partitions one after another at first, and
+        the first one read must not close buckets the others still have events for."""
+        self._latest.setdefault(partition, -math.inf)
+        self._heard.setdefault(partition, now)
+
     def forget(self, partition: int) -> None:
         """A partition moved to another worker: it no longer holds the watermark back."""
         self._latest.pop(partition, None)
