@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -49,6 +51,26 @@ def test_embedded_broker_starts_and_stops() -> None:
     assert not _alive(pid)
 
 
+@contextlib.contextmanager
+def qualmon_run(tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
+    """``qualmon run`` on embedded defaults in a session of its own, ready; killed if left."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("QUALMON_")}
+    environ |= {"QUALMON_HTTP_PORT": str(port), "QUALMON_DATA_DIR": str(tmp_path), **env}
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run"], env=environ,
+                                stdout=out, stderr=out, start_new_session=True)  # fmt: skip
+    try:
+        wait_until(lambda: _ready(port), 60, f"qualmon run to be ready (log: {log})")
+        (broker,) = (c for c in _children(proc.pid) if _is_broker(c))
+        yield proc, log, broker
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize(
     ("stop", "group"),
@@ -58,17 +80,7 @@ def test_embedded_broker_starts_and_stops() -> None:
     ids=["sigterm", "ctrl-c", "sigkill"],
 )
 def test_run_stops_the_broker_it_started(tmp_path: Path, stop: signal.Signals, group: bool) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUALMON_")}
-    env |= {"QUALMON_HTTP_PORT": str(port), "QUALMON_DATA_DIR": str(tmp_path)}
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run"], env=env,
-                                stdout=out, stderr=out, start_new_session=True)  # fmt: skip
-    try:
-        wait_until(lambda: _ready(port), 60, f"qualmon run to be ready (log: {log})")
-        brokers = [c for c in _children(proc.pid) if _is_broker(c)]
-        assert len(brokers) == 1
+    with qualmon_run(tmp_path) as (proc, log, broker):
         if group:
             os.killpg(proc.pid, stop)  # its own session: the group is qualmon's alone
         else:
@@ -76,32 +88,14 @@ def test_run_stops_the_broker_it_started(tmp_path: Path, stop: signal.Signals, g
         status = proc.wait(30)
         if stop != signal.SIGKILL:
             assert status == 0, log.read_text()[-3000:]
-        wait_until(lambda: not _alive(brokers[0]), 15, "the embedded broker to exit")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        wait_until(lambda: not _alive(broker), 15, "the embedded broker to exit")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_run_exits_when_the_broker_died_first(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUALMON_")}
-    env |= {"QUALMON_HTTP_PORT": str(port), "QUALMON_DATA_DIR": str(tmp_path),
-            "QUALMON_SHUTDOWN_TIMEOUT_SECONDS": "3"}  # fmt: skip
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run"], env=env,
-                                stdout=out, stderr=out, start_new_session=True)  # fmt: skip
-    try:
-        wait_until(lambda: _ready(port), 60, f"qualmon run to be ready (log: {log})")
-        (broker,) = (c for c in _children(proc.pid) if _is_broker(c))
+    with qualmon_run(tmp_path, QUALMON_SHUTDOWN_TIMEOUT_SECONDS="3") as (proc, log, broker):
         os.kill(broker, signal.SIGKILL)
         proc.send_signal(signal.SIGTERM)
         # Without the shutdown bound Faust waits for ever on Kafka clients that cannot close.
         assert proc.wait(30) == 1
         assert "QUALMON_SHUTDOWN_TIMEOUT_SECONDS" in log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
