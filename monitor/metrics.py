@@ -108,9 +108,39 @@ class Metrics:
             ["indicator", *SLICE_LABELS],
             registry=registry,
         )
+        # One gauge per indicator (not one for all) so that each keeps its indicator's unit.
+        self.indicator_band = {
+            i.name: Gauge(
+                band_metric(i.metric),
+                f"Expected value (bound=expected) and normal band (bound=lower, upper) of "
+                f"{i.metric} for the last closed bucket of each slice.",
+                [*SLICE_LABELS, "bound"],
+                registry=registry,
+            )
+            for i in INDICATORS.values()
+        }
+        self.detector = Histogram(
+            "qualmon_detector_seconds",
+            "Time the detectors took to score one closed bucket (all its slices and indicators).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
+        )
+        # Only partitions this worker owns have a child, so lag summed over workers is exact.
+        self.consumer_lag = Gauge(
+            "qualmon_consumer_lag_records",
+            "Records of an owned input partition not yet processed: high watermark - position.",
+            ["partition"],
+            registry=registry,
+        )
 
     def reading(
-        self, indicator: str, key: tuple[str, str, str], value: float, n: float, score: float
+        self,
+        indicator: str,
+        key: tuple[str, str, str],
+        value: float,
+        n: float,
+        score: float,
+        band: tuple[float, float, float] | None = None,
     ) -> None:
         """Export one scored reading, unless it would push past ``max_series``."""
         series = (indicator, *key)
@@ -123,3 +153,16 @@ class Metrics:
         self.indicator[indicator].labels(*key).set(value * definition.metric_scale)
         self.sample_size.labels(indicator, *key).set(n)
         self.score.labels(indicator, *key).set(score)
+        if band is not None:
+            gauge = self.indicator_band[indicator]
+            for bound, bound_value in zip(("lower", "expected", "upper"), band, strict=True):
+                gauge.labels(*key, bound).set(bound_value * definition.metric_scale)
+
+
+def band_metric(indicator_metric: str) -> str:
+    """``qualmon_indicator_loss_ratio`` -> ``qualmon_indicator_band_loss_ratio`` (same unit).
+
+    >>> band_metric("qualmon_indicator_premium_income_yuan")
+    'qualmon_indicator_band_premium_income_yuan'
+    """
+    return indicator_metric.replace("qualmon_indicator_", "qualmon_indicator_band_", 1)

@@ -9,12 +9,14 @@ producers already key by ``org_code``; no Faust tables: see :mod:`streams.pipeli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
 import orjson
+from faust.types import TP
 
 from monitor.settings import Settings
 from streams.pipeline import Pipeline
@@ -56,6 +58,8 @@ def build_app(
     anomalies = app.topic(settings.anomalies_topic, value_serializer="raw", key_serializer="raw")
     lock = asyncio.Lock()
     pending_sends: list[Any] = []
+    #: Next offset to process per owned input partition, for the consumer-lag gauge.
+    positions: dict[int, int] = {}
 
     async def checkpoint() -> None:
         """Deliver, persist, then acknowledge — in that order, so a crash repeats, never loses."""
@@ -104,6 +108,7 @@ def build_app(
             for letter in dead:
                 pending_sends.append(await dlq.send(key=message.key, value=orjson.dumps(letter)))
             pipeline.acks.append(event)
+            positions[message.partition] = message.offset + 1
             if pipeline.anomalies or loop.time() >= due:
                 await checkpoint()
                 due = loop.time() + settings.checkpoint_seconds
@@ -113,6 +118,17 @@ def build_app(
         # Covers the tail of a burst: without it the last records would wait for the next one.
         if pipeline.acks or pipeline.anomalies:
             await checkpoint()
+
+    @app.timer(interval=max(settings.checkpoint_seconds, 5.0))
+    async def measure_lag() -> None:
+        # The high watermark is the one the consumer saw on its last fetch (the broker's Fetch
+        # answer, which is right even where its ListOffsets is not). A partition is measured
+        # from its first processed record on; before that its position is unknown here.
+        for partition in sorted(status.assigned):
+            highwater = app.consumer.highwater(TP(settings.events_topic, partition))
+            if highwater is not None and partition in positions:
+                lag = max(0, highwater - positions[partition])
+                pipeline.metrics.consumer_lag.labels(str(partition)).set(lag)
 
     # mode's signal stubs do not accept async receivers, though it awaits them.
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -126,7 +142,13 @@ def build_app(
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked = args[0]
         await checkpoint()
-        status.assigned -= {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        gone = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        status.assigned -= gone
+        for partition in gone & positions.keys():
+            # Export only what this worker owns: the new owner reports the partition's lag.
+            del positions[partition]
+            with contextlib.suppress(KeyError):
+                pipeline.metrics.consumer_lag.remove(str(partition))
         pipeline.metrics.assigned_partitions.set(len(status.assigned))
 
     app.qualmon_checkpoint = checkpoint  # type: ignore[attr-defined]
