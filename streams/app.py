@@ -119,7 +119,7 @@ def build_app(
         if pipeline.acks or pipeline.anomalies:
             await checkpoint()
 
-    @app.timer(interval=max(settings.checkpoint_seconds, 5.0))
+    @app.timer(interval=settings.checkpoint_seconds)
     async def measure_lag() -> None:
         # The high watermark is the one the consumer saw on its last fetch (the broker's Fetch
         # answer, which is right even where its ListOffsets is not). A partition is measured
