@@ -35,11 +35,11 @@ def stream() -> list[dict]:
     """The simulated days with a hotline outage in org 3201 (TELE) at hour 74, in time order.
 
     The outage is added by hand because the simulator's own incidents need weeks of history to
-    stand out; this one follows 14 normal hours (the detectors' warm-up) of 60 calls each.
+    stand out; this one follows 30 normal hours (past the detectors' warm-up) of 60 calls each.
     """
     hours = [list(hour) for hour in generate(SIM)]
     # No 3201 event after the outage hour, so its last score stays the outage's on /metrics.
-    for h in range(60, 75):
+    for h in range(44, 75):
         answered = 20 if h == 74 else 57
         extra = hotline_hours(range(h, h + 1), 60, answered, "ops", org_path="00/32/3201",
                               channel="TELE")  # fmt: skip
