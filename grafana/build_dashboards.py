@@ -10,12 +10,21 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from grafana.panels import (
-    PROM, custom_variable, dashboard, label_variable, prom, prom_table, series, single, sql_table,
+    PROM,
+    custom_variable,
+    dashboard,
+    label_variable,
+    prom,
+    prom_table,
+    series,
+    single,
+    sql_table,
 )  # fmt: skip
 from monitor.metrics import band_metric
 from streams.indicators import INDICATORS
@@ -71,7 +80,8 @@ def overview() -> db.Dashboard:
 
 def drilldown() -> db.Dashboard:
     d = dashboard(
-        "qualmon-drilldown", "qualmon · Drill-down",
+        "qualmon-drilldown",
+        "qualmon · Drill-down",
         "One indicator per row across org → product line → channel, each with its expected "
         "band, and the anomaly score of the three levels.",
         ["quality"],
@@ -160,6 +170,15 @@ def anomalies_and_inspections() -> db.Dashboard:
     )  # fmt: skip
 
 
+def _quantiles(histogram: str) -> list[Any]:
+    """p50 and p90 of a histogram over the rate window."""
+    return [
+        prom(f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket[$window])))",
+             f"p{int(q * 100)}", ref)
+        for q, ref in ((0.5, "A"), (0.9, "B"))
+    ]  # fmt: skip
+
+
 def pipeline_health() -> db.Dashboard:
     d = dashboard(
         "qualmon-pipeline", "qualmon · Pipeline health",
@@ -167,38 +186,35 @@ def pipeline_health() -> db.Dashboard:
         "letters, late events, consumer lag, bucket-close delay and detector time.",
         ["pipeline"],
     ).with_variable(custom_variable("window", "Rate window", WINDOWS, "5m"))  # fmt: skip
-    rate = "[$window]"
+    events = "qualmon_events_total"
+    by_type = "sum by (event_type, outcome) (rate(qualmon_events_total[$window]))"
+    late = 'sum by (event_type) (rate(qualmon_events_total{outcome="late"}[$window]))'
     return (
         d.with_panel(single("Events/s accepted", "ops",
-                            prom(f'sum(rate(qualmon_events_total{{outcome="accepted"}}{rate}))')))
+                            prom(f'sum(rate({events}{{outcome="accepted"}}[$window]))')))
         .with_panel(single("Consumer lag", "short", prom("sum(qualmon_consumer_lag_records)")))
         .with_panel(single("Partitions owned", "short",
                            prom("sum(qualmon_worker_assigned_partitions)")))
         .with_panel(single("Event-time watermark behind now", "s",
                            prom("time() - max(qualmon_watermark_timestamp_seconds)")))
         .with_panel(series("Events/s by type and outcome", "ops",
-                           prom(f"sum by (event_type, outcome) (rate(qualmon_events_total{rate}))",
-                                "{{event_type}} {{outcome}}")))
+                           prom(by_type, "{{event_type}} {{outcome}}")))
         .with_panel(series("Events/s posted over HTTP by outcome", "ops",
-                           prom(f"sum by (outcome) (rate(qualmon_http_events_total{rate}))",
+                           prom("sum by (outcome) (rate(qualmon_http_events_total[$window]))",
                                 "{{outcome}}")))
         .with_panel(series("Dead letters/s by reason", "ops",
-                           prom(f"sum by (reason) (rate(qualmon_dlq_messages_total{rate}))",
+                           prom("sum by (reason) (rate(qualmon_dlq_messages_total[$window]))",
                                 "{{reason}}")))
-        .with_panel(series("Late events/s by type", "ops",
-                           prom(f'sum by (event_type) (rate(qualmon_events_total{{outcome="late"}}{rate}))',
-                                "{{event_type}}")))
+        .with_panel(series("Late events/s by type", "ops", prom(late, "{{event_type}}")))
         .with_panel(series("Consumer lag by partition", "short",
                            prom("sum by (instance, partition) (qualmon_consumer_lag_records)",
                                 "{{instance}} p{{partition}}")))
         .with_panel(series("Bucket-close delay (closed → published and stored)", "s",
-                           prom(f"histogram_quantile(0.5, sum by (le) (rate(qualmon_bucket_close_seconds_bucket{rate})))", "p50", "A"),
-                           prom(f"histogram_quantile(0.9, sum by (le) (rate(qualmon_bucket_close_seconds_bucket{rate})))", "p90", "B")))
+                           *_quantiles("qualmon_bucket_close_seconds")))
         .with_panel(series("Detector time per closed bucket", "s",
-                           prom(f"histogram_quantile(0.5, sum by (le) (rate(qualmon_detector_seconds_bucket{rate})))", "p50", "A"),
-                           prom(f"histogram_quantile(0.9, sum by (le) (rate(qualmon_detector_seconds_bucket{rate})))", "p90", "B")))
+                           *_quantiles("qualmon_detector_seconds")))
         .with_panel(series("Buckets closed/s and series watched", "short",
-                           prom(f"sum(rate(qualmon_buckets_closed_total{rate}))", "buckets/s", "A"),
+                           prom("sum(rate(qualmon_buckets_closed_total[$window]))", "buckets/s"),
                            prom("sum(qualmon_series_watched)", "series", "B")))
     )  # fmt: skip
 

@@ -16,8 +16,12 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models.dashboard import (
-    DataSourceRef, VariableHide, VariableOption, VariableRefresh,
-)  # fmt: skip
+    DataSourceRef,
+    VariableHide,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
 
 PROMETHEUS_UID = "qualmon-prometheus"
 POSTGRES_UID = "qualmon-postgres"
@@ -55,7 +59,9 @@ class Sql(cogbuilder.Builder[SqlQuery]):
         return self._internal
 
 
-def prom(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> prometheus.Dataquery:
+def prom(
+    expr: str, legend: str = "", ref: str = "A", instant: bool = False
+) -> prometheus.Dataquery:
     query = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(PROM)
     if legend:
         query = query.legend_format(legend)
@@ -70,18 +76,25 @@ def series(title: str, unit: str, *queries: prometheus.Dataquery, w: int = 12) -
 
 
 def single(title: str, unit: str, query: prometheus.Dataquery, w: int = 6) -> stat.Panel:
-    return stat.Panel().title(title).unit(unit).datasource(PROM).height(5).span(w).with_target(query)
+    panel = stat.Panel().title(title).unit(unit).datasource(PROM).height(5).span(w)
+    return panel.with_target(query)
 
 
 def sql_table(title: str, sql: str, unit: str = "none", w: int = 24) -> table.Panel:
-    return table.Panel().title(title).unit(unit).datasource(PG).height(10).span(w).with_target(
-        Sql(sql)
+    return (
+        table.Panel()
+        .title(title)
+        .unit(unit)
+        .datasource(PG)
+        .height(10)
+        .span(w)
+        .with_target(Sql(sql))
     )
 
 
 def prom_table(title: str, unit: str, query: prometheus.Dataquery, w: int = 12) -> table.Panel:
-    return table.Panel().title(title).unit(unit).datasource(PROM).height(8).span(w).with_target(
-        query
+    return (
+        table.Panel().title(title).unit(unit).datasource(PROM).height(8).span(w).with_target(query)
     )
 
 
@@ -92,7 +105,7 @@ def label_variable(name: str, label: str, metric: str = "qualmon_anomaly_score")
         .query({"query": f"label_values({metric}, {name})", "refId": f"{name}-values"})
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .current(VariableOption(selected=True, text="*", value="*"))
-        .include_all(False).multi(False).sort(1)
+        .include_all(False).multi(False).sort(VariableSort.ALPHABETICAL_ASC)
     )  # fmt: skip
 
 

@@ -59,9 +59,11 @@ def feed(service: Service, bootstrap: str, topic: str) -> int:
     producer.flush()
     producer.close()
     wait_until(
-        lambda: service.metric("qualmon_events_total") >= len(events) + 3
-        and service.metric("qualmon_anomalies_total") > 0
-        and "qualmon_consumer_lag_records{" in service.client.get("/metrics").text,
+        lambda: (
+            service.metric("qualmon_events_total") >= len(events) + 3
+            and service.metric("qualmon_anomalies_total") > 0
+            and "qualmon_consumer_lag_records{" in service.client.get("/metrics").text
+        ),
         60,
         "the worker to count every event and find the outage",
     )

@@ -12,7 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.live import feed
 from tests.deploy.ops_files import (
-    PROMETHEUS, RULE_FILES, RULE_TESTS, RUNBOOKS, alerts, load, metric_names, rules, run,
+    PROMETHEUS,
+    RULE_FILES,
+    RULE_TESTS,
+    RUNBOOKS,
+    alerts,
+    load,
+    metric_names,
+    rules,
+    run,
 )  # fmt: skip
 
 RUNBOOK_BASE = "https://qualmon.example/runbooks/"
@@ -39,7 +47,7 @@ def test_rule_unit_tests_fail_when_an_alert_is_broken(tmp_path: Path) -> None:
     shutil.copytree(PROMETHEUS, tmp_path / "prometheus")
     pipeline = tmp_path / "prometheus" / "rules" / "pipeline.yml"
     text = pipeline.read_text()
-    assert text.count("expr: up{job=\"qualmon-worker\"} == 0\n        for: 2m") == 1
+    assert text.count('expr: up{job="qualmon-worker"} == 0\n        for: 2m') == 1
     pipeline.write_text(text.replace(
         "expr: up{job=\"qualmon-worker\"} == 0\n        for: 2m",
         "expr: up{job=\"qualmon-worker\"} == 0\n        for: 0m",

@@ -171,14 +171,15 @@ def postgres_database() -> object:
 
 
 def test_every_sql_query_runs_on_postgresql_against_the_store_tables(postgres_database) -> None:
-    (anomalies_ddl,) = [
-        s for s in MIGRATIONS[0].split(";") if "CREATE TABLE anomalies" in s
-    ]
+    (anomalies_ddl,) = [s for s in MIGRATIONS[0].split(";") if "CREATE TABLE anomalies" in s]
     _psql(postgres_database, anomalies_ddl + ";" + ASSUMED_TABLES)
     queries = [(p.stem, w, q) for p in DASHBOARDS for w, q in sql(load(p))]
     assert len(queries) == 3
     for stem, where, query in queries:
-        query = re.sub(r"\$__timeFilter\(([^)]*)\)",
-                       r"\1 BETWEEN '2026-01-01T00:00:00Z' AND '2027-01-01T00:00:00Z'", query)
+        query = re.sub(
+            r"\$__timeFilter\(([^)]*)\)",
+            r"\1 BETWEEN '2026-01-01T00:00:00Z' AND '2027-01-01T00:00:00Z'",
+            query,
+        )
         rows = _psql(postgres_database, query).strip().splitlines()
         assert len(rows) == 1, f"{stem} {where}: expected the one seeded row, got {rows}"
