@@ -61,8 +61,8 @@ def test_a_worker_process_serves_its_metrics(service_factory, kafka_settings, tm
             30, "the worker's /metrics to count the five events",
         )  # fmt: skip
         # Measured on the worker's next timer tick, for the partitions it has read from.
-        wait_until(lambda: 'qualmon_consumer_lag_records{partition="' in client.get("/metrics").text,
-                   10, "the consumer lag of an owned partition")  # fmt: skip
+        lag = 'qualmon_consumer_lag_records{partition="'
+        wait_until(lambda: lag in client.get("/metrics").text, 10, "the lag of a partition")
     finally:
         client.close()
         process.terminate()
