@@ -71,9 +71,10 @@ def feed(service: Service, bootstrap: str, topic: str) -> int:
 
 
 @contextmanager
-def prometheus(scrape_port: int) -> Iterator[httpx.Client]:
+def prometheus(scrape_port: int, alertmanager_port: int | None = None) -> Iterator[httpx.Client]:
     """A real Prometheus on a free loopback port scraping ``127.0.0.1:scrape_port`` every second,
-    with qualmon's recording rules loaded; stopped (by its pid) on exit."""
+    with qualmon's rules loaded (and sending alerts to a local Alertmanager when given one);
+    stopped (by its pid) on exit."""
     rules = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
     with tempfile.TemporaryDirectory(prefix="qualmon-prom-") as tmp:
         work = Path(tmp)
@@ -86,32 +87,44 @@ def prometheus(scrape_port: int) -> Iterator[httpx.Client]:
                  "static_configs": [{"targets": [f"127.0.0.1:{scrape_port}"]}]}
             ],
         }  # fmt: skip
+        if alertmanager_port is not None:
+            targets = [f"127.0.0.1:{alertmanager_port}"]
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": targets}]}]}
         (work / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
-        with (work / "log").open("wb") as log:
-            process = subprocess.Popen(
-                ["prometheus", f"--config.file={work / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={work / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{port}"],
-                stdout=log, stderr=log,
-            )  # fmt: skip
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        try:
-            wait_until(lambda: _ready(client, process, work), 30, "Prometheus to be ready")
+        command = [
+            "prometheus", f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+            # An alert evaluated before the Alertmanager is discovered is dropped; resend it
+            # within seconds rather than the default minute.
+            "--rules.alert.resend-delay=1s",
+        ]  # fmt: skip
+        with running(command, work / "log", port) as client:
             yield client
-        finally:
-            client.close()
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
 
 
-def _ready(client: httpx.Client, process: subprocess.Popen[bytes], work: Path) -> bool:
+@contextmanager
+def running(command: list[str], log_path: Path, port: int) -> Iterator[httpx.Client]:
+    """Start a Prometheus-style server (``/-/ready``) on ``port``; stop it by its pid on exit."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    try:
+        wait_until(lambda: _ready(client, process, log_path), 30, f"{command[0]} to be ready")
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _ready(client: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> bool:
     if process.poll() is not None:
-        raise AssertionError(f"prometheus exited:\n{(work / 'log').read_text()[-3000:]}")
+        raise AssertionError(f"{process.args[0]} exited:\n{log.read_text()[-3000:]}")
     try:
         return client.get("/-/ready").status_code == 200
     except httpx.HTTPError:
