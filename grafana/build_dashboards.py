@@ -30,7 +30,16 @@ from monitor.metrics import band_metric
 from streams.indicators import INDICATORS
 
 OUT = Path(__file__).resolve().parent / "dashboards"
-#: Grafana unit of each indicator gauge (base units on /metrics: yuan, ratio, seconds).
+#: Panel title and Grafana unit of each indicator gauge (base units on /metrics: yuan, ratio,
+#: seconds); a new indicator without an entry here fails the build, not the dashboard.
+TITLES = {
+    "premium_income": "Premium income",
+    "loss_ratio": "Simple loss ratio",
+    "complaint_rate_per_10k_policies": "Complaints per 10k policies",
+    "cooling_off_cancel_rate": "Cooling-off cancellation rate",
+    "hotline_answer_rate": "Hotline answer rate",
+    "claim_settlement_days_mean": "Mean claim settlement time",
+}
 UNITS = {
     "premium_income": "prefix:¥",
     "loss_ratio": "percentunit",
@@ -58,9 +67,11 @@ def overview() -> db.Dashboard:
     d = dashboard(
         "qualmon-overview", "qualmon · Quality overview",
         "Every quality indicator of the last closed bucket against its expected value and "
-        "normal band, for one org (* = the whole company); anomalies as red annotations.",
+        "normal band, side by side for the orgs chosen (* = the whole company); anomalies as "
+        "red annotations.",
         ["quality"],
-    ).with_variable(label_variable("org", "Org")).annotation(_anomaly_annotations())  # fmt: skip
+    ).with_variable(label_variable("org", "Org", multi=True))  # fmt: skip
+    d = d.annotation(_anomaly_annotations())
     d = d.with_panel(
         prom_table(
             "Worst anomaly score by org (0.5 and above is an anomaly)", "none",
@@ -70,11 +81,11 @@ def overview() -> db.Dashboard:
     for name, indicator in INDICATORS.items():
         s = _slice()
         d = d.with_panel(series(
-            indicator.description.split(";")[0].rstrip("."), UNITS[name],
+            f"{TITLES[name]} — org $org", UNITS[name],
             prom(f"{indicator.metric}{{{s}}}", "value", "A"),
             prom(f"{band_metric(indicator.metric)}{{{s}}}", "{{bound}}", "B"),
-            w=12,
-        ))  # fmt: skip
+            w=24,
+        ).repeat("org").repeat_direction("h"))  # fmt: skip
     return d
 
 
@@ -95,10 +106,10 @@ def drilldown() -> db.Dashboard:
         "$org · $product_line · $channel": _slice(product_line="$product_line", channel="$channel"),
     }
     for name, indicator in INDICATORS.items():
-        d = d.with_row(db.Row(name.replace("_", " ")))
+        d = d.with_row(db.Row(TITLES[name]))
         for title, s in levels.items():
             d = d.with_panel(series(
-                f"{name} — {title}", UNITS[name],
+                f"{TITLES[name]} — {title}", UNITS[name],
                 prom(f"{indicator.metric}{{{s}}}", "value", "A"),
                 prom(f"{band_metric(indicator.metric)}{{{s}}}", "{{bound}}", "B"),
                 w=6,
@@ -107,7 +118,7 @@ def drilldown() -> db.Dashboard:
             prom(f'qualmon_anomaly_score{{indicator="{name}", {s}}}', title, ref)
             for (title, s), ref in zip(levels.items(), "ABC", strict=True)
         ]
-        d = d.with_panel(series(f"{name} — anomaly score", "none", *scores, w=6))
+        d = d.with_panel(series(f"{TITLES[name]} — anomaly score", "none", *scores, w=6))
     return d
 
 

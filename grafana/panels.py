@@ -98,14 +98,22 @@ def prom_table(title: str, unit: str, query: prometheus.Dataquery, w: int = 12) 
     )
 
 
-def label_variable(name: str, label: str, metric: str = "qualmon_anomaly_score") -> Any:
-    """A single-valued variable over one slice label; ``*`` (all) first and by default."""
+def label_variable(
+    name: str, label: str, metric: str = "qualmon_anomaly_score", multi: bool = False
+) -> Any:
+    """A variable over one slice label; ``*`` (all) by default. Queries compare with ``=``, so
+    a multi-valued one is meant for panels that repeat per value."""
+    default = (
+        VariableOption(selected=True, text=["*"], value=["*"])
+        if multi
+        else (VariableOption(selected=True, text="*", value="*"))
+    )
     return (
         db.QueryVariable(name).label(label).datasource(PROM)
         .query({"query": f"label_values({metric}, {name})", "refId": f"{name}-values"})
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .current(VariableOption(selected=True, text="*", value="*"))
-        .include_all(False).multi(False).sort(VariableSort.ALPHABETICAL_ASC)
+        .current(default)
+        .include_all(False).multi(multi).sort(VariableSort.ALPHABETICAL_ASC)
     )  # fmt: skip
 
 

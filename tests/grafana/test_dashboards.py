@@ -17,7 +17,9 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from grafana import build_dashboards
 from grafana.panels import POSTGRES_TYPE
+from monitor.metrics import band_metric
 from monitor.store import MIGRATIONS
+from streams.indicators import INDICATORS
 from tests.grafana.queries import DASHBOARDS, ROOT, datasource_refs, load, panels, promql, sql
 
 PROVISIONING = ROOT / "grafana" / "provisioning"
@@ -183,3 +185,11 @@ def test_every_sql_query_runs_on_postgresql_against_the_store_tables(postgres_da
         )
         rows = _psql(postgres_database, query).strip().splitlines()
         assert len(rows) == 1, f"{stem} {where}: expected the one seeded row, got {rows}"
+
+
+@pytest.mark.parametrize("stem", ["quality-overview", "drill-down"])
+def test_every_indicator_is_shown_against_its_band(stem: str) -> None:
+    exprs = " ".join(e for _, e in promql(load(ROOT / "grafana" / "dashboards" / f"{stem}.json")))
+    for indicator in INDICATORS.values():
+        assert f"{indicator.metric}{{" in exprs, f"{stem} lacks {indicator.metric}"
+        assert f"{band_metric(indicator.metric)}{{" in exprs, f"{stem} lacks its band"
