@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from monitor.settings import Settings
@@ -124,9 +125,14 @@ def build_app(
         # The high watermark is the one the consumer saw on its last fetch (the broker's Fetch
         # answer, which is right even where its ListOffsets is not). A partition is measured
         # from its first processed record on; before that its position is unknown here.
-        for partition in sorted(status.assigned):
-            highwater = app.consumer.highwater(TP(settings.events_topic, partition))
-            if highwater is not None and partition in positions:
+        for partition in sorted(status.assigned & positions.keys()):
+            try:
+                highwater = app.consumer.highwater(TP(settings.events_topic, partition))
+            except (ConsumerNotStarted, AssertionError):
+                # aiokafka asserts the partition is assigned: it was revoked a moment ago, and
+                # the revocation handler removes its gauge. Not worth stopping the worker for.
+                continue
+            if highwater is not None:
                 lag = max(0, highwater - positions[partition])
                 pipeline.metrics.consumer_lag.labels(str(partition)).set(lag)
 
