@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start broker, worker and API on embedded defaults
 	$(BIN)/qualmon run
 
-# The tests run the real Prometheus, promtool and Alertmanager (Debian packages).
+# The tests run the real Prometheus, promtool and Alertmanager (Debian packages), and psql to
+# run the dashboards' SQL on PostgreSQL when one is reachable.
 system-deps:
-	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
-	  echo "installing Debian packages prometheus and prometheus-alertmanager"; \
+	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
+	    || ! command -v psql >/dev/null; then \
+	  echo "installing Debian packages prometheus, prometheus-alertmanager, postgresql-client"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; \
+	    --no-install-recommends prometheus prometheus-alertmanager postgresql-client >/dev/null; \
 	fi
 
 test: $(STAMP) system-deps  ## install what the tests need and run them all

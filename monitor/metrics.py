@@ -19,15 +19,16 @@ OUTCOMES = ("accepted", "duplicate", "late", "invalid")
 DLQ_REASONS = ("not_json", "not_an_event", "invalid_event")
 SEVERITIES = ("minor", "major", "critical")
 SLICE_LABELS = ("org", "product_line", "channel")
+BOUNDS = ("lower", "expected", "upper")  # the order of a reading's band
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry, max_series: int = 20_000) -> None:
         self.registry = registry
         self.max_series = max_series
-        #: (indicator, org, product_line, channel) -> its (value, sample size, score) children:
-        #: bound once, because ``labels()`` costs several times a ``set()``.
-        self._exported: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
+        #: (indicator, org, product_line, channel) -> its value, sample size, score and band
+        #: children, bound once: ``labels()`` costs several times a ``set()``.
+        self._exported: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
 
         self.events = Counter(
             "qualmon_events_total",
@@ -115,9 +116,39 @@ class Metrics:
             ["indicator", *SLICE_LABELS],
             registry=registry,
         )
+        # One gauge per indicator (not one for all) so that each keeps its indicator's unit.
+        self.indicator_band = {
+            i.name: Gauge(
+                band_metric(i.metric),
+                f"Expected value (bound=expected) and normal band (bound=lower, upper) of "
+                f"{i.metric} for the last closed bucket of each slice.",
+                [*SLICE_LABELS, "bound"],
+                registry=registry,
+            )
+            for i in INDICATORS.values()
+        }
+        self.detector = Histogram(
+            "qualmon_detector_seconds",
+            "Time the detectors took to score one closed bucket (all its slices and indicators).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
+        )
+        # Only partitions this worker owns have a child, so lag summed over workers is exact.
+        self.consumer_lag = Gauge(
+            "qualmon_consumer_lag_records",
+            "Records of an owned input partition not yet processed: high watermark - position.",
+            ["partition"],
+            registry=registry,
+        )
 
     def reading(
-        self, indicator: str, key: tuple[str, str, str], value: float, n: float, score: float
+        self,
+        indicator: str,
+        key: tuple[str, str, str],
+        value: float,
+        n: float,
+        score: float,
+        band: tuple[float, float, float] | None = None,
     ) -> None:
         """Export one scored reading, unless it would push past ``max_series``."""
         series = (indicator, *key)
@@ -130,8 +161,22 @@ class Metrics:
                 self.indicator[indicator].labels(*key),
                 self.sample_size.labels(indicator, *key),
                 self.score.labels(indicator, *key),
+                tuple(self.indicator_band[indicator].labels(*key, b) for b in BOUNDS),
             )
-        gauge, sample_size, score_gauge = children
-        gauge.set(value * INDICATORS[indicator].metric_scale)
+        gauge, sample_size, score_gauge, band_gauges = children
+        scale = INDICATORS[indicator].metric_scale
+        gauge.set(value * scale)
         sample_size.set(n)
         score_gauge.set(score)
+        if band is not None:
+            for band_gauge, bound_value in zip(band_gauges, band, strict=True):
+                band_gauge.set(bound_value * scale)
+
+
+def band_metric(indicator_metric: str) -> str:
+    """``qualmon_indicator_loss_ratio`` -> ``qualmon_indicator_band_loss_ratio`` (same unit).
+
+    >>> band_metric("qualmon_indicator_premium_income_yuan")
+    'qualmon_indicator_band_premium_income_yuan'
+    """
+    return indicator_metric.replace("qualmon_indicator_", "qualmon_indicator_band_", 1)

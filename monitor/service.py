@@ -19,6 +19,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from monitor.api import Context, create_api
+from monitor.api.worker import create_worker_api
 from monitor.broker import EmbeddedBroker
 from monitor.metrics import Metrics
 from monitor.producer import EventProducer
@@ -72,24 +73,29 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
     pipeline = Pipeline.create(settings, metrics, store)
     status = WorkerStatus()
     app = build_app(settings, bootstrap, pipeline, status)
+    producer: EventProducer | None = None
     if with_api:
         producer = EventProducer(settings, bootstrap)
         api = create_api(Context(settings, producer, store, metrics, registry, worker=status))
-        server = _Server(
-            uvicorn.Config(
-                api, host=settings.http_host, port=settings.http_port,
-                log_level="warning", lifespan="off",
-            )
-        )  # fmt: skip
+    else:
+        # Without the API the worker still serves probes and /metrics for Prometheus.
+        api = create_worker_api(registry, status)
+    server = _Server(
+        uvicorn.Config(
+            api, host=settings.http_host, port=settings.http_port,
+            log_level="warning", lifespan="off",
+        )
+    )  # fmt: skip
 
-        @app.task
-        async def serve_api() -> None:
-            log.info("API on http://%s:%s", settings.http_host, settings.http_port)
-            await server.serve()
+    @app.task
+    async def serve_http() -> None:
+        log.info("HTTP on http://%s:%s", settings.http_host, settings.http_port)
+        await server.serve()
 
-        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # async receivers are awaited
-        async def stop_api(sender: object, *args: object, **kwargs: object) -> None:
-            server.should_exit = True
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # async receivers are awaited
+    async def stop_http(sender: object, *args: object, **kwargs: object) -> None:
+        server.should_exit = True
+        if producer is not None:
             await producer.stop()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]

@@ -9,12 +9,16 @@ producers already key by ``org_code``; no Faust tables: see :mod:`streams.pipeli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 
 from monitor.settings import Settings
 from streams.pipeline import Pipeline
@@ -56,6 +60,8 @@ def build_app(
     anomalies = app.topic(settings.anomalies_topic, value_serializer="raw", key_serializer="raw")
     lock = asyncio.Lock()
     pending_sends: list[Any] = []
+    #: Next offset to process per owned input partition, for the consumer-lag gauge.
+    positions: dict[int, int] = {}
 
     async def checkpoint() -> None:
         """Deliver, persist, then acknowledge — in that order, so a crash repeats, never loses."""
@@ -107,6 +113,7 @@ def build_app(
             for letter in dead:
                 pending_sends.append(await dlq.send(key=message.key, value=orjson.dumps(letter)))
             pipeline.acks.append(event)
+            positions[message.partition] = message.offset + 1
             if pipeline.anomalies or loop.time() >= due:
                 await checkpoint()
                 due = loop.time() + settings.checkpoint_seconds
@@ -114,8 +121,26 @@ def build_app(
     @app.timer(interval=settings.checkpoint_seconds)
     async def idle_checkpoint() -> None:
         # Covers the tail of a burst: without it the last records would wait for the next one.
+        # Wall time alone can close buckets too, once a partition that held them turns idle.
+        pipeline.close_due(time.time())
         if pipeline.acks or pipeline.anomalies:
             await checkpoint()
+
+    @app.timer(interval=settings.checkpoint_seconds)
+    async def measure_lag() -> None:
+        # The high watermark is the one the consumer saw on its last fetch (the broker's Fetch
+        # answer, which is right even where its ListOffsets is not). A partition is measured
+        # from its first processed record on; before that its position is unknown here.
+        for partition in sorted(status.assigned & positions.keys()):
+            try:
+                highwater = app.consumer.highwater(TP(settings.events_topic, partition))
+            except (ConsumerNotStarted, AssertionError):
+                # aiokafka asserts the partition is assigned: it was revoked a moment ago, and
+                # the revocation handler removes its gauge. Not worth stopping the worker for.
+                continue
+            if highwater is not None:
+                lag = max(0, highwater - positions[partition])
+                pipeline.metrics.consumer_lag.labels(str(partition)).set(lag)
 
     # mode's signal stubs do not accept async receivers, though it awaits them.
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -133,6 +158,11 @@ def build_app(
         gone = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
         pipeline.revoked(gone)
         status.assigned -= gone
+        for partition in gone & positions.keys():
+            # Export only what this worker owns: the new owner reports the partition's lag.
+            del positions[partition]
+            with contextlib.suppress(KeyError):
+                pipeline.metrics.consumer_lag.remove(str(partition))
         pipeline.metrics.assigned_partitions.set(len(status.assigned))
 
     app.qualmon_checkpoint = checkpoint  # type: ignore[attr-defined]

@@ -41,6 +41,8 @@ class Flush:
     anomalies: list[Anomaly]
     late: list[tuple[str, int, bytes]]
     acks: list[Any]
+    #: ``time.perf_counter()`` when each bucket in this flush closed, for the close-delay metric.
+    closed_at: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Pipeline:
     acks: list[Any] = field(default_factory=list)
     #: input partitions known to have records not consumed yet (see EventClock.due)
     lagging: set[int] = field(default_factory=set)
+    closed_at: list[float] = field(default_factory=list)
     _bank_blob: bytes | None = None
 
     @classmethod
@@ -132,8 +135,10 @@ class Pipeline:
         for bucket in self.aggregator.close_due(now, self.lagging):
             started = time.perf_counter()
             readings, anomalies = self.bank.score(bucket)
+            self.metrics.detector.observe(time.perf_counter() - started)
             for r in readings:
-                self.metrics.reading(r.indicator, r.slice, r.value, r.n, r.score)
+                band = (r.lower, r.expected, r.upper)
+                self.metrics.reading(r.indicator, r.slice, r.value, r.n, r.score, band)
                 self.readings.append(
                     (r.indicator, *r.slice, r.bucket_start, r.value, r.k, r.n,
                      r.score, r.expected, r.lower, r.upper)
@@ -144,7 +149,7 @@ class Pipeline:
             self._bank_blob = None
             self.metrics.buckets_closed.inc()
             self.metrics.series.set(len(self.bank.series))
-            self.metrics.bucket_close.observe(time.perf_counter() - started)
+            self.closed_at.append(started)
         if self.aggregator.clock.watermark > float("-inf"):
             self.metrics.watermark.set(self.aggregator.clock.watermark)
 
@@ -161,9 +166,11 @@ class Pipeline:
         finally:
             agg.seen, agg.new_ids = seen, []
         flush = Flush(
-            state, new_ids, agg.dedup_horizon, self.readings, self.anomalies, self.late, self.acks
-        )
+            state, new_ids, agg.dedup_horizon, self.readings, self.anomalies, self.late, self.acks,
+            self.closed_at,
+        )  # fmt: skip
         self.readings, self.anomalies, self.late, self.acks = [], [], [], []
+        self.closed_at = []
         return flush
 
     def save(self, flush: Flush) -> None:
@@ -176,6 +183,10 @@ class Pipeline:
             anomalies=[a.as_dict() for a in flush.anomalies],
             late=flush.late,
         )
+        # Anomalies were published before this call, so a bucket is fully out once stored.
+        stored = time.perf_counter()
+        for closed in flush.closed_at:
+            self.metrics.bucket_close.observe(stored - closed)
 
 
 def _type_of(letter: dict[str, Any]) -> str:

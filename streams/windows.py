@@ -60,6 +60,12 @@ def season_of(start: int, bucket_seconds: int) -> int:
     return local.weekday() * 24 + local.hour + (168 if month_end else 0)
 
 
+#: How long an assigned partition that has delivered nothing yet holds the watermark: long
+#: enough for the consumer's first fetch of every partition, short enough that an empty one
+#: does not delay every bucket.
+UNHEARD_SECONDS = 5.0
+
+
 @dataclass
 class EventClock:
     """Watermarks over event time; a bucket closes once the watermark passes its end plus the
@@ -97,9 +103,9 @@ class EventClock:
             self._heard[partition] = now
 
     def expect(self, partition: int, now: float) -> None:
-        """A partition was assigned: until it is heard from, or turns idle, it holds the
-        watermark where it is — a consumer reads partitions one after another at first, and
-        the first one read must not close buckets the others still have events for."""
+        """A partition was assigned: until it is heard from, or :data:`UNHEARD_SECONDS` pass,
+        it holds the watermark where it is — a consumer reads partitions one after another at
+        first, and the first one read must not close buckets the others still have events for."""
         self._latest.setdefault(partition, -math.inf)
         self._heard.setdefault(partition, now)
 
@@ -119,7 +125,9 @@ class EventClock:
         active = [
             latest
             for p, latest in self._latest.items()
-            if now - self._heard[p] <= self.idle_seconds or p in lagging
+            if p in lagging
+            or now - self._heard[p]
+            <= (self.idle_seconds if latest > -math.inf else UNHEARD_SECONDS)
         ]
         if active:
             self.watermark = max(self.watermark, min(active))

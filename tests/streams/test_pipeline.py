@@ -339,3 +339,27 @@ def test_a_backlogged_partition_is_not_idle(store_at, tmp_path: Path, clock, beh
     pipeline.handle(late_hour.value, TOPIC, 1, 1, behind=False)
     late = events_counted(registry, "call.completed", "late")
     assert late == (0 if behind else 20)
+
+
+def test_band_detector_time_and_close_delay_are_exported(store_at, tmp_path: Path, clock) -> None:
+    store, _ = store_at("one")
+    pipeline, registry = new_pipeline(store, tmp_path)
+    feed(pipeline, records(lockstep_plan()))
+    sample = registry.get_sample_value
+    assert sample("qualmon_detector_seconds_count") == 21  # one per closed bucket
+    # Closed but not yet published and stored: no close delay is known yet.
+    assert sample("qualmon_bucket_close_seconds_count") == 0
+    checkpoint(pipeline)
+    assert sample("qualmon_bucket_close_seconds_count") == 21
+
+    (anomaly,) = [a for a in store.anomalies(limit=100)[0] if a["org"] == "4403"
+                  and a["product_line"] == "*" and a["channel"] == "*"]  # fmt: skip
+    org_4403 = {"org": "4403", "product_line": "*", "channel": "*"}
+    band = {
+        bound: sample("qualmon_indicator_band_hotline_answer_ratio", {**org_4403, "bound": bound})
+        for bound in ("lower", "expected", "upper")
+    }
+    assert band == {"lower": anomaly["lower"], "expected": anomaly["expected"],
+                    "upper": anomaly["upper"]}  # fmt: skip
+    assert band["lower"] < band["expected"] < band["upper"]
+    assert band["lower"] > 0.1  # the reading of 2 of 20 lies below its band

@@ -175,16 +175,16 @@ def test_a_lagging_partition_is_never_idle() -> None:
     assert clock.due(now=160.0) == [h(10)]  # caught up and silent: idle after all
 
 
-def test_an_assigned_partition_holds_the_watermark_until_heard_or_idle() -> None:
+def test_an_assigned_partition_holds_the_watermark_until_heard() -> None:
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0, idle_seconds=30)
     clock.expect(0, now=100.0)
     clock.expect(1, now=100.0)
-    clock.observe(at(13.4), partition=1, now=110.0)  # partition 1 is read first
-    assert clock.due(now=110.0) == []  # partition 0 may still have 10:00 events
-    clock.observe(at(10.5), partition=0, now=115.0)
-    assert clock.due(now=115.0) == [] and clock.watermark == at(10.5)
+    clock.observe(at(13.4), partition=1, now=102.0)  # partition 1 is read first
+    assert clock.due(now=102.0) == []  # partition 0 may still have 10:00 events
+    clock.observe(at(10.5), partition=0, now=104.0)
+    assert clock.due(now=120.0) == [] and clock.watermark == at(10.5)  # heard: idle rule
     clock.forget(0)  # moved to another worker
-    assert clock.due(now=116.0) == [h(10)]  # 11:00 and 12:00 had no events
+    assert clock.due(now=121.0) == [h(10)]  # 11:00 and 12:00 had no events
 
 
 def test_an_assigned_partition_never_heard_turns_idle() -> None:
@@ -192,8 +192,8 @@ def test_an_assigned_partition_never_heard_turns_idle() -> None:
     clock.expect(0, now=100.0)
     clock.observe(at(10.5), partition=1, now=110.0)
     clock.observe(at(13.4), partition=1, now=110.0)
-    assert clock.due(now=130.0) == []
-    assert clock.due(now=130.5) == [h(10)]  # partition 0 had nothing for 30 s
+    assert clock.due(now=105.0) == []
+    assert clock.due(now=105.5) == [h(10)]  # partition 0 delivered nothing for 5 s: empty
 
 
 def test_all_partitions_idle_keeps_the_watermark() -> None:

@@ -1,0 +1,256 @@
+"""Write qualmon's Grafana dashboards as provisioning JSON into ``grafana/dashboards/``.
+
+Run ``python -m grafana.build_dashboards`` after changing an indicator, a metric or a panel, and
+commit the JSON it writes; ``tests/grafana`` fails when the files and this script disagree.
+Dashboards: quality overview, drill-down, anomalies and inspections, pipeline health.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+from grafana.panels import (
+    PROM,
+    custom_variable,
+    dashboard,
+    label_variable,
+    prom,
+    prom_table,
+    series,
+    single,
+    sql_table,
+)  # fmt: skip
+from monitor.metrics import band_metric
+from streams.indicators import INDICATORS
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+#: Panel title and Grafana unit of each indicator gauge (base units on /metrics: yuan, ratio,
+#: seconds); a new indicator without an entry here fails the build, not the dashboard.
+TITLES = {
+    "premium_income": "Premium income",
+    "loss_ratio": "Simple loss ratio",
+    "complaint_rate_per_10k_policies": "Complaints per 10k policies",
+    "cooling_off_cancel_rate": "Cooling-off cancellation rate",
+    "hotline_answer_rate": "Hotline answer rate",
+    "claim_settlement_days_mean": "Mean claim settlement time",
+}
+UNITS = {
+    "premium_income": "prefix:¥",
+    "loss_ratio": "percentunit",
+    "complaint_rate_per_10k_policies": "suffix: per 10k policies",
+    "cooling_off_cancel_rate": "percentunit",
+    "hotline_answer_rate": "percentunit",
+    "claim_settlement_days_mean": "s",
+}
+ANOMALY_ANNOTATION = "max by (indicator, org, product_line, channel) (qualmon_anomaly_score) >= 0.5"
+WINDOWS = ["1m", "5m", "15m", "1h", "6h"]
+
+
+def _slice(org: str = "$org", product_line: str = "*", channel: str = "*") -> str:
+    return f'org="{org}", product_line="{product_line}", channel="{channel}"'
+
+
+def _anomaly_annotations() -> db.AnnotationQuery:
+    return (
+        db.AnnotationQuery().name("Anomalies").datasource(PROM).enable(True)
+        .icon_color("red").expr(ANOMALY_ANNOTATION)
+    )  # fmt: skip
+
+
+def overview() -> db.Dashboard:
+    d = dashboard(
+        "qualmon-overview", "qualmon · Quality overview",
+        "Every quality indicator of the last closed bucket against its expected value and "
+        "normal band, side by side for the orgs chosen (* = the whole company); anomalies as "
+        "red annotations.",
+        ["quality"],
+    ).with_variable(label_variable("org", "Org", multi=True))  # fmt: skip
+    d = d.annotation(_anomaly_annotations())
+    d = d.with_panel(
+        prom_table(
+            "Worst anomaly score by org (0.5 and above is an anomaly)", "none",
+            prom("org:qualmon_anomaly_score:max", ref="A", instant=True), w=24,
+        )
+    )  # fmt: skip
+    for name, indicator in INDICATORS.items():
+        s = _slice()
+        d = d.with_panel(series(
+            f"{TITLES[name]} — org $org", UNITS[name],
+            prom(f"{indicator.metric}{{{s}}}", "value", "A"),
+            prom(f"{band_metric(indicator.metric)}{{{s}}}", "{{bound}}", "B"),
+            w=24,
+        ).repeat("org").repeat_direction("h"))  # fmt: skip
+    return d
+
+
+def drilldown() -> db.Dashboard:
+    d = dashboard(
+        "qualmon-drilldown",
+        "qualmon · Drill-down",
+        "One indicator per row across org → product line → channel, each with its expected "
+        "band, and the anomaly score of the three levels.",
+        ["quality"],
+    )
+    for name in ("org", "product_line", "channel"):
+        d = d.with_variable(label_variable(name, name.replace("_", " ").capitalize()))
+    d = d.annotation(_anomaly_annotations())
+    levels = {
+        "org $org": _slice(),
+        "$org · $product_line": _slice(product_line="$product_line"),
+        "$org · $product_line · $channel": _slice(product_line="$product_line", channel="$channel"),
+    }
+    for name, indicator in INDICATORS.items():
+        d = d.with_row(db.Row(TITLES[name]))
+        for title, s in levels.items():
+            d = d.with_panel(series(
+                f"{TITLES[name]} — {title}", UNITS[name],
+                prom(f"{indicator.metric}{{{s}}}", "value", "A"),
+                prom(f"{band_metric(indicator.metric)}{{{s}}}", "{{bound}}", "B"),
+                w=6,
+            ))  # fmt: skip
+        scores = [
+            prom(f'qualmon_anomaly_score{{indicator="{name}", {s}}}', title, ref)
+            for (title, s), ref in zip(levels.items(), "ABC", strict=True)
+        ]
+        d = d.with_panel(series(f"{TITLES[name]} — anomaly score", "none", *scores, w=6))
+    return d
+
+
+_SLICE_FILTER = """
+  AND ('$org' = '*' OR {t}.org = '$org')
+  AND ('$product_line' = '*' OR {t}.product_line = '$product_line')
+  AND ('$channel' = '*' OR {t}.channel = '$channel')"""
+
+RECENT_ANOMALIES = (
+    """SELECT a.bucket_start::timestamptz AS "bucket", a.indicator, a.org, a.product_line,
+  a.channel, a.severity, a.score, a.value, a.expected, a.lower, a.upper,
+  f.verdict AS "feedback", f.comment AS "feedback comment", f.created_at AS "feedback at"
+FROM anomalies a
+LEFT JOIN anomaly_feedback f ON f.anomaly_id = a.anomaly_id
+WHERE $__timeFilter(a.bucket_start::timestamptz)"""
+    + _SLICE_FILTER.format(t="a")
+    + "\nORDER BY a.bucket_start DESC\nLIMIT 500"
+)
+OPEN_INSPECTIONS = (
+    """SELECT i.inspection_id, i.title, i.status, i.org, i.product_line, i.channel, i.indicator,
+  i.owner, i.opened_at, i.due_at,
+  (SELECT count(*) FROM measures m WHERE m.inspection_id = i.inspection_id
+     AND m.status <> 'done') AS "open measures"
+FROM inspections i
+WHERE i.status <> 'closed'"""
+    + _SLICE_FILTER.format(t="i")
+    + "\nORDER BY i.due_at NULLS LAST, i.opened_at"
+)
+OVERDUE_MEASURES = (
+    """SELECT m.measure_id, m.inspection_id, i.title AS "inspection", m.description,
+  m.department, m.owner, m.deadline, now() - m.deadline AS "overdue by", m.status
+FROM measures m
+JOIN inspections i ON i.inspection_id = m.inspection_id
+WHERE m.status <> 'done' AND m.deadline < now()"""
+    + _SLICE_FILTER.format(t="i")
+    + "\nORDER BY m.deadline"
+)
+
+
+def anomalies_and_inspections() -> db.Dashboard:
+    d = dashboard(
+        "qualmon-inspections", "qualmon · Anomalies and inspections",
+        "History from the qualmon store (PostgreSQL): open special inspections, overdue "
+        "improvement measures, and recent anomalies with the feedback given on them.",
+        ["quality", "inspections"],
+    )  # fmt: skip
+    for name in ("org", "product_line", "channel"):
+        d = d.with_variable(label_variable(name, name.replace("_", " ").capitalize()))
+    d = d.with_variable(custom_variable("window", "Window", WINDOWS, "1h"))
+    return (
+        d.with_panel(series(
+            "Anomalies detected by indicator and severity", "short",
+            prom("sum by (indicator, severity) (increase(qualmon_anomalies_total[$window]))",
+                 "{{indicator}} {{severity}}"),
+            w=24,
+        ))
+        .with_panel(sql_table("Open special inspections", OPEN_INSPECTIONS))
+        .with_panel(sql_table("Overdue improvement measures", OVERDUE_MEASURES))
+        .with_panel(sql_table("Recent anomalies with feedback", RECENT_ANOMALIES))
+    )  # fmt: skip
+
+
+def _quantiles(histogram: str) -> list[Any]:
+    """p50 and p90 of a histogram over the rate window."""
+    return [
+        prom(f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket[$window])))",
+             f"p{int(q * 100)}", ref)
+        for q, ref in ((0.5, "A"), (0.9, "B"))
+    ]  # fmt: skip
+
+
+def pipeline_health() -> db.Dashboard:
+    d = dashboard(
+        "qualmon-pipeline", "qualmon · Pipeline health",
+        "Is every event read, counted and scored in time? Events by type and outcome, dead "
+        "letters, late events, consumer lag, bucket-close delay and detector time.",
+        ["pipeline"],
+    ).with_variable(custom_variable("window", "Rate window", WINDOWS, "5m"))  # fmt: skip
+    events = "qualmon_events_total"
+    by_type = "sum by (event_type, outcome) (rate(qualmon_events_total[$window]))"
+    late = 'sum by (event_type) (rate(qualmon_events_total{outcome="late"}[$window]))'
+    return (
+        d.with_panel(single("Events/s accepted", "ops",
+                            prom(f'sum(rate({events}{{outcome="accepted"}}[$window]))')))
+        .with_panel(single("Consumer lag", "short", prom("sum(qualmon_consumer_lag_records)")))
+        .with_panel(single("Partitions owned", "short",
+                           prom("sum(qualmon_worker_assigned_partitions)")))
+        .with_panel(single("Event-time watermark behind now", "s",
+                           prom("time() - max(qualmon_watermark_timestamp_seconds)")))
+        .with_panel(series("Events/s by type and outcome", "ops",
+                           prom(by_type, "{{event_type}} {{outcome}}")))
+        .with_panel(series("Events/s posted over HTTP by outcome", "ops",
+                           prom("sum by (outcome) (rate(qualmon_http_events_total[$window]))",
+                                "{{outcome}}")))
+        .with_panel(series("Dead letters/s by reason", "ops",
+                           prom("sum by (reason) (rate(qualmon_dlq_messages_total[$window]))",
+                                "{{reason}}")))
+        .with_panel(series("Late events/s by type", "ops", prom(late, "{{event_type}}")))
+        .with_panel(series("Consumer lag by partition", "short",
+                           prom("sum by (instance, partition) (qualmon_consumer_lag_records)",
+                                "{{instance}} p{{partition}}")))
+        .with_panel(series("Bucket-close delay (closed → published and stored)", "s",
+                           *_quantiles("qualmon_bucket_close_seconds")))
+        .with_panel(series("Detector time per closed bucket", "s",
+                           *_quantiles("qualmon_detector_seconds")))
+        .with_panel(series("Buckets closed/s and series watched", "short",
+                           prom("sum(rate(qualmon_buckets_closed_total[$window]))", "buckets/s"),
+                           prom("sum(qualmon_series_watched)", "series", "B")))
+    )  # fmt: skip
+
+
+DASHBOARDS = {
+    "quality-overview": overview,
+    "drill-down": drilldown,
+    "anomalies-and-inspections": anomalies_and_inspections,
+    "pipeline-health": pipeline_health,
+}
+
+
+def render(name: str) -> str:
+    """One dashboard as the JSON text its file must hold."""
+    model = DASHBOARDS[name]().build()
+    return json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    for name in DASHBOARDS:
+        (OUT / f"{name}.json").write_text(render(name))
+        print(f"wrote {OUT / f'{name}.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

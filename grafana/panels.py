@@ -1,0 +1,133 @@
+"""Building blocks of qualmon's dashboards, on grafana-foundation-sdk's typed builders.
+
+Every panel gets a unit and a datasource by fixed uid (see ``provisioning/datasources``), so a
+dashboard never depends on what a Grafana instance happens to call its data sources. PostgreSQL
+queries are a small typed dataquery of our own, registered with the SDK so that dashboards
+read back from JSON keep them as such.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import runtime as cogruntime
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    VariableHide,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
+
+PROMETHEUS_UID = "qualmon-prometheus"
+POSTGRES_UID = "qualmon-postgres"
+POSTGRES_TYPE = "grafana-postgresql-datasource"
+PROM = DataSourceRef(type_val="prometheus", uid=PROMETHEUS_UID)
+PG = DataSourceRef(type_val=POSTGRES_TYPE, uid=POSTGRES_UID)
+
+
+class SqlQuery(cogvariants.Dataquery):
+    """A table query of Grafana's PostgreSQL data source (code editor, raw SQL)."""
+
+    def __init__(self, ref_id: str = "A", raw_sql: str = "", datasource: Any = None) -> None:
+        self.ref_id, self.raw_sql = ref_id, raw_sql
+        self.datasource = datasource or {"type": POSTGRES_TYPE, "uid": POSTGRES_UID}
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "refId": self.ref_id, "datasource": self.datasource, "editorMode": "code",
+            "format": "table", "rawQuery": True, "rawSql": self.raw_sql,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(data["refId"], data["rawSql"], data.get("datasource"))
+
+
+cogruntime.register_dataquery_variant(cogruntime.DataqueryConfig(POSTGRES_TYPE, SqlQuery.from_json))
+
+
+class Sql(cogbuilder.Builder[SqlQuery]):
+    def __init__(self, raw_sql: str, ref_id: str = "A") -> None:
+        self._internal = SqlQuery(ref_id, raw_sql)
+
+    def build(self) -> SqlQuery:
+        return self._internal
+
+
+def prom(
+    expr: str, legend: str = "", ref: str = "A", instant: bool = False
+) -> prometheus.Dataquery:
+    query = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(PROM)
+    if legend:
+        query = query.legend_format(legend)
+    return query.instant() if instant else query.range()
+
+
+def series(title: str, unit: str, *queries: prometheus.Dataquery, w: int = 12) -> timeseries.Panel:
+    panel = timeseries.Panel().title(title).unit(unit).datasource(PROM).height(8).span(w)
+    for q in queries:
+        panel = panel.with_target(q)
+    return panel
+
+
+def single(title: str, unit: str, query: prometheus.Dataquery, w: int = 6) -> stat.Panel:
+    panel = stat.Panel().title(title).unit(unit).datasource(PROM).height(5).span(w)
+    return panel.with_target(query)
+
+
+def sql_table(title: str, sql: str, unit: str = "none", w: int = 24) -> table.Panel:
+    return (
+        table.Panel()
+        .title(title)
+        .unit(unit)
+        .datasource(PG)
+        .height(10)
+        .span(w)
+        .with_target(Sql(sql))
+    )
+
+
+def prom_table(title: str, unit: str, query: prometheus.Dataquery, w: int = 12) -> table.Panel:
+    return (
+        table.Panel().title(title).unit(unit).datasource(PROM).height(8).span(w).with_target(query)
+    )
+
+
+def label_variable(
+    name: str, label: str, metric: str = "qualmon_anomaly_score", multi: bool = False
+) -> Any:
+    """A variable over one slice label; ``*`` (all) by default. Queries compare with ``=``, so
+    a multi-valued one is meant for panels that repeat per value."""
+    default = (
+        VariableOption(selected=True, text=["*"], value=["*"])
+        if multi
+        else (VariableOption(selected=True, text="*", value="*"))
+    )
+    return (
+        db.QueryVariable(name).label(label).datasource(PROM)
+        .query({"query": f"label_values({metric}, {name})", "refId": f"{name}-values"})
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .current(default)
+        .include_all(False).multi(multi).sort(VariableSort.ALPHABETICAL_ASC)
+    )  # fmt: skip
+
+
+def custom_variable(name: str, label: str, values: list[str], default: str) -> Any:
+    return (
+        db.CustomVariable(name).label(label).values(",".join(values))
+        .current(VariableOption(selected=True, text=default, value=default))
+        .options([VariableOption(selected=v == default, text=v, value=v) for v in values])
+        .multi(False).include_all(False).hide(VariableHide.DONT_HIDE)
+    )  # fmt: skip
+
+
+def dashboard(uid: str, title: str, description: str, tags: list[str]) -> db.Dashboard:
+    return (
+        db.Dashboard(title).uid(uid).description(description).tags(["qualmon", *tags])
+        .timezone("browser").time("now-7d", "now").refresh("1m").readonly()
+    )  # fmt: skip

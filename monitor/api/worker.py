@@ -1,0 +1,40 @@
+"""The HTTP face of a worker running without the API (``qualmon worker``): probes and metrics.
+
+Prometheus scrapes every worker here, and Kubernetes probes it: ``/healthz`` answers while the
+process serves HTTP, ``/readyz`` once the worker owns input partitions. It listens on
+``QUALMON_HTTP_HOST``/``QUALMON_HTTP_PORT`` like the API does in its own process.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streams.app import WorkerStatus
+
+
+def create_worker_api(registry: CollectorRegistry, status: WorkerStatus) -> FastAPI:
+    api = FastAPI(title="qualmon worker", version="0.1.0", docs_url=None, redoc_url=None)
+
+    @api.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Ready when the worker owns input partitions."""
+        ready = bool(status.assigned)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready",
+             "checks": {"worker_partitions": ready}},
+            status_code=200 if ready else 503,
+        )  # fmt: skip
+
+    @api.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        """Prometheus exposition of this worker's metrics."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return api

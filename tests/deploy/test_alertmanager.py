@@ -1,0 +1,44 @@
+"""deploy/alertmanager: valid for the real amtool, routed by team, severity and org, and free of
+credentials."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.deploy.ops_files import ROOT, run
+
+CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def test_config_is_valid() -> None:
+    assert "SUCCESS" in run("amtool", "check-config", CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        ({"alertname": "Watchdog", "severity": "none", "team": "platform"}, "deadmans-switch"),
+        ({"alertname": "QualmonWorkerDown", "severity": "critical", "team": "platform"},
+         "platform-page"),
+        ({"alertname": "QualmonFeedSilent", "severity": "warning", "team": "platform"},
+         "platform-ticket"),
+        ({"severity": "critical", "team": "quality", "org": "4403"}, "quality-region-44-page"),
+        ({"severity": "major", "team": "quality", "org": "44"}, "quality-region-44"),
+        ({"severity": "critical", "team": "quality", "org": "3201"}, "quality-hq-page"),
+        ({"severity": "major", "team": "quality", "org": "*"}, "quality-hq"),
+    ],
+)  # fmt: skip
+def test_alerts_route_by_team_severity_and_org(labels: dict[str, str], receiver: str) -> None:
+    out = run("amtool", "config", "routes", "test", f"--config.file={CONFIG}",
+              *(f"{k}={v}" for k, v in labels.items()))  # fmt: skip
+    assert out.split("\n")[0].strip() == receiver
+
+
+def test_no_credentials_in_the_config() -> None:
+    text = CONFIG.read_text()
+    assert not re.search(r"^\s*(password|credentials|api_key|token|bearer_token):", text, re.M)
+    assert "credentials_file: /run/secrets/alertmanager_webhook_token" in text
+    for url in re.findall(r"url: (\S+)", text):
+        assert url.startswith("https://alerts.example.invalid/"), url

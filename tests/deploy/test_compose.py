@@ -1,0 +1,126 @@
+"""deploy/compose.yaml and deploy/Dockerfile: valid against the compose specification's schema
+(as vendored by check-jsonschema, no download), secrets that fail loudly, and every image,
+port, command, variable and mounted file matching what the code and the repository hold."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from monitor.cli import parser
+from monitor.settings import Settings
+from tests.deploy.ops_files import ROOT, load
+
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "compose.yaml"
+QUALMON_SERVICES = ("api", "worker-1", "worker-2")
+
+
+def compose_schema() -> dict[str, Any]:
+    # Located without importing check_jsonschema: its CLI is not needed, only its vendored copy.
+    spec = importlib.util.find_spec("check_jsonschema")
+    assert spec is not None and spec.origin is not None
+    path = Path(spec.origin).parent / "builtin_schemas" / "vendor" / "compose-spec.json"
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema
+
+
+def errors(document: dict[str, Any]) -> list[str]:
+    schema = compose_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_compose_file_is_valid_against_the_compose_spec() -> None:
+    assert errors(load(COMPOSE)) == []
+
+
+def test_the_schema_check_catches_a_mistake() -> None:
+    broken = copy.deepcopy(load(COMPOSE))
+    broken["services"]["api"]["healthcheck"]["intervall"] = "15s"
+    assert errors(broken)
+
+
+def test_the_stack_has_every_part() -> None:
+    services = load(COMPOSE)["services"]
+    assert set(services) == {
+        "kafka", "postgres", "api", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana"
+    }  # fmt: skip
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+", service["image"]), f"{name}: unpinned image"
+        assert not service["image"].endswith(":latest")
+
+
+def test_secrets_fail_loudly_and_are_never_inline() -> None:
+    text = COMPOSE.read_text()
+    used = set(re.findall(r"\$\{(\w+)", text))
+    assert used == {"QUALMON_DB_PASSWORD", "QUALMON_SECRETS_DIR"}
+    for var in used:
+        for match in re.finditer(r"\$\{" + var + r"([^}]*)\}", text):
+            assert match.group(1).startswith(":?"), f"${{{var}}} must fail loudly when unset"
+    assert not re.search(r"^\s*\w*PASSWORD:", text, re.M), "a password as a plain variable"
+
+
+def test_qualmon_services_match_the_code() -> None:
+    services = load(COMPOSE)["services"]
+    fields = {f"QUALMON_{name.upper()}" for name in Settings.model_fields}
+    commands = set(parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    for name in QUALMON_SERVICES:
+        service = services[name]
+        assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+        env = service["environment"]
+        assert set(env) <= fields, f"{name}: not settings: {set(env) - fields}"
+        Settings(**{k.removeprefix("QUALMON_").lower(): v for k, v in env.items()
+                    if "${" not in v})  # fmt: skip
+        assert service["command"][0] in commands
+        assert env["QUALMON_HTTP_PORT"] == "8000" and "EXPOSE 8000" in dockerfile
+        assert env["QUALMON_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert env["QUALMON_DATABASE_URL"].endswith("@postgres:5432/qualmon")
+        assert "http://127.0.0.1:8000/readyz" in " ".join(service["healthcheck"]["test"])
+    assert services["api"]["command"] == ["api"]
+    assert services["worker-1"]["command"] == services["worker-2"]["command"] == ["worker"]
+    for source in ("monitor", "streams", "alerting", "pyproject.toml"):
+        assert f"COPY {source}" in dockerfile and (ROOT / source).exists()
+    assert 'ENTRYPOINT ["qualmon"]' in dockerfile
+
+
+def test_prometheus_scrapes_the_compose_services() -> None:
+    prometheus = load(DEPLOY / "prometheus" / "prometheus.yml")
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in prometheus["scrape_configs"]}
+    assert jobs["qualmon-api"] == ["api:8000"]
+    assert jobs["qualmon-worker"] == [f"{w}:8000" for w in QUALMON_SERVICES[1:]]
+    assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "alertmanager:9093"
+    ]
+
+
+@pytest.mark.parametrize("service", ["prometheus", "alertmanager", "grafana"])
+def test_mounted_files_exist(service: str) -> None:
+    for volume in load(COMPOSE)["services"][service]["volumes"]:
+        source = volume.split(":")[0]
+        if source.startswith("."):
+            assert (DEPLOY / source).exists(), f"{service} mounts missing {source}"
+
+
+def test_mounts_land_where_the_configs_expect_them() -> None:
+    services = load(COMPOSE)["services"]
+    prometheus = load(DEPLOY / "prometheus" / "prometheus.yml")
+    mounted = {v.split(":")[1] for v in services["prometheus"]["volumes"]}
+    for rule_file in prometheus["rule_files"]:
+        assert str(Path("/etc/prometheus") / rule_file).startswith(tuple(mounted))
+    assert "alertmanager_webhook_token" in services["alertmanager"]["secrets"]
+    assert "grafana_db_password" in services["grafana"]["secrets"]
+    datasources = (ROOT / "grafana/provisioning/datasources/qualmon.yml").read_text()
+    assert "$__file{/run/secrets/grafana_db_password}" in datasources
+    for var in re.findall(r"\$\{(\w+)\}", datasources):
+        assert var in services["grafana"]["environment"], f"grafana lacks {var}"

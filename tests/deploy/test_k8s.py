@@ -1,0 +1,52 @@
+"""deploy/k8s: valid (strict) for kubernetes-validate, probes on /healthz and /readyz, and
+settings that qualmon knows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from monitor.settings import Settings
+from tests.deploy.ops_files import ROOT
+
+MANIFESTS = sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
+
+
+def documents() -> list[dict]:
+    return [d for p in MANIFESTS for d in yaml.safe_load_all(p.read_text()) if d]
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=[p.name for p in MANIFESTS])
+def test_manifest_is_valid_kubernetes(path: Path) -> None:
+    for document in yaml.safe_load_all(path.read_text()):
+        kubernetes_validate.validate(document, "1.30.0", strict=True)
+
+
+def test_validation_catches_a_mistake() -> None:
+    deployment = next(d for d in documents() if d["kind"] == "Deployment")
+    deployment["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, "1.30.0", strict=True)
+
+
+def test_deployments_probe_run_and_configure_qualmon() -> None:
+    config = next(d for d in documents() if d["kind"] == "ConfigMap")
+    fields = {f"QUALMON_{name.upper()}" for name in Settings.model_fields}
+    assert set(config["data"]) <= fields
+    Settings(**{k.removeprefix("QUALMON_").lower(): v for k, v in config["data"].items()})
+    deployments = {d["metadata"]["name"]: d for d in documents() if d["kind"] == "Deployment"}
+    assert set(deployments) == {"qualmon-api", "qualmon-worker"}
+    assert deployments["qualmon-worker"]["spec"]["replicas"] == 1  # see docs/operations.md
+    for name, deployment in deployments.items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["args"] == [name.removeprefix("qualmon-")]
+        assert container["ports"] == [{"name": "http", "containerPort": 8000}]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+        (secret,) = container["env"]
+        assert secret["name"] in fields
+        assert secret["valueFrom"]["secretKeyRef"]["name"] == "qualmon-secrets"
