@@ -63,6 +63,7 @@ class AlertEngine:
         self.paths = store.org_paths()
         self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
         self._seq = 0
+        self._behind_since: float | None = None
         from alerting.inspections import Inspections
 
         self.inspections = Inspections(store, settings, self, metrics, clock)
@@ -85,9 +86,24 @@ class AlertEngine:
 
     def after_checkpoint(self, anomalies: Iterable[dict[str, Any]],
                          readings: Sequence[Sequence[Any]], org_paths: Iterable[str]) -> int:  # fmt: skip
-        """The worker's hook, called once a checkpoint is stored and acknowledged."""
-        self.learn_orgs(org_paths)
-        return self.ingest(anomalies, readings)
+        """The worker's hook, called once a checkpoint is stored and acknowledged.
+
+        Error policy: the checkpoint's anomalies are already safe in the store, so a failure
+        here is logged and does not stop the consume loop; the next call first catches up on
+        every anomaly stored since the failure (``alert_sources`` makes that idempotent).
+        """
+        now = self.clock()
+        try:
+            if self._behind_since is not None:
+                self.catch_up(self._behind_since)
+                self._behind_since = None
+            self.learn_orgs(org_paths)
+            return self.ingest(anomalies, readings)
+        except Exception:  # a store error; recovered by the catch-up above, by decision
+            if self._behind_since is None:
+                self._behind_since = now - 1.0
+            log.exception("alerting failed on a checkpoint; will catch up on the next one")
+            return 0
 
     def catch_up(self, since: float) -> int:
         """Alert on anomalies stored since ``since`` but never seen here (a crash between a
