@@ -62,7 +62,7 @@ class AlertEngine:
         self.store, self.settings, self.metrics, self.clock = store, settings, metrics, clock
         self.paths = store.org_paths()
         self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
-        self._seq = 0
+        self._last = 0.0
         self._behind_since: float | None = None
         from alerting.inspections import Inspections
 
@@ -113,18 +113,27 @@ class AlertEngine:
     def ingest(self, anomalies: Iterable[dict[str, Any]], readings: Sequence[Sequence[Any]] = ()) -> int:
         """Turn one checkpoint's anomalies and (already stored) readings into alert changes;
         returns how many notifications were queued."""
-        now, self._seq = self.clock(), 0
+        now = self.clock()
         found = [dict(a) for a in anomalies] + self._watch_anomalies(readings)
         # Narrow slices first, so a problem's own slice, not its roll-up, scopes an inspection.
         found.sort(key=lambda a: (epoch(a["bucket_start"]), [-x for x in self._narrowness(a)],
                                   a["anomaly_id"]))  # fmt: skip
         silences = self.store.active_silences(None, now)
+        # Bucket by bucket, so a return to normal and a later relapse in one checkpoint are a
+        # resolution and a re-fire, not one long alert.
+        by_bucket: dict[int, tuple[list, set]] = {}
+        for a in found:
+            by_bucket.setdefault(epoch(a["bucket_start"]), ([], set()))[0].append(a)
+        for r in readings:
+            by_bucket.setdefault(int(r[4]), ([], set()))[1].add(r[0])
         queued = 0
         with self.store.db.transaction() as tx:
-            for anomaly in found:
-                queued += self._on_anomaly(tx, anomaly, now, silences)
-            if readings:
-                queued += self._resolve(tx, {r[0] for r in readings}, now, silences)
+            for bucket in sorted(by_bucket):
+                bucket_anomalies, indicators = by_bucket[bucket]
+                for anomaly in bucket_anomalies:
+                    queued += self._on_anomaly(tx, anomaly, now, silences)
+                if indicators:
+                    queued += self._resolve(tx, indicators, bucket, now, silences)
         if queued:
             self.on_change()
         self.refresh_metrics()
@@ -212,7 +221,8 @@ class AlertEngine:
                 return alert
         return None
 
-    def _resolve(self, tx: Transaction, indicators: set[str], now: float, silences: list) -> int:
+    def _resolve(self, tx: Transaction, indicators: set[str], until: int, now: float,
+                 silences: list) -> int:  # fmt: skip
         queued = 0
         for alert in self.store.firing(tx, kind="anomaly"):
             if alert["indicator"] not in indicators:
@@ -220,7 +230,8 @@ class AlertEngine:
             threshold = self._threshold(alert)
             members = self.store.alert_sources(tx, alert["alert_id"])
             if members and all(
-                self.store.normal_since(tx, tuple(m.values()), alert["last_bucket"], threshold)
+                self.store.normal_since(tx, tuple(m.values()), alert["last_bucket"], until,
+                                        threshold)  # fmt: skip
                 for m in members
             ):
                 queued += self.resolve(tx, alert, now, silences)
@@ -260,16 +271,16 @@ class AlertEngine:
              now: float) -> dict[str, Any]:  # fmt: skip
         import orjson
 
-        # Rows of one transaction share ``now``; a microsecond apart keeps them in causal order
-        # for the dispatcher (the topic's readers see opened before updated).
-        self._seq += 1
+        # Rows of one transaction share ``now``; strictly increasing times keep the queue in
+        # causal order (the topic's readers see opened before updated).
+        self._last = max(now, self._last + 0.001)
         return {
             "notification_id": hashlib.sha256(
                 f"{alert['alert_id']}|{receiver}|{version}".encode()
             ).hexdigest()[:24],
             "alert_id": alert["alert_id"], "receiver": receiver, "event": event,
             "body": orjson.dumps(body).decode(), "state": "pending", "attempts": 0,
-            "next_attempt_at": now, "last_error": None, "created_at": now + self._seq * 1e-6,
+            "next_attempt_at": now, "last_error": None, "created_at": self._last,
             "sent_at": None,
         }  # fmt: skip
 

@@ -85,12 +85,15 @@ class AlertStore:
         sql += " ORDER BY opened_at, alert_id"
         return tx.execute(sql, args) if tx else self.db.query(sql, args)
 
-    def normal_since(self, tx: Transaction, series: Iterable[Any], after: int, threshold: float) -> bool:
-        """Whether the series has a closed bucket after ``after`` that scored below threshold."""
+    def normal_since(
+        self, tx: Transaction, series: Iterable[Any], after: int, until: int, threshold: float
+    ) -> bool:
+        """Whether the series has a bucket in ``(after, until]`` that scored below threshold."""
         row = tx.one(
             "SELECT 1 AS x FROM indicator_values WHERE indicator = ? AND org = ? "
-            "AND product_line = ? AND channel = ? AND bucket_start > ? AND score < ? LIMIT 1",
-            (*series, after, threshold),
+            "AND product_line = ? AND channel = ? AND bucket_start > ? AND bucket_start <= ? "
+            "AND score < ? LIMIT 1",
+            (*series, after, until, threshold),
         )
         return row is not None
 
