@@ -6,6 +6,7 @@ analysis, evaluation body, audit before/after) are stored as text so both dialec
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -179,7 +180,8 @@ class InspectionStore:
         after: Any = None,
     ) -> None:
         _insert(tx, "audit_log", AUDIT_COLUMNS, {
-            "audit_id": uuid.uuid4().hex, "entity": entity, "entity_id": entity_id,
+            # Time-ordered ids keep entries written in one instant in the order they happened.
+            "audit_id": f"{time.time_ns():020d}{uuid.uuid4().hex[:8]}", "entity": entity, "entity_id": entity_id,
             "action": action, "actor": actor, "at": at,
             "before": None if before is None else _json(before),
             "after": None if after is None else _json(after),
