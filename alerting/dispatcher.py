@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,10 +43,11 @@ class Dispatcher:
         self,
         engine: AlertEngine,
         publish: Publish | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.engine, self.store, self.settings = engine, engine.store, engine.settings
-        self.metrics, self.publish, self.clock = engine.metrics, publish, clock
+        self.metrics, self.publish = engine.metrics, publish
+        self.clock = clock or engine.clock
         self.wake = asyncio.Event()
         engine.on_change = self._poke
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -184,3 +184,9 @@ def store(store_url: str) -> Iterator[object]:
     opened = open_store(store_url)
     yield opened
     opened.close()
+
+
+# Real HTTP receivers and Alertmanager for the alerting and alert-API tests.
+from tests.receivers import alertmanager_factory, receiver, receiver_factory  # noqa: E402
+
+__all__ = ["alertmanager_factory", "receiver", "receiver_factory"]

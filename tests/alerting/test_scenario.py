@@ -21,7 +21,7 @@ from monitor.settings import Settings
 from monitor.simulator import SimConfig, generate
 from monitor.store import Store, open_store
 from streams.pipeline import Pipeline
-from tests.alerting.conftest import Alertmanager, Receiver
+from tests.receivers import Alertmanager, Receiver
 from tests.conftest import wait_until
 
 SECRET = "test-secret-0123456789"
