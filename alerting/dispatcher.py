@@ -4,7 +4,8 @@ It runs beside the consume loop (a Faust task in the worker) and never blocks it
 writes outbox rows (:mod:`alerting.engine`) and sets :attr:`AlertEngine.on_change`. State lives
 in the store, so a restarted worker carries on where the last one stopped: a notification is
 marked sent only after its receiver accepted it — at least once, with ``X-Qualmon-Delivery`` for
-receivers to drop repeats. A failed attempt is retried after ``backoff × 2^(attempt−1)``; after
+receivers to drop repeats. Each receiver gets its notifications in the order they were queued
+(a retry may let later ones pass it). A failed attempt is retried after ``backoff × 2^(attempt−1)``; after
 ``QUALMON_NOTIFY_MAX_ATTEMPTS`` (or at once on a 4xx refusal) the row becomes a dead letter
 (``state = 'dead'``, the last error kept) and is logged and counted.
 
@@ -104,9 +105,21 @@ class Dispatcher:
 
     async def deliver_due(self) -> int:
         """Attempt every notification that is due; returns how many were delivered."""
-        rows = self.store.due_notifications(self.clock())
-        results = await asyncio.gather(*(self._attempt(r) for r in rows))
-        return sum(results)
+        lanes: dict[str, list[dict[str, Any]]] = {}
+        for row in self.store.due_notifications(self.clock()):
+            lanes.setdefault(row["receiver"], []).append(row)
+
+        async def lane(rows: list[dict[str, Any]]) -> int:
+            # One receiver's notifications go one after another, in the order they were
+            # queued; a failure holds back the rest of the lane until the next round.
+            delivered = 0
+            for row in rows:
+                if not await self._attempt(row):
+                    break
+                delivered += 1
+            return delivered
+
+        return sum(await asyncio.gather(*(lane(rows) for rows in lanes.values())))
 
     async def _attempt(self, row: dict[str, Any]) -> bool:
         receiver, kind = row["receiver"], _kind(row["receiver"])

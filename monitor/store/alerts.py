@@ -122,7 +122,7 @@ class AlertStore:
         return self.db.query(
             f"SELECT {', '.join(NOTIFICATION_COLUMNS)} FROM notifications "
             "WHERE state = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at, created_at, notification_id LIMIT ?",
+            "ORDER BY created_at, notification_id LIMIT ?",
             (now, limit),
         )
 
