@@ -5,7 +5,8 @@ writes outbox rows (:mod:`alerting.engine`) and sets :attr:`AlertEngine.on_chang
 in the store, so a restarted worker carries on where the last one stopped: a notification is
 marked sent only after its receiver accepted it — at least once, with ``X-Qualmon-Delivery`` for
 receivers to drop repeats. Each receiver gets its notifications in the order they were queued
-(a retry may let later ones pass it). A failed attempt is retried after ``backoff × 2^(attempt−1)``; after
+(a retry may let later ones pass it). A failed attempt is retried after
+``backoff × 2^(attempt−1)``; after
 ``QUALMON_NOTIFY_MAX_ATTEMPTS`` (or at once on a 4xx refusal) the row becomes a dead letter
 (``state = 'dead'``, the last error kept) and is logged and counted.
 
@@ -18,6 +19,7 @@ are looked for on the same beat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -77,18 +79,18 @@ class Dispatcher:
         try:
             while True:
                 if self.clock() >= next_beat:
-                    self.engine.inspections.check_overdue()
+                    self.engine.measures.check_overdue()
                     await self.resend()
                     next_beat = self.clock() + self.settings.alert_resend_seconds
                 await self.deliver_due()
                 self.engine.refresh_metrics()
                 due = self.store.next_due()
-                wait = idle_seconds if due is None else max(0.0, min(idle_seconds, due - self.clock()))
+                wait = (
+                    idle_seconds if due is None else max(0.0, min(idle_seconds, due - self.clock()))
+                )
                 self.wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):  # nothing woke it: time for a round
                     await asyncio.wait_for(self.wake.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
         finally:
             await self.close()
 
@@ -131,17 +133,33 @@ class Dispatcher:
             dead = isinstance(exc, DeliveryRefused) or attempts >= self.settings.notify_max_attempts
             backoff = self.settings.notify_backoff_seconds * 2 ** (attempts - 1)
             self.store.settle_notification(
-                row["notification_id"], attempts=attempts, last_error=str(exc)[:1000],
-                state="dead" if dead else "pending", next_attempt_at=now + backoff,
-            )  # fmt: skip
+                row["notification_id"],
+                attempts=attempts,
+                last_error=str(exc)[:1000],
+                state="dead" if dead else "pending",
+                next_attempt_at=now + backoff,
+            )
             if self.metrics:
-                self.metrics.alert_notifications.labels(kind, "dead_letter" if dead else "failed").inc()
+                self.metrics.alert_notifications.labels(
+                    kind, "dead_letter" if dead else "failed"
+                ).inc()
             if dead:
-                log.error("notification %s to %s is a dead letter after %d attempt(s): %s",
-                          row["notification_id"], receiver, attempts, exc)  # fmt: skip
+                log.error(
+                    "notification %s to %s is a dead letter after %d attempt(s): %s",
+                    row["notification_id"],
+                    receiver,
+                    attempts,
+                    exc,
+                )
             else:
-                log.warning("notification %s to %s failed (attempt %d), retry in %.0fs: %s",
-                            row["notification_id"], receiver, attempts, backoff, exc)  # fmt: skip
+                log.warning(
+                    "notification %s to %s failed (attempt %d), retry in %.0fs: %s",
+                    row["notification_id"],
+                    receiver,
+                    attempts,
+                    backoff,
+                    exc,
+                )
             return False
         self.store.settle_notification(
             row["notification_id"], state="sent", sent_at=now, attempts=row["attempts"] + 1
@@ -157,8 +175,15 @@ class Dispatcher:
                 raise DeliveryRefused("QUALMON_ALERTMANAGER_URL is no longer set")
             await to_alertmanager(self.client, self.settings.alertmanager_url, body)
         elif receiver.startswith("webhook:"):
-            await to_webhook(self.client, receiver.removeprefix("webhook:"), body, self._secret,
-                             row["notification_id"], row["event"], now)  # fmt: skip
+            await to_webhook(
+                self.client,
+                receiver.removeprefix("webhook:"),
+                body,
+                self._secret,
+                row["notification_id"],
+                row["event"],
+                now,
+            )
         elif receiver.startswith("topic"):
             if self.publish is None:
                 return  # no Kafka in this process (tests, `qualmon api`): nothing to publish to
@@ -184,11 +209,13 @@ class Dispatcher:
         now = self.clock()
         silences = self.store.active_silences(None, now)
         firing = [
-            a for a in self.store.firing()
-            if not a["flapping"] and not silenced_by(silences, a)
+            a
+            for a in self.store.firing()
+            if not a["flapping"]
+            and not silenced_by(silences, a)
             and RANK[a["severity"]] >= RANK[self.settings.alert_notify_min_severity]
             and self._notified(a["alert_id"])
-        ]  # fmt: skip
+        ]
         if not firing:
             return 0
         body = orjson.dumps([payloads.alertmanager(a, self.settings.base_url) for a in firing])

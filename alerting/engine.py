@@ -26,23 +26,18 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from alerting import payloads
-from alerting.rules import RANK, group_key, overlaps, severity, silenced_by, specificity
+from alerting.outbox import Outbox
+from alerting.rules import RANK, group_key, overlaps, severity, specificity
+from alerting.watch import ProductWatch
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, Transaction
-from streams.scoring import anomaly_id as reading_id
-from streams.scoring import severity_of
 
 log = logging.getLogger(__name__)
-
-THRESHOLD = 0.5  # the detectors' anomaly threshold (streams.detectors.SeriesFilter)
-TZ = ZoneInfo("Asia/Shanghai")
-PEOPLE_EVENTS = ("opened", "refired", "escalated", "resolved")
 
 
 def epoch(bucket_start: str | int | float) -> int:
@@ -62,11 +57,14 @@ class AlertEngine:
         self.store, self.settings, self.metrics, self.clock = store, settings, metrics, clock
         self.paths = store.org_paths()
         self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
-        self._last = 0.0
         self._behind_since: float | None = None
+        self.outbox = Outbox(store, settings)
+        self.watch = ProductWatch(settings, self.path)
         from alerting.inspections import Inspections
+        from alerting.measures import Measures
 
         self.inspections = Inspections(store, settings, self, metrics, clock)
+        self.measures = Measures(store, settings, self, metrics, clock)
 
     # ---- the org tree ---------------------------------------------------------------------
 
@@ -84,8 +82,12 @@ class AlertEngine:
 
     # ---- ingest ----------------------------------------------------------------------------
 
-    def after_checkpoint(self, anomalies: Iterable[dict[str, Any]],
-                         readings: Sequence[Sequence[Any]], org_paths: Iterable[str]) -> int:  # fmt: skip
+    def after_checkpoint(
+        self,
+        anomalies: Iterable[dict[str, Any]],
+        readings: Sequence[Sequence[Any]],
+        org_paths: Iterable[str],
+    ) -> int:
         """The worker's hook, called once a checkpoint is stored and acknowledged.
 
         Error policy: the checkpoint's anomalies are already safe in the store, so a failure
@@ -110,14 +112,21 @@ class AlertEngine:
         checkpoint and its ingest); those already turned into alerts are skipped."""
         return self.ingest(self.store.anomalies_created_since(since))
 
-    def ingest(self, anomalies: Iterable[dict[str, Any]], readings: Sequence[Sequence[Any]] = ()) -> int:
+    def ingest(
+        self, anomalies: Iterable[dict[str, Any]], readings: Sequence[Sequence[Any]] = ()
+    ) -> int:
         """Turn one checkpoint's anomalies and (already stored) readings into alert changes;
         returns how many notifications were queued."""
         now = self.clock()
-        found = [dict(a) for a in anomalies] + self._watch_anomalies(readings)
+        found = [dict(a) for a in anomalies] + self.watch.anomalies(readings)
         # Narrow slices first, so a problem's own slice, not its roll-up, scopes an inspection.
-        found.sort(key=lambda a: (epoch(a["bucket_start"]), [-x for x in self._narrowness(a)],
-                                  a["anomaly_id"]))  # fmt: skip
+        found.sort(
+            key=lambda a: (
+                epoch(a["bucket_start"]),
+                [-x for x in self._narrowness(a)],
+                a["anomaly_id"],
+            )
+        )
         silences = self.store.active_silences(None, now)
         # Bucket by bucket, so a return to normal and a later relapse in one checkpoint are a
         # resolution and a re-fire, not one long alert.
@@ -148,8 +157,14 @@ class AlertEngine:
         if self.store.source_known(tx, source):
             return 0
         key = (a["org"], a["product_line"], a["channel"])
-        sev = severity(a["severity"], a["indicator"], key, self.depth(a["org"]), k=a["k"],
-                       key_indicators=self.settings.alert_key_indicators)  # fmt: skip
+        sev = severity(
+            a["severity"],
+            a["indicator"],
+            key,
+            self.depth(a["org"]),
+            k=a["k"],
+            key_indicators=self.settings.alert_key_indicators,
+        )
         group, bucket = group_key(a["indicator"], key), epoch(a["bucket_start"])
         latest = self.store.latest_in_group(tx, group)
         if latest is None or latest["state"] != "firing":
@@ -182,33 +197,66 @@ class AlertEngine:
         self.store.add_source(tx, source, alert["alert_id"], (a["indicator"], *key), bucket)
         if alert["inspection_id"] is None:
             self.inspections.consider(tx, alert, now)  # sets alert["inspection_id"] if one
-        return self.notify(tx, alert, event, now, silences, previous_severity)
+        return self.outbox.notify(tx, alert, event, now, silences, previous_severity)
 
-    def _new(self, a: dict[str, Any], key: tuple[str, str, str], group: str, sev: str,
-             bucket: int, now: float) -> dict[str, Any]:  # fmt: skip
+    def _new(
+        self,
+        a: dict[str, Any],
+        key: tuple[str, str, str],
+        group: str,
+        sev: str,
+        bucket: int,
+        now: float,
+    ) -> dict[str, Any]:
         alert_id = hashlib.sha256(f"{group}|{a['anomaly_id']}".encode()).hexdigest()[:20]
         return {
-            "alert_id": alert_id, "kind": "anomaly", "group_key": group,
-            "indicator": a["indicator"], "org": key[0], "org_path": self.path(key[0]),
-            "product_line": key[1], "channel": key[2], "severity": sev, "score": a["score"],
-            "value": a["value"], "expected": a["expected"], "state": "firing",
-            "anomaly_id": a["anomaly_id"], "last_bucket": bucket, "anomalies": 1, "flaps": 0,
-            "flapping": 0, "summary": _summary(a["indicator"], key),
-            "acknowledged_by": None, "acknowledged_at": None, "inspection_id": None,
-            "opened_at": now, "updated_at": now, "resolved_at": None,
-        }  # fmt: skip
+            "alert_id": alert_id,
+            "kind": "anomaly",
+            "group_key": group,
+            "indicator": a["indicator"],
+            "org": key[0],
+            "org_path": self.path(key[0]),
+            "product_line": key[1],
+            "channel": key[2],
+            "severity": sev,
+            "score": a["score"],
+            "value": a["value"],
+            "expected": a["expected"],
+            "state": "firing",
+            "anomaly_id": a["anomaly_id"],
+            "last_bucket": bucket,
+            "anomalies": 1,
+            "flaps": 0,
+            "flapping": 0,
+            "summary": _summary(a["indicator"], key),
+            "acknowledged_by": None,
+            "acknowledged_at": None,
+            "inspection_id": None,
+            "opened_at": now,
+            "updated_at": now,
+            "resolved_at": None,
+        }
 
     def _absorb(self, alert: dict[str, Any], a: dict[str, Any], key: tuple, bucket: int) -> None:
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
         if bucket >= alert["last_bucket"]:
-            alert.update(last_bucket=bucket, value=a["value"], expected=a["expected"],
-                         anomaly_id=a["anomaly_id"])  # fmt: skip
+            alert.update(
+                last_bucket=bucket,
+                value=a["value"],
+                expected=a["expected"],
+                anomaly_id=a["anomaly_id"],
+            )
         current = (alert["org"], alert["product_line"], alert["channel"])
         if specificity(key, self.depth(key[0])) > specificity(current, self.depth(current[0])):
             # The narrowest anomalous slice is where the problem sits; it names the alert.
-            alert.update(org=key[0], org_path=self.path(key[0]), product_line=key[1],
-                         channel=key[2], summary=_summary(alert["indicator"], key))  # fmt: skip
+            alert.update(
+                org=key[0],
+                org_path=self.path(key[0]),
+                product_line=key[1],
+                channel=key[2],
+                summary=_summary(alert["indicator"], key),
+            )
 
     def _overlapping(self, tx: Transaction, indicator: str, key: tuple) -> dict[str, Any] | None:
         """A firing alert of the indicator on a slice overlapping this one: a roll-up of a
@@ -221,17 +269,19 @@ class AlertEngine:
                 return alert
         return None
 
-    def _resolve(self, tx: Transaction, indicators: set[str], until: int, now: float,
-                 silences: list) -> int:  # fmt: skip
+    def _resolve(
+        self, tx: Transaction, indicators: set[str], until: int, now: float, silences: list
+    ) -> int:
         queued = 0
         for alert in self.store.firing(tx, kind="anomaly"):
             if alert["indicator"] not in indicators:
                 continue
-            threshold = self._threshold(alert)
+            threshold = self.watch.threshold(alert)
             members = self.store.alert_sources(tx, alert["alert_id"])
             if members and all(
-                self.store.normal_since(tx, tuple(m.values()), alert["last_bucket"], until,
-                                        threshold)  # fmt: skip
+                self.store.normal_since(
+                    tx, tuple(m.values()), alert["last_bucket"], until, threshold
+                )
                 for m in members
             ):
                 queued += self.resolve(tx, alert, now, silences)
@@ -239,63 +289,10 @@ class AlertEngine:
 
     def resolve(self, tx: Transaction, alert: dict[str, Any], now: float, silences: list) -> int:
         alert = {**alert, "state": "resolved", "resolved_at": now, "updated_at": now}
-        self.store.update_alert(tx, alert["alert_id"], state="resolved", resolved_at=now,
-                                updated_at=now)  # fmt: skip
-        return self.notify(tx, alert, "resolved", now, silences)
-
-    # ---- notifications -----------------------------------------------------------------------
-
-    def notify(self, tx: Transaction, alert: dict[str, Any], event: str, now: float,
-               silences: list, previous_severity: str | None = None) -> int:  # fmt: skip
-        """Queue what ``event`` on ``alert`` owes each receiver; ids make replays no-ops."""
-        version = f"{event}:{alert['anomalies']}:{alert['flaps']}:{alert['severity']}"
-        rows = [self._row(alert, "topic", event, version, payloads.topic(alert, event), now)]
-        held = (
-            RANK[alert["severity"]] < RANK[self.settings.alert_notify_min_severity]
-            or alert["flapping"]
-            or silenced_by(silences, {**alert, "kind": alert["kind"]})
-            or (alert["acknowledged_at"] is not None and event != "resolved")
+        self.store.update_alert(
+            tx, alert["alert_id"], state="resolved", resolved_at=now, updated_at=now
         )
-        if event in PEOPLE_EVENTS and not held:
-            base = self.settings.base_url
-            if self.settings.alertmanager_url:
-                body = payloads.alertmanager_batch(alert, event, base, now, previous_severity)
-                rows.append(self._row(alert, "alertmanager", event, version, body, now))
-            if alert["acknowledged_at"] is None:
-                for url in self.webhooks_for(alert["org_path"]):
-                    body = payloads.webhook(alert, event, base)
-                    rows.append(self._row(alert, f"webhook:{url}", event, version, body, now))
-        return self.store.enqueue(tx, rows)
-
-    def _row(self, alert: dict[str, Any], receiver: str, event: str, version: str, body: Any,
-             now: float) -> dict[str, Any]:  # fmt: skip
-        import orjson
-
-        # Rows of one transaction share ``now``; strictly increasing times keep the queue in
-        # causal order (the topic's readers see opened before updated).
-        self._last = max(now, self._last + 0.001)
-        return {
-            "notification_id": hashlib.sha256(
-                f"{alert['alert_id']}|{receiver}|{version}".encode()
-            ).hexdigest()[:24],
-            "alert_id": alert["alert_id"], "receiver": receiver, "event": event,
-            "body": orjson.dumps(body).decode(), "state": "pending", "attempts": 0,
-            "next_attempt_at": now, "last_error": None, "created_at": self._last,
-            "sent_at": None,
-        }  # fmt: skip
-
-    def webhooks_for(self, org_path: str) -> list[str]:
-        """Receivers along the org tree, from the alert's org up to ``*``."""
-        routes = self.settings.webhook_urls
-        chain = [] if org_path == "*" else org_path.split("/")
-        orgs = [*reversed(chain), "*"]
-        urls: list[str] = []
-        for org in orgs:
-            if org in routes:
-                urls += [u for u in routes[org] if u not in urls]
-                if self.settings.alert_routing == "nearest":
-                    break
-        return urls
+        return self.outbox.notify(tx, alert, "resolved", now, silences)
 
     # ---- people's actions ------------------------------------------------------------------
 
@@ -308,54 +305,16 @@ class AlertEngine:
             if alert["acknowledged_at"] is None:
                 before = payloads.public(alert)
                 alert.update(acknowledged_by=actor, acknowledged_at=now, updated_at=now)
-                self.store.update_alert(tx, alert_id, acknowledged_by=actor,
-                                        acknowledged_at=now, updated_at=now)  # fmt: skip
-                self.store.audit(tx, "alert", alert_id, "acknowledge", actor, now, before,
-                                 payloads.public(alert))  # fmt: skip
-                self.notify(tx, alert, "acknowledged", now, [])
+                self.store.update_alert(
+                    tx, alert_id, acknowledged_by=actor, acknowledged_at=now, updated_at=now
+                )
+                self.store.audit(
+                    tx, "alert", alert_id, "acknowledge", actor, now, before, payloads.public(alert)
+                )
+                self.outbox.notify(tx, alert, "acknowledged", now, [])
         self.on_change()
         self.refresh_metrics()
         return alert
-
-    # ---- the product watch window ------------------------------------------------------------
-
-    def watched(self, product_line: str, org_path: str, bucket: int) -> bool:
-        day = datetime.fromtimestamp(bucket, TZ).date()
-        return any(
-            w.product_line == product_line
-            and (w.org == "*" or w.org in org_path.split("/"))
-            and w.launched <= day < w.launched + timedelta(days=self.settings.product_watch_days)
-            for w in self.settings.product_watch
-        )
-
-    def watch_started(self, product_line: str, org: str) -> date | None:
-        for w in self.settings.product_watch:
-            if w.product_line == product_line and w.org in ("*", org):
-                return w.launched
-        return None
-
-    def _threshold(self, alert: dict[str, Any]) -> float:
-        if self.watched(alert["product_line"], alert["org_path"], alert["last_bucket"]):
-            return self.settings.product_watch_score
-        return THRESHOLD
-
-    def _watch_anomalies(self, readings: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-        """Readings of watched lines between the watch threshold and the normal one."""
-        if not self.settings.product_watch:
-            return []
-        out = []
-        floor = self.settings.product_watch_score
-        for r in readings:
-            indicator, org, line, channel, start, value, k, n, score, expected, lower, upper = r
-            if floor <= score < THRESHOLD and self.watched(line, self.path(org), start):
-                out.append({
-                    "anomaly_id": "watch-" + reading_id(indicator, (org, line, channel), start),
-                    "indicator": indicator, "org": org, "product_line": line,
-                    "channel": channel, "bucket_start": start, "value": value,
-                    "expected": expected, "score": score, "k": k, "n": n,
-                    "severity": severity_of(score),
-                })  # fmt: skip
-        return out
 
     # ---- metrics -----------------------------------------------------------------------------
 
@@ -372,10 +331,12 @@ class AlertEngine:
 def _summary(indicator: str, key: tuple[str, str, str]) -> str:
     org, line, channel = key
     where = ", ".join(
-        part for part in (
+        part
+        for part in (
             "the whole company" if org == "*" else f"org {org}",
             None if line == "*" else f"product line {line}",
             None if channel == "*" else f"channel {channel}",
-        ) if part
-    )  # fmt: skip
+        )
+        if part
+    )
     return f"{indicator} is anomalous in {where}"

@@ -100,7 +100,10 @@ def evaluate(
             f"no control org at the depth of {org} has {indicator} ({line}/{channel}) in at "
             f"least {need:.0f} buckets of both windows"
         )
-    d_before, d_after, c_before, c_after = [], [], [], []
+    d_before: list[float] = []
+    d_after: list[float] = []
+    c_before: list[float] = []
+    c_after: list[float] = []
     for t in sorted(treated):
         peers = [series[c][t] for c in controls if t in series[c]]
         if not peers:
@@ -137,14 +140,24 @@ def evaluate(
     )
     return Effect(
         verdict="effective" if effective else "not_effective",
-        effect=effect, p_value=p_value, direction=direction,
-        treated_before=float(np.mean([treated[t] for t in before_t])), treated_after=after_level,
-        controls_before=float(np.mean(c_before)), controls_after=float(np.mean(c_after)),
-        target=float(target), target_met=bool(target_met), buckets_before=len(d_before),
-        buckets_after=len(d_after), controls=controls, window_start=start, effective_from=t0,
-        window_end=end, method="difference-in-differences, one-sided permutation test",
+        effect=effect,
+        p_value=p_value,
+        direction=direction,
+        treated_before=float(np.mean([treated[t] for t in before_t])),
+        treated_after=after_level,
+        controls_before=float(np.mean(c_before)),
+        controls_after=float(np.mean(c_after)),
+        target=float(target),
+        target_met=bool(target_met),
+        buckets_before=len(d_before),
+        buckets_after=len(d_after),
+        controls=controls,
+        window_start=start,
+        effective_from=t0,
+        window_end=end,
+        method="difference-in-differences, one-sided permutation test",
         statement=statement,
-    )  # fmt: skip
+    )
 
 
 def _mean_difference(before: np.ndarray, after: np.ndarray, axis: int) -> np.ndarray:

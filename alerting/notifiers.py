@@ -48,17 +48,23 @@ async def to_alertmanager(client: httpx.AsyncClient, base_url: str, body: bytes)
     """``POST /api/v2/alerts`` with a JSON array of alerts."""
     url = f"{base_url}/api/v2/alerts"
     try:
-        response = await client.post(url, content=body,
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        response = await client.post(
+            url, content=body, headers={"Content-Type": "application/json"}
+        )
     except httpx.HTTPError as exc:
         raise DeliveryFailed(f"Alertmanager at {url}: {exc!r}") from exc
     _check(response, f"Alertmanager at {url}")
 
 
 async def to_webhook(
-    client: httpx.AsyncClient, url: str, body: bytes, secret: bytes, delivery: str, event: str,
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    secret: bytes,
+    delivery: str,
+    event: str,
     now: float,
-) -> None:  # fmt: skip
+) -> None:
     timestamp = int(now)
     headers = {
         "Content-Type": "application/json",

@@ -13,11 +13,30 @@ from typing import Any
 ALERTNAMES = {"anomaly": "QualmonAnomaly", "measure_overdue": "QualmonMeasureOverdue"}
 #: What an alert looks like outside: every column but the internal ones.
 PUBLIC_FIELDS = (
-    "alert_id", "kind", "indicator", "org", "org_path", "product_line", "channel", "severity",
-    "score", "value", "expected", "state", "anomaly_id", "anomalies", "flaps", "flapping",
-    "summary", "acknowledged_by", "acknowledged_at", "inspection_id", "opened_at", "updated_at",
+    "alert_id",
+    "kind",
+    "indicator",
+    "org",
+    "org_path",
+    "product_line",
+    "channel",
+    "severity",
+    "score",
+    "value",
+    "expected",
+    "state",
+    "anomaly_id",
+    "anomalies",
+    "flaps",
+    "flapping",
+    "summary",
+    "acknowledged_by",
+    "acknowledged_at",
+    "inspection_id",
+    "opened_at",
+    "updated_at",
     "resolved_at",
-)  # fmt: skip
+)
 
 
 def iso(ts: float) -> str:
@@ -108,4 +127,3 @@ def _description(alert: dict[str, Any]) -> str:
         f"product line {alert['product_line']}, channel {alert['channel']}; "
         f"{alert['anomalies']} anomalous bucket(s) so far."
     )
-

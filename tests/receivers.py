@@ -50,11 +50,11 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver_factory() -> Iterator[Callable[[], Receiver]]:
+def receiver_factory() -> Iterator[Callable[..., Receiver]]:
     """Starts HTTP servers on loopback ports; each records what it is sent."""
     servers: list[ThreadingHTTPServer] = []
 
-    def start() -> Receiver:
+    def start(port: int = 0) -> Receiver:
         recorded = Receiver()
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,7 +69,7 @@ def receiver_factory() -> Iterator[Callable[[], Receiver]]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         servers.append(server)
         recorded.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -126,10 +126,16 @@ def alertmanager_factory(tmp_path: Path) -> Iterator[Callable[[Receiver], Alertm
         config.write_text(AM_CONFIG.format(url=hook.url))
         with (tmp_path / "alertmanager.log").open("ab") as log:
             process = subprocess.Popen(
-                [binary, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
-                 f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                stdout=log, stderr=log,
-            )  # fmt: skip
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.path={tmp_path / 'am-data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=log,
+            )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
 

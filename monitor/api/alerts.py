@@ -87,10 +87,12 @@ async def list_alerts(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AlertPage:
     """Alerts, most recently changed first, filtered and paginated."""
-    rows, total = ctx.store.alerts(state=state, indicator=indicator, org=org, severity=severity,
-                                   limit=limit, offset=offset)  # fmt: skip
-    return AlertPage(items=[AlertPublic.of(r) for r in rows], total=total, limit=limit,
-                     offset=offset)  # fmt: skip
+    rows, total = ctx.store.alerts(
+        state=state, indicator=indicator, org=org, severity=severity, limit=limit, offset=offset
+    )
+    return AlertPage(
+        items=[AlertPublic.of(r) for r in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/v1/alerts/{alert_id}", response_model=AlertPublic)
@@ -117,6 +119,8 @@ async def notifications(alert_id: str, ctx: Ctx) -> list[NotificationPublic]:
     if ctx.store.alert(alert_id) is None:
         raise HTTPException(404, f"no alert with id {alert_id!r}")
     return [
-        NotificationPublic(**{**n, "created_at": _ts(n["created_at"]), "sent_at": _ts(n["sent_at"])})
+        NotificationPublic(
+            **{**n, "created_at": _ts(n["created_at"]), "sent_at": _ts(n["sent_at"])}
+        )
         for n in ctx.store.notifications(alert_id=alert_id)
     ]

@@ -28,7 +28,9 @@ def _ts(value: float | None) -> datetime | None:
 
 
 class Scope(BaseModel):
-    indicator: IndicatorName = Field(description="The indicator the inspection is about.")
+    indicator: IndicatorName = Field(  # type: ignore[valid-type]
+        description="The indicator the inspection is about."
+    )
     org: str = Field(min_length=1, max_length=64, description="Org code; * = every org.")
     product_line: str = Field(default="*", max_length=64, description="Product line or *.")
     channel: str = Field(default="*", max_length=64, description="Channel or *.")
@@ -49,8 +51,9 @@ class InspectionPatch(BaseModel):
 
 class InspectionPublic(BaseModel):
     inspection_id: str = Field(description="Id of the inspection.")
-    rule: str = Field(description="What opened it: complaint_concentration, severity, "
-                      "new_product or manual.")  # fmt: skip
+    rule: str = Field(
+        description="What opened it: complaint_concentration, severity, new_product or manual."
+    )
     title: str = Field(description="What is inspected and why.")
     indicator: str = Field(description="The indicator that started it.")
     org: str = Field(description="Org code of the scope; * = every org.")
@@ -91,16 +94,22 @@ class MeasureCreate(BaseModel):
     department: str = Field(min_length=1, max_length=200, description="Responsible department.")
     owner: str = Field(min_length=1, max_length=200, description="Responsible person.")
     deadline: AwareDatetime = Field(description="When it must be in place.")
-    indicator: IndicatorName = Field(description="Expected effect: the indicator to move.")
+    indicator: IndicatorName = Field(  # type: ignore[valid-type]
+        description="Expected effect: the indicator to move."
+    )
     org: str = Field(min_length=1, max_length=64, description="Expected effect: in this org.")
     product_line: str = Field(default="*", max_length=64, description="... this product line.")
     channel: str = Field(default="*", max_length=64, description="... this channel.")
-    target: float = Field(description="Expected effect: the value the indicator should reach "
-                          "(at most, for indicators where high is bad; at least otherwise).")  # fmt: skip
+    target: float = Field(
+        description="Expected effect: the value the indicator should reach "
+        "(at most, for indicators where high is bad; at least otherwise)."
+    )
 
 
 class MeasurePatch(BaseModel):
-    state: Literal["planned", "done"] | None = Field(default=None, description="done when in place.")
+    state: Literal["planned", "done"] | None = Field(
+        default=None, description="done when in place."
+    )
     effective_from: AwareDatetime | None = Field(
         default=None, description="When it took effect; the evaluation compares around it."
     )
@@ -125,8 +134,13 @@ class MeasurePublic(BaseModel):
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> MeasurePublic:
-        return cls(**{**row, "deadline": _ts(row["deadline"]),
-                      "effective_from": _ts(row["effective_from"])})  # fmt: skip
+        return cls(
+            **{
+                **row,
+                "deadline": _ts(row["deadline"]),
+                "effective_from": _ts(row["effective_from"]),
+            }
+        )
 
 
 class EvaluationPublic(BaseModel):
@@ -135,8 +149,9 @@ class EvaluationPublic(BaseModel):
     verdict: Literal["effective", "not_effective"] = Field(
         description="not_effective reopens the inspection; effective closes it."
     )
-    result: dict[str, Any] = Field(description="Windows, controls, effect, p-value, target, "
-                                   "statement: see docs/alerting.md.")  # fmt: skip
+    result: dict[str, Any] = Field(
+        description="Windows, controls, effect, p-value, target, statement: see docs/alerting.md."
+    )
     created_by: str = Field(description="Who asked for it.")
     created_at: datetime = Field(description="When it was computed.")
 
@@ -201,8 +216,9 @@ async def list_inspections(
 ) -> InspectionPage:
     """Special inspections, newest first."""
     rows, total = ctx.store.inspections(state=state, org=org, limit=limit, offset=offset)
-    return InspectionPage(items=[InspectionPublic.of(r) for r in rows], total=total,
-                          limit=limit, offset=offset)  # fmt: skip
+    return InspectionPage(
+        items=[InspectionPublic.of(r) for r in rows], total=total, limit=limit, offset=offset
+    )
 
 
 @router.post("/v1/inspections", response_model=InspectionDetail, status_code=201)
@@ -227,8 +243,9 @@ async def patch_inspection(
     return _detail(ctx, row)
 
 
-@router.post("/v1/inspections/{inspection_id}/root-causes", response_model=RootCausePublic,
-             status_code=201)  # fmt: skip
+@router.post(
+    "/v1/inspections/{inspection_id}/root-causes", response_model=RootCausePublic, status_code=201
+)
 async def add_root_cause(
     inspection_id: str, body: RootCauseCreate, ctx: Ctx, actor: Actor
 ) -> RootCausePublic:
@@ -245,19 +262,19 @@ async def list_measures(inspection_id: str, ctx: Ctx) -> list[MeasurePublic]:
     return [MeasurePublic.of(m) for m in ctx.store.measures(inspection_id)]
 
 
-@router.post("/v1/inspections/{inspection_id}/measures", response_model=MeasurePublic,
-             status_code=201)  # fmt: skip
+@router.post(
+    "/v1/inspections/{inspection_id}/measures", response_model=MeasurePublic, status_code=201
+)
 async def add_measure(
     inspection_id: str, body: MeasureCreate, ctx: Ctx, actor: Actor
 ) -> MeasurePublic:
     """Add an improvement measure with its owner, deadline and expected effect."""
     data = body.model_dump()
     data["deadline"] = body.deadline.timestamp()
-    return MeasurePublic.of(ctx.engine.inspections.add_measure(inspection_id, data, actor))
+    return MeasurePublic.of(ctx.engine.measures.add(inspection_id, data, actor))
 
 
-@router.patch("/v1/inspections/{inspection_id}/measures/{measure_id}",
-              response_model=MeasurePublic)  # fmt: skip
+@router.patch("/v1/inspections/{inspection_id}/measures/{measure_id}", response_model=MeasurePublic)
 async def patch_measure(
     inspection_id: str, measure_id: str, body: MeasurePatch, ctx: Ctx, actor: Actor
 ) -> MeasurePublic:
@@ -266,22 +283,24 @@ async def patch_measure(
     for name in ("effective_from", "deadline"):
         if name in changes:
             changes[name] = changes[name].timestamp()
-    row = ctx.engine.inspections.update_measure(inspection_id, measure_id, changes, actor)
+    row = ctx.engine.measures.update(inspection_id, measure_id, changes, actor)
     return MeasurePublic.of(row)
 
 
-@router.post("/v1/inspections/{inspection_id}/measures/{measure_id}/evaluation",
-             response_model=EvaluationPublic, status_code=201)  # fmt: skip
+@router.post(
+    "/v1/inspections/{inspection_id}/measures/{measure_id}/evaluation",
+    response_model=EvaluationPublic,
+    status_code=201,
+)
 async def evaluate_measure(
     inspection_id: str, measure_id: str, ctx: Ctx, actor: Actor
 ) -> EvaluationPublic:
     """Compute the measure's effect from the indicator history; closes or reopens."""
-    row = ctx.engine.inspections.evaluate(inspection_id, measure_id, actor)
+    row = ctx.engine.measures.evaluate(inspection_id, measure_id, actor)
     return EvaluationPublic.of(row)
 
 
-@router.get("/v1/inspections/{inspection_id}/evaluations",
-            response_model=list[EvaluationPublic])  # fmt: skip
+@router.get("/v1/inspections/{inspection_id}/evaluations", response_model=list[EvaluationPublic])
 async def list_evaluations(inspection_id: str, ctx: Ctx) -> list[EvaluationPublic]:
     """The inspection's effect evaluations, oldest first."""
     _found(ctx, inspection_id)
@@ -292,4 +311,7 @@ async def list_evaluations(inspection_id: str, ctx: Ctx) -> list[EvaluationPubli
 async def audit(inspection_id: str, ctx: Ctx) -> list[AuditEntry]:
     """Every change to the inspection and its parts: who, when, what, before and after."""
     _found(ctx, inspection_id)
-    return [AuditEntry(**{**e, "at": _ts(e["at"])}) for e in ctx.store.audit_for_inspection(inspection_id)]
+    return [
+        AuditEntry(**{**e, "at": _ts(e["at"])})
+        for e in ctx.store.audit_for_inspection(inspection_id)
+    ]

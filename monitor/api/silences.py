@@ -34,7 +34,9 @@ class SilenceCreate(BaseModel):
             raise ValueError("matchers is empty; a silence must match at least one label")
         unknown = sorted(set(value) - set(MATCHABLE))
         if unknown:
-            raise ValueError(f"unknown matcher labels {unknown}; expected some of {list(MATCHABLE)}")
+            raise ValueError(
+                f"unknown matcher labels {unknown}; expected some of {list(MATCHABLE)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -58,7 +60,9 @@ class SilencePublic(BaseModel):
 
     @classmethod
     def of(cls, row: dict) -> SilencePublic:
-        times = {k: datetime.fromtimestamp(row[k], UTC) for k in ("starts_at", "ends_at", "created_at")}
+        times = {
+            k: datetime.fromtimestamp(row[k], UTC) for k in ("starts_at", "ends_at", "created_at")
+        }
         return cls(**{**row, **times, "matchers": orjson.loads(row["matchers"])})
 
 
@@ -74,14 +78,17 @@ async def create_silence(body: SilenceCreate, ctx: Ctx, actor: Actor) -> Silence
     """Silence matching alerts for a while: they are recorded but nobody is notified."""
     now = time.time()
     row = {
-        "silence_id": uuid.uuid4().hex[:16], "matchers": orjson.dumps(body.matchers).decode(),
+        "silence_id": uuid.uuid4().hex[:16],
+        "matchers": orjson.dumps(body.matchers).decode(),
         "starts_at": body.starts_at.timestamp() if body.starts_at else now,
-        "ends_at": body.ends_at.timestamp(), "created_by": actor, "comment": body.comment,
+        "ends_at": body.ends_at.timestamp(),
+        "created_by": actor,
+        "comment": body.comment,
         "created_at": now,
-    }  # fmt: skip
+    }
     ctx.store.add_silence(row)
     with ctx.store.db.transaction() as tx:
-        ctx.store.audit(tx, "silence", row["silence_id"], "create", actor, now, None, row)
+        ctx.store.audit(tx, "silence", str(row["silence_id"]), "create", actor, now, None, row)
     return SilencePublic.of(row)
 
 

@@ -16,9 +16,14 @@ from monitor.store.inspections import InspectionStore
 from monitor.store.migrations import MIGRATIONS
 
 __all__ = [
-    "ANOMALY_COLUMNS", "MIGRATIONS", "READING_COLUMNS", "Database", "Store", "Transaction",
+    "ANOMALY_COLUMNS",
+    "MIGRATIONS",
+    "READING_COLUMNS",
+    "Database",
+    "Store",
+    "Transaction",
     "open_store",
-]  # fmt: skip
+]
 
 
 class Store(HistoryStore, AlertStore, InspectionStore):

@@ -15,18 +15,54 @@ from monitor.store.database import Database, Transaction
 from monitor.store.history import filters
 
 ALERT_COLUMNS = (
-    "alert_id", "kind", "group_key", "indicator", "org", "org_path", "product_line", "channel",
-    "severity", "score", "value", "expected", "state", "anomaly_id", "last_bucket", "anomalies",
-    "flaps", "flapping", "summary", "acknowledged_by", "acknowledged_at", "inspection_id",
-    "opened_at", "updated_at", "resolved_at",
-)  # fmt: skip
+    "alert_id",
+    "kind",
+    "group_key",
+    "indicator",
+    "org",
+    "org_path",
+    "product_line",
+    "channel",
+    "severity",
+    "score",
+    "value",
+    "expected",
+    "state",
+    "anomaly_id",
+    "last_bucket",
+    "anomalies",
+    "flaps",
+    "flapping",
+    "summary",
+    "acknowledged_by",
+    "acknowledged_at",
+    "inspection_id",
+    "opened_at",
+    "updated_at",
+    "resolved_at",
+)
 NOTIFICATION_COLUMNS = (
-    "notification_id", "alert_id", "receiver", "event", "body", "state", "attempts",
-    "next_attempt_at", "last_error", "created_at", "sent_at",
-)  # fmt: skip
+    "notification_id",
+    "alert_id",
+    "receiver",
+    "event",
+    "body",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "sent_at",
+)
 SILENCE_COLUMNS = (
-    "silence_id", "matchers", "starts_at", "ends_at", "created_by", "comment", "created_at",
-)  # fmt: skip
+    "silence_id",
+    "matchers",
+    "starts_at",
+    "ends_at",
+    "created_by",
+    "comment",
+    "created_at",
+)
 
 
 class AlertStore:
@@ -35,9 +71,13 @@ class AlertStore:
     # ---- inside the alert engine's transaction ----------------------------------------------
 
     def source_known(self, tx: Transaction, source_id: str) -> bool:
-        return tx.one("SELECT 1 AS x FROM alert_sources WHERE source_id = ?", (source_id,)) is not None
+        return (
+            tx.one("SELECT 1 AS x FROM alert_sources WHERE source_id = ?", (source_id,)) is not None
+        )
 
-    def add_source(self, tx: Transaction, source_id: str, alert_id: str, series: tuple, bucket: int) -> None:
+    def add_source(
+        self, tx: Transaction, source_id: str, alert_id: str, series: tuple, bucket: int
+    ) -> None:
         tx.execute(
             "INSERT INTO alert_sources VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (source_id, alert_id, *series, bucket),
@@ -76,7 +116,9 @@ class AlertStore:
             f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE alert_id = ?", (alert_id,)
         )
 
-    def firing(self, tx: Transaction | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    def firing(
+        self, tx: Transaction | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE state = 'firing'"
         args: list[Any] = []
         if kind:

@@ -13,17 +13,52 @@ from typing import Any
 from monitor.store.database import Database
 
 ANOMALY_COLUMNS = (
-    "anomaly_id", "indicator", "org", "product_line", "channel", "bucket_start", "bucket_seconds",
-    "value", "expected", "lower", "upper", "score", "k", "n", "detector", "severity",
-)  # fmt: skip
+    "anomaly_id",
+    "indicator",
+    "org",
+    "product_line",
+    "channel",
+    "bucket_start",
+    "bucket_seconds",
+    "value",
+    "expected",
+    "lower",
+    "upper",
+    "score",
+    "k",
+    "n",
+    "detector",
+    "severity",
+)
 READING_COLUMNS = (
-    "indicator", "org", "product_line", "channel", "bucket_start",
-    "value", "k", "n", "score", "expected", "lower", "upper",
-)  # fmt: skip
+    "indicator",
+    "org",
+    "product_line",
+    "channel",
+    "bucket_start",
+    "value",
+    "k",
+    "n",
+    "score",
+    "expected",
+    "lower",
+    "upper",
+)
 COUNTABLE = frozenset(
-    {"anomalies", "indicator_values", "seen_events", "late_events", "alerts", "notifications",
-     "inspections", "measures", "evaluations", "audit_log", "silences"}
-)  # fmt: skip
+    {
+        "anomalies",
+        "indicator_values",
+        "seen_events",
+        "late_events",
+        "alerts",
+        "notifications",
+        "inspections",
+        "measures",
+        "evaluations",
+        "audit_log",
+        "silences",
+    }
+)
 
 
 class HistoryStore:

@@ -17,18 +17,49 @@ from monitor.store.database import Database, Transaction
 from monitor.store.history import filters
 
 INSPECTION_COLUMNS = (
-    "inspection_id", "cause_id", "rule", "title", "indicator", "org", "org_path", "product_line",
-    "channel", "state", "reopened", "opened_at", "updated_at", "closed_at",
-)  # fmt: skip
+    "inspection_id",
+    "cause_id",
+    "rule",
+    "title",
+    "indicator",
+    "org",
+    "org_path",
+    "product_line",
+    "channel",
+    "state",
+    "reopened",
+    "opened_at",
+    "updated_at",
+    "closed_at",
+)
 MEASURE_COLUMNS = (
-    "measure_id", "inspection_id", "title", "department", "owner", "deadline", "effective_from",
-    "indicator", "org", "product_line", "channel", "target", "state", "overdue_alert_id",
-    "created_at", "updated_at",
-)  # fmt: skip
+    "measure_id",
+    "inspection_id",
+    "title",
+    "department",
+    "owner",
+    "deadline",
+    "effective_from",
+    "indicator",
+    "org",
+    "product_line",
+    "channel",
+    "target",
+    "state",
+    "overdue_alert_id",
+    "created_at",
+    "updated_at",
+)
 CAUSE_COLUMNS = ("cause_id", "inspection_id", "category", "analysis", "created_by", "created_at")
 EVALUATION_COLUMNS = (
-    "evaluation_id", "inspection_id", "measure_id", "verdict", "body", "created_by", "created_at",
-)  # fmt: skip
+    "evaluation_id",
+    "inspection_id",
+    "measure_id",
+    "verdict",
+    "body",
+    "created_by",
+    "created_at",
+)
 AUDIT_COLUMNS = ("audit_id", "entity", "entity_id", "action", "actor", "at", "before", "after")
 
 
@@ -41,7 +72,9 @@ def _insert(tx: Transaction, table: str, columns: tuple[str, ...], row: Mapping[
     return tx.rowcount()
 
 
-def _update(tx: Transaction, table: str, key: str, key_value: str, changes: Mapping[str, Any]) -> None:
+def _update(
+    tx: Transaction, table: str, key: str, key_value: str, changes: Mapping[str, Any]
+) -> None:
     sets = ", ".join(f"{c} = ?" for c in changes)
     tx.execute(f"UPDATE {table} SET {sets} WHERE {key} = ?", [*changes.values(), key_value])
 
@@ -179,13 +212,22 @@ class InspectionStore:
         before: Any = None,
         after: Any = None,
     ) -> None:
-        _insert(tx, "audit_log", AUDIT_COLUMNS, {
-            # Time-ordered ids keep entries written in one instant in the order they happened.
-            "audit_id": f"{time.time_ns():020d}{uuid.uuid4().hex[:8]}", "entity": entity, "entity_id": entity_id,
-            "action": action, "actor": actor, "at": at,
-            "before": None if before is None else _json(before),
-            "after": None if after is None else _json(after),
-        })  # fmt: skip
+        _insert(
+            tx,
+            "audit_log",
+            AUDIT_COLUMNS,
+            {
+                # Time-ordered ids keep entries written in one instant in the order they happened.
+                "audit_id": f"{time.time_ns():020d}{uuid.uuid4().hex[:8]}",
+                "entity": entity,
+                "entity_id": entity_id,
+                "action": action,
+                "actor": actor,
+                "at": at,
+                "before": None if before is None else _json(before),
+                "after": None if after is None else _json(after),
+            },
+        )
 
     def audit_log(self, entity: str, entity_id: str) -> list[dict[str, Any]]:
         rows = self.db.query(
@@ -193,9 +235,7 @@ class InspectionStore:
             "ORDER BY at, audit_id",
             (entity, entity_id),
         )
-        return [
-            {**r, "before": _load(r["before"]), "after": _load(r["after"])} for r in rows
-        ]
+        return [{**r, "before": _load(r["before"]), "after": _load(r["after"])} for r in rows]
 
     def audit_for_inspection(self, inspection_id: str) -> list[dict[str, Any]]:
         """The inspection's own entries and those of its causes, measures and evaluations."""
@@ -207,9 +247,7 @@ class InspectionStore:
             "ORDER BY at, audit_id",
             (inspection_id,) * 4,
         )
-        return [
-            {**r, "before": _load(r["before"]), "after": _load(r["after"])} for r in rows
-        ]
+        return [{**r, "before": _load(r["before"]), "after": _load(r["after"])} for r in rows]
 
 
 def _json(value: Any) -> str:

@@ -34,11 +34,23 @@ def anomaly(
 ) -> dict[str, Any]:
     start = T0 + day * DAY
     return {
-        "anomaly_id": anomaly_id(indicator, (org, line, channel), start), "indicator": indicator,
-        "org": org, "product_line": line, "channel": channel, "bucket_start": iso(start),
-        "bucket_seconds": DAY, "value": value, "expected": 2.0, "lower": 0.0, "upper": 6.0,
-        "score": score, "k": k, "n": 4000.0, "detector": "CountDetector", "severity": severity,
-    }  # fmt: skip
+        "anomaly_id": anomaly_id(indicator, (org, line, channel), start),
+        "indicator": indicator,
+        "org": org,
+        "product_line": line,
+        "channel": channel,
+        "bucket_start": iso(start),
+        "bucket_seconds": DAY,
+        "value": value,
+        "expected": 2.0,
+        "lower": 0.0,
+        "upper": 6.0,
+        "score": score,
+        "k": k,
+        "n": 4000.0,
+        "detector": "CountDetector",
+        "severity": severity,
+    }
 
 
 def reading(

@@ -17,15 +17,23 @@ from monitor.broker import free_port
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, open_store
-from tests.receivers import Receiver
 from tests.alerting.helpers import Clock, anomaly
+from tests.receivers import Receiver
 
 SECRET = "another-test-secret-42"
 
 
-def setup(tmp_path: Path, url: str, **overrides: object) -> tuple[Store, AlertEngine, Dispatcher, Clock]:
-    settings = Settings(data_dir=tmp_path, webhook_urls={"*": (url,)}, webhook_secret=SECRET,
-                        notify_max_attempts=3, notify_backoff_seconds=10, **overrides)  # fmt: skip
+def setup(
+    tmp_path: Path, url: str, **overrides: object
+) -> tuple[Store, AlertEngine, Dispatcher, Clock]:
+    settings = Settings(
+        data_dir=tmp_path,
+        webhook_urls={"*": (url,)},
+        webhook_secret=SECRET,
+        notify_max_attempts=3,
+        notify_backoff_seconds=10,
+        **overrides,
+    )
     store = open_store(settings.store_url)
     clock = Clock()
     engine = AlertEngine(store, settings, Metrics(CollectorRegistry()), clock)
@@ -81,10 +89,18 @@ def test_a_receiver_that_stays_down_ends_in_a_dead_letter(
     assert len({r.headers["X-Qualmon-Delivery"] for r in receiver.requests}) == 1
     registry = engine.metrics.registry  # type: ignore[union-attr]
     outcome = {"receiver": "webhook"}
-    assert registry.get_sample_value("qualmon_alert_notifications_total",
-                                     {**outcome, "outcome": "failed"}) == 2  # fmt: skip
-    assert registry.get_sample_value("qualmon_alert_notifications_total",
-                                     {**outcome, "outcome": "dead_letter"}) == 1  # fmt: skip
+    assert (
+        registry.get_sample_value(
+            "qualmon_alert_notifications_total", {**outcome, "outcome": "failed"}
+        )
+        == 2
+    )
+    assert (
+        registry.get_sample_value(
+            "qualmon_alert_notifications_total", {**outcome, "outcome": "dead_letter"}
+        )
+        == 1
+    )
     clock.now += 3600
     deliver(dispatcher)
     assert len(receiver.requests) == 3  # a dead letter is not retried
@@ -102,23 +118,31 @@ def test_a_refusal_is_a_dead_letter_at_once(tmp_path: Path, receiver: Receiver) 
 
 
 def test_a_receiver_back_up_gets_the_retry(
-    tmp_path: Path, receiver_factory: Callable[[], Receiver]
+    tmp_path: Path, receiver_factory: Callable[..., Receiver]
 ) -> None:
-    down = f"http://127.0.0.1:{free_port()}/hook"  # nobody listens there
+    port = free_port()
+    down = f"http://127.0.0.1:{port}/hook"  # nobody listens there yet
     store, engine, dispatcher, clock = setup(tmp_path, down)
     engine.ingest([anomaly(10)])
     deliver(dispatcher)
     (row,) = store.notifications(receiver=f"webhook:{down}")
     assert (row["state"], row["attempts"]) == ("pending", 1)
     assert "ConnectError" in row["last_error"]
+    back = receiver_factory(port)
+    clock.now += 10
+    deliver(dispatcher)
+    (row,) = store.notifications(receiver=f"webhook:{down}")
+    assert (row["state"], row["attempts"]) == ("sent", 2)
+    assert [b["event"] for b in back.bodies()] == ["opened"]
     store.close()
 
 
 def test_the_task_delivers_when_woken_without_blocking_the_caller(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    settings = Settings(data_dir=tmp_path, webhook_urls={"*": (receiver.url,)},
-                        webhook_secret=SECRET)  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path, webhook_urls={"*": (receiver.url,)}, webhook_secret=SECRET
+    )
     store = open_store(settings.store_url)
     engine = AlertEngine(store, settings)
     dispatcher = Dispatcher(engine)

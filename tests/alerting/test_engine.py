@@ -20,10 +20,13 @@ PATHS = ["00", "00/44", "00/44/4403", "00/44/4401", "00/31", "00/31/3101"]
 
 def engine_for(store: Store, tmp_path: Path, **overrides: object) -> tuple[AlertEngine, Clock]:
     settings = Settings(
-        data_dir=tmp_path, alertmanager_url="http://127.0.0.1:9",
+        data_dir=tmp_path,
+        alertmanager_url="http://127.0.0.1:9",
         webhook_urls={"44": ("http://127.0.0.1:9/gd",), "*": ("http://127.0.0.1:9/hq",)},
-        webhook_secret="0123456789abcdef", alert_cooldown_seconds=2 * DAY, **overrides,
-    )  # fmt: skip
+        webhook_secret="0123456789abcdef",
+        alert_cooldown_seconds=2 * DAY,
+        **overrides,
+    )
     clock = Clock()
     engine = AlertEngine(store, settings, Metrics(CollectorRegistry()), clock)
     engine.learn_orgs(PATHS)
@@ -41,8 +44,13 @@ def people(store: Store, alert_id: str | None = None) -> list[tuple[str, str]]:
 
 def test_a_wave_and_its_roll_ups_make_one_alert_and_one_page(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path)
-    engine.ingest([anomaly(10, "44", "*", "*", score=0.55, severity="minor"),
-                   anomaly(10), anomaly(10, "4403", "*", "*")])  # fmt: skip
+    engine.ingest(
+        [
+            anomaly(10, "44", "*", "*", score=0.55, severity="minor"),
+            anomaly(10),
+            anomaly(10, "4403", "*", "*"),
+        ]
+    )
     engine.ingest([anomaly(11), anomaly(11, "4403", "life", "*")])
     (alert,) = store.alerts()[0]
     assert (alert["org"], alert["product_line"], alert["channel"]) == ("4403", "life", "BANCA")
@@ -50,7 +58,10 @@ def test_a_wave_and_its_roll_ups_make_one_alert_and_one_page(store: Store, tmp_p
     assert alert["severity"] == "critical"  # major, key indicator
     assert alert["org_path"] == "00/44/4403"
     # Nearest org with receivers up the tree is 44; the head office's hook is not paged.
-    assert people(store) == [("alertmanager", "opened"), ("webhook:http://127.0.0.1:9/gd", "opened")]
+    assert people(store) == [
+        ("alertmanager", "opened"),
+        ("webhook:http://127.0.0.1:9/gd", "opened"),
+    ]
     topic = [orjson.loads(n["body"])["event"] for n in store.notifications(receiver="topic")]
     assert topic == ["opened", "updated", "updated", "updated", "updated"]
 
@@ -109,7 +120,10 @@ def test_an_acknowledged_alert_does_not_page_again(store: Store, tmp_path: Path)
     engine.ingest([anomaly(11, score=1.0, severity="critical")])  # would escalate to critical
     (alert,) = store.alerts()[0]
     assert alert["severity"] == "critical"
-    assert people(store) == [("alertmanager", "opened"), ("webhook:http://127.0.0.1:9/gd", "opened")]
+    assert people(store) == [
+        ("alertmanager", "opened"),
+        ("webhook:http://127.0.0.1:9/gd", "opened"),
+    ]
     audit = store.audit_log("alert", alert["alert_id"])
     assert [(a["action"], a["actor"], a["after"]["acknowledged_by"]) for a in audit] == [
         ("acknowledge", "li.wei", "li.wei")
@@ -118,10 +132,17 @@ def test_an_acknowledged_alert_does_not_page_again(store: Store, tmp_path: Path)
 
 def test_a_silenced_alert_notifies_nobody_but_is_recorded(store: Store, tmp_path: Path) -> None:
     engine, clock = engine_for(store, tmp_path)
-    store.add_silence({
-        "silence_id": "s1", "matchers": '{"org": "4403"}', "starts_at": clock.now - 1,
-        "ends_at": clock.now + 3600, "created_by": "ops", "comment": "known", "created_at": 0,
-    })  # fmt: skip
+    store.add_silence(
+        {
+            "silence_id": "s1",
+            "matchers": '{"org": "4403"}',
+            "starts_at": clock.now - 1,
+            "ends_at": clock.now + 3600,
+            "created_by": "ops",
+            "comment": "known",
+            "created_at": 0,
+        }
+    )
     engine.ingest([anomaly(10)])
     assert people(store) == []
     assert store.count("alerts") == 1 and len(store.notifications(receiver="topic")) == 1
@@ -139,8 +160,8 @@ def test_minor_alerts_are_recorded_but_page_nobody(store: Store, tmp_path: Path)
 
 def test_routing_to_every_ancestor_when_configured(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path, alert_routing="ancestors")
-    assert engine.webhooks_for("00/44/4403") == ["http://127.0.0.1:9/gd", "http://127.0.0.1:9/hq"]
-    assert engine.webhooks_for("00/31/3101") == ["http://127.0.0.1:9/hq"]
+    assert engine.outbox.webhooks_for("00/44/4403") == ["http://127.0.0.1:9/gd", "http://127.0.0.1:9/hq"]
+    assert engine.outbox.webhooks_for("00/31/3101") == ["http://127.0.0.1:9/hq"]
 
 
 @pytest.mark.parametrize("severity", ["minor", "major", "critical"])
@@ -151,8 +172,12 @@ def test_alert_state_is_exported_as_metrics(store: Store, tmp_path: Path, severi
     registry = engine.metrics.registry  # type: ignore[union-attr]
     labels = {"kind": "anomaly", "indicator": "hotline_answer_rate", "severity": severity}
     assert registry.get_sample_value("qualmon_alerts_firing", labels) == 1
-    assert registry.get_sample_value("qualmon_alerts_opened_total",
-                                     {"kind": "anomaly", "severity": severity}) == 1  # fmt: skip
-    assert registry.get_sample_value(
-        "qualmon_alerts_firing", {**labels, "indicator": COMPLAINTS}
-    ) == 0
+    assert (
+        registry.get_sample_value(
+            "qualmon_alerts_opened_total", {"kind": "anomaly", "severity": severity}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("qualmon_alerts_firing", {**labels, "indicator": COMPLAINTS}) == 0
+    )

@@ -44,21 +44,49 @@ def simulate_history(store: Store, *, worked: bool, seed: int = 11) -> None:
             if org == "4403" and (start < EFFECTIVE or not worked):
                 level = 14.0
             value = max(0.0, level * weekday + shock + rng.gauss(0, 1.0))
-            rows.append((COMPLAINTS, org, "life", "BANCA", start, value, value, 10_000.0,
-                         0.0, level, 0.0, 0.0))  # fmt: skip
+            rows.append(
+                (
+                    COMPLAINTS,
+                    org,
+                    "life",
+                    "BANCA",
+                    start,
+                    value,
+                    value,
+                    10_000.0,
+                    0.0,
+                    level,
+                    0.0,
+                    0.0,
+                )
+            )
     store.add_readings(rows)
 
 
 def open_with_measure(engine: AlertEngine, target: float = 7.0) -> tuple[str, str]:
     engine.ingest([anomaly(34)])
     (inspection,) = engine.store.inspections()[0]
-    measure = engine.inspections.add_measure(inspection["inspection_id"], {
-        "title": "Re-train BANCA sellers on suitability", "department": "Bancassurance",
-        "owner": "wang.fang", "deadline": EFFECTIVE + 14 * DAY, "indicator": COMPLAINTS,
-        "org": "4403", "product_line": "life", "channel": "BANCA", "target": target,
-    }, "zhang.min")  # fmt: skip
-    engine.inspections.update_measure(inspection["inspection_id"], measure["measure_id"],
-                                      {"effective_from": EFFECTIVE}, "zhang.min")  # fmt: skip
+    measure = engine.measures.add(
+        inspection["inspection_id"],
+        {
+            "title": "Re-train BANCA sellers on suitability",
+            "department": "Bancassurance",
+            "owner": "wang.fang",
+            "deadline": EFFECTIVE + 14 * DAY,
+            "indicator": COMPLAINTS,
+            "org": "4403",
+            "product_line": "life",
+            "channel": "BANCA",
+            "target": target,
+        },
+        "zhang.min",
+    )
+    engine.measures.update(
+        inspection["inspection_id"],
+        measure["measure_id"],
+        {"effective_from": EFFECTIVE},
+        "zhang.min",
+    )
     return inspection["inspection_id"], measure["measure_id"]
 
 
@@ -68,7 +96,7 @@ def test_a_measure_that_worked_is_effective_and_closes_the_inspection(
     engine, _ = engine_for(store, tmp_path)
     simulate_history(store, worked=True)
     inspection_id, measure_id = open_with_measure(engine)
-    evaluation = engine.inspections.evaluate(inspection_id, measure_id, "zhang.min")
+    evaluation = engine.measures.evaluate(inspection_id, measure_id, "zhang.min")
     result = evaluation["body"]
     assert evaluation["verdict"] == "effective"
     assert result["controls"] == ["3101", "3102", "4401", "4402", "4404"]
@@ -83,13 +111,16 @@ def test_a_measure_that_did_not_work_reopens_the_inspection(store: Store, tmp_pa
     engine, _ = engine_for(store, tmp_path)
     simulate_history(store, worked=False)
     inspection_id, measure_id = open_with_measure(engine)
-    evaluation = engine.inspections.evaluate(inspection_id, measure_id, "zhang.min")
+    evaluation = engine.measures.evaluate(inspection_id, measure_id, "zhang.min")
     assert evaluation["verdict"] == "not_effective"
     assert evaluation["body"]["p_value"] > 0.05 and not evaluation["body"]["target_met"]
     row = store.inspection(inspection_id)
     assert (row["state"], row["reopened"]) == ("reopened", 1)
-    trail = [(e["action"], e["actor"], (e["before"] or {}).get("state"), (e["after"] or {}).get("state"))
-             for e in store.audit_for_inspection(inspection_id) if e["entity"] == "inspection"]  # fmt: skip
+    trail = [
+        (e["action"], e["actor"], (e["before"] or {}).get("state"), (e["after"] or {}).get("state"))
+        for e in store.audit_for_inspection(inspection_id)
+        if e["entity"] == "inspection"
+    ]
     assert trail == [
         ("open", "qualmon", None, "opened"),
         ("attach_alert", "qualmon", None, None),
@@ -108,7 +139,7 @@ def test_an_evaluation_needs_the_after_window_to_have_passed(store: Store, tmp_p
     simulate_history(store, worked=True)
     inspection_id, measure_id = open_with_measure(engine)
     with pytest.raises(InsufficientData, match="35 buckets before and 35 after"):
-        engine.inspections.evaluate(inspection_id, measure_id, "zhang.min")
+        engine.measures.evaluate(inspection_id, measure_id, "zhang.min")
     assert store.inspection(inspection_id)["state"] == "measures_set"  # nothing changed
     assert store.evaluations(inspection_id) == []
 
@@ -119,12 +150,14 @@ def test_an_open_inspection_absorbs_overlapping_alerts_and_is_opened_once(
     engine, _ = engine_for(store, tmp_path)
     engine.ingest([anomaly(10)])
     engine.ingest([anomaly(10)])  # redelivered
-    store.add_readings([(COMPLAINTS, "4403", "life", "BANCA", T0 + 11 * DAY, 2.0, 1.0, 1.0,
-                         0.0, 2.0, 0.0, 0.0)])  # fmt: skip
+    store.add_readings(
+        [(COMPLAINTS, "4403", "life", "BANCA", T0 + 11 * DAY, 2.0, 1.0, 1.0, 0.0, 2.0, 0.0, 0.0)]
+    )
     engine.ingest([], [(COMPLAINTS, "4403", "life", "BANCA", T0 + 11 * DAY)])
     # A different indicator on the same scope, long after: still the same inspection.
-    engine.ingest([anomaly(20, indicator="cooling_off_cancel_rate", score=1.0,
-                           severity="critical")])  # fmt: skip
+    engine.ingest(
+        [anomaly(20, indicator="cooling_off_cancel_rate", score=1.0, severity="critical")]
+    )
     # Another branch: a second inspection.
     engine.ingest([anomaly(20, "3101", "health", "AGENCY")])
     inspections, total = store.inspections()
@@ -136,9 +169,19 @@ def test_an_open_inspection_absorbs_overlapping_alerts_and_is_opened_once(
 
 def test_lifecycle_refuses_skipping_steps(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path)
-    row = engine.inspections.open_manually({"title": "Launch check", "indicator": COMPLAINTS,
-        "org": "4401", "product_line": "health", "channel": "*"}, "chen.jie")  # fmt: skip
-    with pytest.raises(Conflict, match="it can move to \\['investigating', 'closed'\\], not 'evaluating'"):
+    row = engine.inspections.open_manually(
+        {
+            "title": "Launch check",
+            "indicator": COMPLAINTS,
+            "org": "4401",
+            "product_line": "health",
+            "channel": "*",
+        },
+        "chen.jie",
+    )
+    with pytest.raises(
+        Conflict, match="it can move to \\['investigating', 'closed'\\], not 'evaluating'"
+    ):
         engine.inspections.patch(row["inspection_id"], {"state": "evaluating"}, "chen.jie")
     assert store.inspection(row["inspection_id"])["state"] == "opened"
 
@@ -147,17 +190,31 @@ def test_an_overdue_measure_raises_its_own_alert_once(store: Store, tmp_path: Pa
     engine, clock = engine_for(store, tmp_path)
     engine.ingest([anomaly(34)])
     (inspection,) = store.inspections()[0]
-    measure = engine.inspections.add_measure(inspection["inspection_id"], {
-        "title": "Call back every cancelling customer", "department": "Customer service",
-        "owner": "liu.yang", "deadline": clock.now + DAY, "indicator": COMPLAINTS,
-        "org": "4403", "product_line": "life", "channel": "BANCA", "target": 7.0,
-    }, "zhang.min")  # fmt: skip
-    assert engine.inspections.check_overdue() == []
+    measure = engine.measures.add(
+        inspection["inspection_id"],
+        {
+            "title": "Call back every cancelling customer",
+            "department": "Customer service",
+            "owner": "liu.yang",
+            "deadline": clock.now + DAY,
+            "indicator": COMPLAINTS,
+            "org": "4403",
+            "product_line": "life",
+            "channel": "BANCA",
+            "target": 7.0,
+        },
+        "zhang.min",
+    )
+    assert engine.measures.check_overdue() == []
     clock.now += 2 * DAY
-    (alert_id,) = engine.inspections.check_overdue()
-    assert engine.inspections.check_overdue() == []
+    (alert_id,) = engine.measures.check_overdue()
+    assert engine.measures.check_overdue() == []
     alert = store.alert(alert_id)
-    assert (alert["kind"], alert["severity"], alert["state"]) == ("measure_overdue", "major", "firing")
+    assert (alert["kind"], alert["severity"], alert["state"]) == (
+        "measure_overdue",
+        "major",
+        "firing",
+    )
     assert alert["inspection_id"] == inspection["inspection_id"]
     assert "liu.yang" in alert["summary"]
     sent = store.notifications(alert_id=alert_id, receiver="alertmanager")
@@ -165,6 +222,7 @@ def test_an_overdue_measure_raises_its_own_alert_once(store: Store, tmp_path: Pa
     registry = engine.metrics.registry  # type: ignore[union-attr]
     engine.refresh_metrics()
     assert registry.get_sample_value("qualmon_measures_overdue") == 1
-    engine.inspections.update_measure(inspection["inspection_id"], measure["measure_id"],
-                                      {"state": "done"}, "liu.yang")  # fmt: skip
+    engine.measures.update(
+        inspection["inspection_id"], measure["measure_id"], {"state": "done"}, "liu.yang"
+    )
     assert store.alert(alert_id)["state"] == "resolved"

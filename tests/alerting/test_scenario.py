@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 
 import orjson
-import pytest
 from prometheus_client import CollectorRegistry
 
 from alerting.dispatcher import Dispatcher
@@ -21,14 +20,21 @@ from monitor.settings import Settings
 from monitor.simulator import SimConfig, generate
 from monitor.store import Store, open_store
 from streams.pipeline import Pipeline
-from tests.receivers import Alertmanager, Receiver
 from tests.conftest import wait_until
+from tests.receivers import Alertmanager, Receiver
 
 SECRET = "test-secret-0123456789"
 #: 6 branches × 2 lines × 2 channels for four weeks: ~37,000 events, a few seconds to replay.
 #: The wave hits org 4403, life, BANCA from day 20 (26 March, Shanghai).
-SIM = SimConfig(seed=7, branches=6, product_lines=2, channels=2, days=28,
-                start=date(2026, 3, 6), scenarios=("mis-selling",))  # fmt: skip
+SIM = SimConfig(
+    seed=7,
+    branches=6,
+    product_lines=2,
+    channels=2,
+    days=28,
+    start=date(2026, 3, 6),
+    scenarios=("mis-selling",),
+)
 COMPLAINTS = "complaint_rate_per_10k_policies"
 
 
@@ -43,9 +49,10 @@ def replay(settings: Settings, store: Store, registry: CollectorRegistry) -> Ite
         flush = pipeline.take_flush()
         pipeline.save(flush)
         engine.after_checkpoint(
-            [a.as_dict() for a in flush.anomalies], flush.readings,
+            [a.as_dict() for a in flush.anomalies],
+            flush.readings,
             pipeline.aggregator.slicer.paths.values(),
-        )  # fmt: skip
+        )
         yield engine
 
 
@@ -57,10 +64,14 @@ def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
     am = alertmanager_factory(receiver_factory())
     hook = receiver_factory()
     settings = Settings(
-        data_dir=tmp_path, bucket_seconds=86400, allowed_lateness_seconds=3600,
-        alertmanager_url=am.url, webhook_urls={"44": (hook.url,)}, webhook_secret=SECRET,
+        data_dir=tmp_path,
+        bucket_seconds=86400,
+        allowed_lateness_seconds=3600,
+        alertmanager_url=am.url,
+        webhook_urls={"44": (hook.url,)},
+        webhook_secret=SECRET,
         public_url="http://qualmon.test:8000",
-    )  # fmt: skip
+    )
     store = open_store(settings.store_url)
     registry = CollectorRegistry()
     steps = replay(settings, store, registry)
@@ -86,7 +97,9 @@ def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
     (alert,) = store.alerts(indicator=COMPLAINTS)[0]
 
     def notified() -> list:
-        return [b for b in am.hook.bodies() if b["alerts"][0]["labels"]["alert_id"] == alert["alert_id"]]
+        return [
+            b for b in am.hook.bodies() if b["alerts"][0]["labels"]["alert_id"] == alert["alert_id"]
+        ]
 
     wait_until(notified, 30, "Alertmanager's notification")
     run(dispatcher.resend)  # kept alive in Alertmanager: not a new notification
@@ -99,8 +112,10 @@ def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
     assert total == 1
     (inspection,) = inspections
     assert (inspection["org"], inspection["product_line"], inspection["channel"]) == (
-        "4403", "life", "BANCA",
-    )  # fmt: skip
+        "4403",
+        "life",
+        "BANCA",
+    )
     assert (inspection["rule"], inspection["indicator"]) == ("complaint_concentration", COMPLAINTS)
     (alert,) = store.alerts(indicator=COMPLAINTS)[0]
     assert alert["inspection_id"] == inspection["inspection_id"]
@@ -114,30 +129,37 @@ def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
     events = [(b["event"], b["alert"]["alert_id"]) for b in hook.bodies()]
     assert events == [("opened", alert["alert_id"]), ("resolved", alert["alert_id"])]
     first = hook.requests[0]
-    expected = hmac.new(SECRET.encode(), f"{first.headers['X-Qualmon-Timestamp']}.".encode()
-                        + first.body, hashlib.sha256).hexdigest()  # fmt: skip
+    expected = hmac.new(
+        SECRET.encode(),
+        f"{first.headers['X-Qualmon-Timestamp']}.".encode() + first.body,
+        hashlib.sha256,
+    ).hexdigest()
     assert first.headers["X-Qualmon-Signature"] == f"sha256={expected}"
     assert hook.bodies()[0]["alert"]["inspection_id"] == inspection["inspection_id"]
 
     # Alertmanager got it, with the way back to the anomaly, told its receiver once, and once
     # more when qualmon sent endsAt.
-    wait_until(lambda: any(b["status"] == "resolved" for b in notified()), 30,
-               "Alertmanager's resolved notification")  # fmt: skip
+    wait_until(
+        lambda: any(b["status"] == "resolved" for b in notified()),
+        30,
+        "Alertmanager's resolved notification",
+    )
     assert [b["status"] for b in notified()] == ["firing", "resolved"]
     sent = store.notifications(alert_id=alert["alert_id"], receiver="alertmanager")
     assert [(n["event"], n["state"]) for n in sent] == [("opened", "sent"), ("resolved", "sent")]
     ended = notified()[-1]["alerts"][0]
     assert ended["labels"]["org"] == "4403" and ended["labels"]["severity"] == "critical"
-    assert ended["generatorURL"] == (
-        f"http://qualmon.test:8000/v1/anomalies/{alert['anomaly_id']}"
-    )
+    assert ended["generatorURL"] == (f"http://qualmon.test:8000/v1/anomalies/{alert['anomaly_id']}")
     assert ended["endsAt"] != "0001-01-01T00:00:00Z"
 
     topics = [(t, orjson.loads(v)["event"]) for t, _, v in published]
     assert (settings.inspections_topic, "opened") in topics
     assert topics.count((settings.alerts_topic, "opened")) == 2  # the wave, and a minor blip
     assert registry.get_sample_value("qualmon_inspections_open") == 1
-    assert registry.get_sample_value(
-        "qualmon_alert_notifications_total", {"receiver": "webhook", "outcome": "sent"}
-    ) == 2
+    assert (
+        registry.get_sample_value(
+            "qualmon_alert_notifications_total", {"receiver": "webhook", "outcome": "sent"}
+        )
+        == 2
+    )
     store.close()

@@ -15,8 +15,9 @@ from tests.test_end_to_end import post, records
 pytestmark = pytest.mark.broker
 
 
-def test_an_outage_reaches_the_webhook_and_the_alerts_topic(service_factory, kafka_settings,
-                                                            receiver: Receiver) -> None:  # fmt: skip
+def test_an_outage_reaches_the_webhook_and_the_alerts_topic(
+    service_factory, kafka_settings, receiver: Receiver
+) -> None:
     service = service_factory(
         QUALMON_WEBHOOK_URLS=f'{{"*": ["{receiver.url}"]}}',
         QUALMON_WEBHOOK_SECRET="end-to-end-secret-0001",
@@ -29,21 +30,29 @@ def test_an_outage_reaches_the_webhook_and_the_alerts_topic(service_factory, kaf
     (body,) = receiver.bodies()
     alert = body["alert"]
     assert (body["event"], alert["indicator"], alert["org"]) == (
-        "opened", "hotline_answer_rate", "4403",
-    )  # fmt: skip
+        "opened",
+        "hotline_answer_rate",
+        "4403",
+    )
     assert alert["severity"] == "critical"  # 40 of 100 answered against 95: p far below 1e-8
     listed = service.client.get("/v1/alerts").json()
     assert [a["alert_id"] for a in listed["items"]] == [alert["alert_id"]]
-    acked = service.client.post(f"/v1/alerts/{alert['alert_id']}/ack",
-                                headers={"X-Qualmon-User": "on.call"})  # fmt: skip
+    acked = service.client.post(
+        f"/v1/alerts/{alert['alert_id']}/ack", headers={"X-Qualmon-User": "on.call"}
+    )
     assert acked.json()["acknowledged_by"] == "on.call"
 
     def topic_events() -> list[str]:
-        return [orjson.loads(r.value)["event"]
-                for r in records(kafka_settings, kafka_settings.alerts_topic, 1000)]  # fmt: skip
+        return [
+            orjson.loads(r.value)["event"]
+            for r in records(kafka_settings, kafka_settings.alerts_topic, 1000)
+        ]
 
-    events = wait_until(lambda: "acknowledged" in topic_events() and topic_events(), 30,
-                        "the acknowledgement on the alerts topic")  # fmt: skip
+    events = wait_until(
+        lambda: "acknowledged" in topic_events() and topic_events(),
+        30,
+        "the acknowledgement on the alerts topic",
+    )
     assert events[0] == "opened" and events[-1] == "acknowledged"
     assert service.metric("qualmon_alerts_firing", indicator="hotline_answer_rate") == 1
     assert service.metric("qualmon_alerts_acknowledged", indicator="hotline_answer_rate") == 1

@@ -20,8 +20,8 @@ from monitor.metrics import Metrics
 from monitor.producer import EventProducer
 from monitor.settings import Settings
 from monitor.store import Store, open_store
-from tests.receivers import Receiver
 from tests.alerting.helpers import COMPLAINTS, Clock, anomaly
+from tests.receivers import Receiver
 
 USER = {"X-Qualmon-User": "li.wei"}
 
@@ -45,8 +45,9 @@ class Api:
 
 @pytest.fixture
 def api(tmp_path: Path, receiver: Receiver) -> Iterator[Api]:
-    settings = Settings(data_dir=tmp_path, webhook_urls={"*": (receiver.url,)},
-                        webhook_secret="api-test-secret-123")  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path, webhook_urls={"*": (receiver.url,)}, webhook_secret="api-test-secret-123"
+    )
     registry = CollectorRegistry()
     store = open_store(settings.store_url)
     metrics = Metrics(registry)
@@ -75,26 +76,46 @@ def test_an_acknowledged_alert_is_not_sent_again(api: Api) -> None:
     assert [b["event"] for b in api.hook.bodies()] == ["opened"]
     assert api.client.get(f"/v1/alerts/{alert['alert_id']}").json()["severity"] == "critical"
     log = api.client.get(f"/v1/alerts/{alert['alert_id']}/notifications").json()
-    assert [(n["receiver"][:7], n["event"], n["state"]) for n in log if n["receiver"] != "topic"
-            and n["receiver"] != "topic:inspections"] == [("webhook", "opened", "sent")]  # fmt: skip
+    assert [
+        (n["receiver"][:7], n["event"], n["state"])
+        for n in log
+        if n["receiver"] != "topic" and n["receiver"] != "topic:inspections"
+    ] == [("webhook", "opened", "sent")]
     missing = api.client.post("/v1/alerts/nope/ack", headers=USER)
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 
 
 def test_a_silence_keeps_matching_alerts_quiet_until_it_is_expired(api: Api) -> None:
-    bad = api.client.post("/v1/silences", headers=USER, json={
-        "matchers": {"branch": "4403"}, "ends_at": "2099-01-01T00:00:00Z", "comment": "x"})
+    bad = api.client.post(
+        "/v1/silences",
+        headers=USER,
+        json={"matchers": {"branch": "4403"}, "ends_at": "2099-01-01T00:00:00Z", "comment": "x"},
+    )
     assert bad.status_code == 422 and "unknown matcher labels ['branch']" in bad.text
-    backwards = api.client.post("/v1/silences", headers=USER, json={
-        "matchers": {"org": "4403"}, "starts_at": "2027-01-02T00:00:00Z",
-        "ends_at": "2027-01-01T00:00:00Z", "comment": "x"})
+    backwards = api.client.post(
+        "/v1/silences",
+        headers=USER,
+        json={
+            "matchers": {"org": "4403"},
+            "starts_at": "2027-01-02T00:00:00Z",
+            "ends_at": "2027-01-01T00:00:00Z",
+            "comment": "x",
+        },
+    )
     assert backwards.status_code == 422 and "is not after the start" in backwards.text
     assert api.store.count("silences") == 0
 
     start = api.engine.clock()
-    created = api.client.post("/v1/silences", headers=USER, json={
-        "matchers": {"org": "4403", "indicator": COMPLAINTS},
-        "starts_at": _iso(start - 60), "ends_at": _iso(start + 3600), "comment": "known wave"})
+    created = api.client.post(
+        "/v1/silences",
+        headers=USER,
+        json={
+            "matchers": {"org": "4403", "indicator": COMPLAINTS},
+            "starts_at": _iso(start - 60),
+            "ends_at": _iso(start + 3600),
+            "comment": "known wave",
+        },
+    )
     assert created.status_code == 201, created.text
     silence = created.json()
     assert silence["created_by"] == "li.wei"
@@ -103,7 +124,9 @@ def test_a_silence_keeps_matching_alerts_quiet_until_it_is_expired(api: Api) -> 
     assert api.hook.bodies() == []
     assert api.client.get("/v1/alerts").json()["total"] == 1  # recorded all the same
 
-    assert api.client.delete(f"/v1/silences/{silence['silence_id']}", headers=USER).status_code == 200
+    assert (
+        api.client.delete(f"/v1/silences/{silence['silence_id']}", headers=USER).status_code == 200
+    )
     api.engine.ingest([anomaly(10, "3101", "health", "AGENCY")])
     api.deliver()
     assert [b["alert"]["org"] for b in api.hook.bodies()] == ["3101"]
@@ -116,13 +139,23 @@ def _iso(ts: float) -> str:
 
 
 def test_an_inspection_through_the_api_with_its_audit_trail(api: Api) -> None:
-    created = api.client.post("/v1/inspections", headers=USER, json={
-        "title": "New health product launch", "indicator": COMPLAINTS, "org": "4403",
-        "product_line": "health"})
+    created = api.client.post(
+        "/v1/inspections",
+        headers=USER,
+        json={
+            "title": "New health product launch",
+            "indicator": COMPLAINTS,
+            "org": "4403",
+            "product_line": "health",
+        },
+    )
     assert created.status_code == 201, created.text
     inspection = created.json()
     assert (inspection["state"], inspection["rule"], inspection["org_path"]) == (
-        "opened", "manual", "00/44/4403")
+        "opened",
+        "manual",
+        "00/44/4403",
+    )
     iid = inspection["inspection_id"]
 
     skip = api.client.patch(f"/v1/inspections/{iid}", headers=USER, json={"state": "closed2"})
@@ -130,22 +163,45 @@ def test_an_inspection_through_the_api_with_its_audit_trail(api: Api) -> None:
     wrong = api.client.patch(f"/v1/inspections/{iid}", headers=USER, json={"state": "evaluating"})
     assert wrong.status_code == 409 and "not 'evaluating'" in wrong.json()["detail"]
 
-    cause = api.client.post(f"/v1/inspections/{iid}/root-causes", headers=USER, json={
-        "category": "people", "what": "sellers skip the suitability check",
-        "why": "sales contest rewards volume", "how_much": "12 of 40 files sampled"})
+    cause = api.client.post(
+        f"/v1/inspections/{iid}/root-causes",
+        headers=USER,
+        json={
+            "category": "people",
+            "what": "sellers skip the suitability check",
+            "why": "sales contest rewards volume",
+            "how_much": "12 of 40 files sampled",
+        },
+    )
     assert cause.status_code == 201, cause.text
-    fishy = api.client.post(f"/v1/inspections/{iid}/root-causes", headers=USER, json={
-        "category": "luck", "what": "x", "why": "y"})
+    fishy = api.client.post(
+        f"/v1/inspections/{iid}/root-causes",
+        headers=USER,
+        json={"category": "luck", "what": "x", "why": "y"},
+    )
     assert fishy.status_code == 422 and "category" in fishy.text
 
-    measure = api.client.post(f"/v1/inspections/{iid}/measures", headers=USER, json={
-        "title": "Suitability re-training", "department": "Health line", "owner": "wang.fang",
-        "deadline": "2027-03-01T00:00:00+08:00", "indicator": COMPLAINTS, "org": "4403",
-        "product_line": "health", "target": 6.0})
+    measure = api.client.post(
+        f"/v1/inspections/{iid}/measures",
+        headers=USER,
+        json={
+            "title": "Suitability re-training",
+            "department": "Health line",
+            "owner": "wang.fang",
+            "deadline": "2027-03-01T00:00:00+08:00",
+            "indicator": COMPLAINTS,
+            "org": "4403",
+            "product_line": "health",
+            "target": 6.0,
+        },
+    )
     assert measure.status_code == 201, measure.text
     mid = measure.json()["measure_id"]
-    patched = api.client.patch(f"/v1/inspections/{iid}/measures/{mid}", headers=USER,
-                               json={"effective_from": "2027-02-01T00:00:00+08:00"})
+    patched = api.client.patch(
+        f"/v1/inspections/{iid}/measures/{mid}",
+        headers=USER,
+        json={"effective_from": "2027-02-01T00:00:00+08:00"},
+    )
     assert patched.json()["effective_from"] == "2027-01-31T16:00:00Z"
 
     early = api.client.post(f"/v1/inspections/{iid}/measures/{mid}/evaluation", headers=USER)
@@ -159,7 +215,12 @@ def test_an_inspection_through_the_api_with_its_audit_trail(api: Api) -> None:
     trail = api.client.get(f"/v1/inspections/{iid}/audit").json()
     assert {e["actor"] for e in trail} == {"li.wei"}
     assert [e["action"] for e in trail] == [
-        "open", "add", "transition", "add", "transition", "edit",
+        "open",
+        "add",
+        "transition",
+        "add",
+        "transition",
+        "edit",
     ]
     listed = api.client.get("/v1/inspections", params={"state": "measures_set"}).json()
     assert [i["inspection_id"] for i in listed["items"]] == [iid]
@@ -168,10 +229,21 @@ def test_an_inspection_through_the_api_with_its_audit_trail(api: Api) -> None:
 
 def test_openapi_describes_every_field_of_the_new_schemas(api: Api) -> None:
     schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
-    names = ["AlertPublic", "SilenceCreate", "SilencePublic", "InspectionCreate",
-             "InspectionDetail", "InspectionPatch", "RootCauseCreate", "MeasureCreate",
-             "MeasurePatch", "MeasurePublic", "EvaluationPublic", "AuditEntry",
-             "NotificationPublic"]  # fmt: skip
+    names = [
+        "AlertPublic",
+        "SilenceCreate",
+        "SilencePublic",
+        "InspectionCreate",
+        "InspectionDetail",
+        "InspectionPatch",
+        "RootCauseCreate",
+        "MeasureCreate",
+        "MeasurePatch",
+        "MeasurePublic",
+        "EvaluationPublic",
+        "AuditEntry",
+        "NotificationPublic",
+    ]
     undocumented = [
         f"{name}.{field}"
         for name in names

@@ -8,15 +8,37 @@ from monitor.errors import ConfigError
 from monitor.store import MIGRATIONS, Store, open_store
 
 ANOMALY = {
-    "anomaly_id": "a1", "indicator": "complaint_rate_per_10k_policies", "org": "4403",
-    "product_line": "life", "channel": "BANCA", "bucket_start": "2026-03-02T16:00:00+00:00",
-    "bucket_seconds": 86400, "value": 12.5, "expected": 1.0, "lower": 0.0, "upper": 3.0,
-    "score": 1.0, "k": 9.0, "n": 7200.0, "detector": "CountDetector", "severity": "critical",
-}  # fmt: skip
+    "anomaly_id": "a1",
+    "indicator": "complaint_rate_per_10k_policies",
+    "org": "4403",
+    "product_line": "life",
+    "channel": "BANCA",
+    "bucket_start": "2026-03-02T16:00:00+00:00",
+    "bucket_seconds": 86400,
+    "value": 12.5,
+    "expected": 1.0,
+    "lower": 0.0,
+    "upper": 3.0,
+    "score": 1.0,
+    "k": 9.0,
+    "n": 7200.0,
+    "detector": "CountDetector",
+    "severity": "critical",
+}
 READING = (
-    "complaint_rate_per_10k_policies", "4403", "life", "BANCA", 1_772_467_200,
-    12.5, 9.0, 7200.0, 1.0, 1.0, 0.0, 3.0,
-)  # fmt: skip
+    "complaint_rate_per_10k_policies",
+    "4403",
+    "life",
+    "BANCA",
+    1_772_467_200,
+    12.5,
+    9.0,
+    7200.0,
+    1.0,
+    1.0,
+    0.0,
+    3.0,
+)
 
 
 def test_migrations_apply_once_and_reopening_changes_nothing(store: Store, store_url: str) -> None:
@@ -33,9 +55,14 @@ def test_migrations_apply_once_and_reopening_changes_nothing(store: Store, store
 def test_a_checkpoint_round_trips_and_a_redelivered_one_writes_nothing_new(store: Store) -> None:
     for _ in range(2):
         store.save_checkpoint(
-            "w", b"\x00state\xff", new_ids=[("e1", 10), ("e2", 20)], forget_before=15,
-            readings=[READING], anomalies=[ANOMALY], late=[("e3", 5, b"{}")],
-        )  # fmt: skip
+            "w",
+            b"\x00state\xff",
+            new_ids=[("e1", 10), ("e2", 20)],
+            forget_before=15,
+            readings=[READING],
+            anomalies=[ANOMALY],
+            late=[("e3", 5, b"{}")],
+        )
     state, ids = store.load_checkpoint("w")
     assert state == b"\x00state\xff"
     assert ids == {"e2": 20}  # e1's bucket is before forget_before
@@ -61,9 +88,14 @@ def test_history_selects_one_series_window(store: Store) -> None:
     store.add_readings(rows)  # idempotent
     got = store.history("loss_ratio", "*", "*", 1100, 1300)
     assert [(r["org"], r["bucket_start"], r["value"]) for r in got] == [
-        ("01", 1100, 1.0), ("01", 1200, 2.0), ("02", 1100, 1.0), ("02", 1200, 2.0),
-    ]  # fmt: skip
-    assert [r["org"] for r in store.history("loss_ratio", "*", "*", 0, 9999, org="02")] == ["02"] * 5
+        ("01", 1100, 1.0),
+        ("01", 1200, 2.0),
+        ("02", 1100, 1.0),
+        ("02", 1200, 2.0),
+    ]
+    assert [r["org"] for r in store.history("loss_ratio", "*", "*", 0, 9999, org="02")] == [
+        "02"
+    ] * 5
 
 
 def test_org_tree_is_upserted(store: Store) -> None:
