@@ -4,11 +4,11 @@ Rules, in order, for an alert not yet part of an inspection:
 
 * an open inspection whose scope overlaps the alert's (same org path, product line and channel
   or ``*`` on either side) absorbs it — no twin is opened;
+* any alert on a product line inside its launch watch window opens one covering the launch (the
+  line in the launching org), not only the slice that fired;
 * a *complaint concentration* — an alert on a complaint indicator in an org, line or channel,
   not the company total — opens one;
-* so does an alert at or above ``QUALMON_INSPECTION_MIN_SEVERITY``;
-* so does any alert on a product line inside its launch watch window; the inspection then covers
-  the launch (the line in the launching org), not only the slice that fired.
+* so does an alert at or above ``QUALMON_INSPECTION_MIN_SEVERITY``.
 
 An inspection is keyed on its cause (the alert that opened it), so a redelivered anomaly cannot
 open a second one. Lifecycle: ``opened → investigating → measures_set → evaluating → closed``;
@@ -62,21 +62,18 @@ class Inspections:
     # ---- from alerts -----------------------------------------------------------------------
 
     def rule_for(self, alert: dict[str, Any]) -> str | None:
+        """Which rule opens an inspection for this alert, if any; a launch comes first, because
+        its inspection covers the whole launch rather than the slice that fired."""
         if alert["kind"] != "anomaly":
             return None
-        scope = (alert["org"], alert["product_line"], alert["channel"])
-        if alert["indicator"] in self.settings.inspection_complaint_indicators and scope != (
-            "*",
-            "*",
-            "*",
-        ):
+        watch = self.engine.watch
+        if watch.watched(alert["product_line"], alert["org_path"], alert["last_bucket"]):
+            return "new_product"
+        total = (alert["org"], alert["product_line"], alert["channel"]) == ("*", "*", "*")
+        if alert["indicator"] in self.settings.inspection_complaint_indicators and not total:
             return "complaint_concentration"
         if RANK[alert["severity"]] >= RANK[self.settings.inspection_min_severity]:
             return "severity"
-        if self.engine.watch.watched(
-            alert["product_line"], alert["org_path"], alert["last_bucket"]
-        ):
-            return "new_product"
         return None
 
     def consider(self, tx: Transaction, alert: dict[str, Any], now: float) -> str | None:

@@ -160,7 +160,10 @@ def test_minor_alerts_are_recorded_but_page_nobody(store: Store, tmp_path: Path)
 
 def test_routing_to_every_ancestor_when_configured(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path, alert_routing="ancestors")
-    assert engine.outbox.webhooks_for("00/44/4403") == ["http://127.0.0.1:9/gd", "http://127.0.0.1:9/hq"]
+    assert engine.outbox.webhooks_for("00/44/4403") == [
+        "http://127.0.0.1:9/gd",
+        "http://127.0.0.1:9/hq",
+    ]
     assert engine.outbox.webhooks_for("00/31/3101") == ["http://127.0.0.1:9/hq"]
 
 
