@@ -170,10 +170,11 @@ class Dispatcher:
 
     async def _send(self, row: dict[str, Any], now: float) -> None:
         receiver, body = row["receiver"], row["body"].encode()
-        if receiver == "alertmanager":
+        if receiver.startswith("alertmanager"):
             if not self.settings.alertmanager_url:
                 raise DeliveryRefused("QUALMON_ALERTMANAGER_URL is no longer set")
-            await to_alertmanager(self.client, self.settings.alertmanager_url, body)
+            path = "/api/v2/silences" if receiver == "alertmanager:silence" else "/api/v2/alerts"
+            await to_alertmanager(self.client, self.settings.alertmanager_url, body, path)
         elif receiver.startswith("webhook:"):
             await to_webhook(
                 self.client,

@@ -44,9 +44,11 @@ def _check(response: httpx.Response, what: str) -> None:
     raise DeliveryRefused(message)
 
 
-async def to_alertmanager(client: httpx.AsyncClient, base_url: str, body: bytes) -> None:
-    """``POST /api/v2/alerts`` with a JSON array of alerts."""
-    url = f"{base_url}/api/v2/alerts"
+async def to_alertmanager(
+    client: httpx.AsyncClient, base_url: str, body: bytes, path: str = "/api/v2/alerts"
+) -> None:
+    """``POST /api/v2/alerts`` with a JSON array of alerts (or ``/api/v2/silences``, one)."""
+    url = f"{base_url}{path}"
     try:
         response = await client.post(
             url, content=body, headers={"Content-Type": "application/json"}

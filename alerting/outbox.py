@@ -46,6 +46,14 @@ class Outbox:
             or silenced_by(silences, {**alert, "kind": alert["kind"]})
             or (alert["acknowledged_at"] is not None and event != "resolved")
         )
+        if (
+            event == "acknowledged"
+            and self.settings.alertmanager_url
+            and alert["state"] == "firing"
+        ):
+            # Alertmanager would re-notify on its repeat_interval: silence the alert there.
+            body = payloads.alertmanager_silence(alert, now)
+            rows.append(self._row(alert, "alertmanager:silence", event, version, body, now))
         if event in PEOPLE_EVENTS and not held:
             base = self.settings.base_url
             if self.settings.alertmanager_url:

@@ -104,6 +104,23 @@ def alertmanager_batch(
     return batch
 
 
+#: How long an acknowledgement silences an alert in Alertmanager; it resolves long before.
+ACK_SILENCE_SECONDS = 30 * 86400
+
+
+def alertmanager_silence(alert: dict[str, Any], now: float) -> dict[str, Any]:
+    """An Alertmanager silence (``POST /api/v2/silences``) for one acknowledged alert."""
+    return {
+        "matchers": [
+            {"name": "alert_id", "value": alert["alert_id"], "isRegex": False, "isEqual": True}
+        ],
+        "startsAt": iso(now),
+        "endsAt": iso(now + ACK_SILENCE_SECONDS),
+        "createdBy": f"qualmon ({alert['acknowledged_by']})",
+        "comment": f"acknowledged in qualmon: {alert['summary']}",
+    }
+
+
 def webhook(alert: dict[str, Any], event: str, base_url: str) -> dict[str, Any]:
     return {
         "version": "1",

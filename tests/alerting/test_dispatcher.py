@@ -9,6 +9,7 @@ import hmac
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from prometheus_client import CollectorRegistry
 
 from alerting.dispatcher import Dispatcher
@@ -18,7 +19,8 @@ from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, open_store
 from tests.alerting.helpers import Clock, anomaly
-from tests.receivers import Receiver
+from tests.conftest import wait_until
+from tests.receivers import Alertmanager, Receiver
 
 SECRET = "another-test-secret-42"
 
@@ -164,3 +166,38 @@ def test_the_task_delivers_when_woken_without_blocking_the_caller(
     bodies = asyncio.run(scenario())
     assert [b["event"] for b in bodies] == ["opened"]
     store.close()
+
+
+def test_an_acknowledgement_silences_the_alert_in_alertmanager(
+    tmp_path: Path,
+    receiver_factory: Callable[..., Receiver],
+    alertmanager_factory: Callable[[Receiver], Alertmanager],
+) -> None:
+    am = alertmanager_factory(receiver_factory())
+    settings = Settings(data_dir=tmp_path, alertmanager_url=am.url)
+    store = open_store(settings.store_url)
+    engine = AlertEngine(store, settings)
+    dispatcher = Dispatcher(engine)
+    engine.ingest([anomaly(10)])
+    deliver(dispatcher)
+    wait_until(am.hook.bodies, 30, "Alertmanager's firing notification")
+    (alert,) = store.alerts()[0]
+
+    engine.acknowledge(alert["alert_id"], "on.call")
+    deliver(dispatcher)
+    silences = httpx.get(f"{am.url}/api/v2/silences", timeout=5).json()
+    assert [(s["matchers"][0]["value"], s["status"]["state"]) for s in silences] == [
+        (alert["alert_id"], "active")
+    ]
+    assert silences[0]["createdBy"] == "qualmon (on.call)"
+    asyncio.run(_resend(dispatcher))  # still alive in Alertmanager, but suppressed there
+    (shown,) = am.alerts()
+    assert shown["status"]["state"] == "suppressed"
+    assert shown["annotations"]["acknowledged_by"] == "on.call"
+    assert [b["status"] for b in am.hook.bodies()] == ["firing"]
+    store.close()
+
+
+async def _resend(dispatcher: Dispatcher) -> None:
+    await dispatcher.resend()
+    await dispatcher.close()
