@@ -75,7 +75,12 @@ class AlertEngine:
             self.paths.update((p.rsplit("/", 1)[-1], p) for p in new)
 
     def path(self, org: str) -> str:
-        return "*" if org == "*" else self.paths.get(org, org)
+        if org == "*":
+            return "*"
+        if org not in self.paths:
+            # Another process (the worker) may have learnt it since this one started.
+            self.paths.update(self.store.org_paths())
+        return self.paths.get(org, org)
 
     def depth(self, org: str) -> int:
         return 0 if org == "*" else self.path(org).count("/") + 1
@@ -324,7 +329,7 @@ class AlertEngine:
                 self.store.alert_counts(),
                 open_inspections=len(self.store.open_inspections()),
                 overdue_measures=self.store.count_overdue(self.clock()),
-                pending=len(self.store.notifications(state="pending")),
+                pending=self.store.count_pending(),
             )
 
 

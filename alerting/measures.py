@@ -160,6 +160,7 @@ class Measures:
                 f"inspection {inspection_id} is {row['state']!r}; measures are evaluated from "
                 "'measures_set' or 'evaluating'"
             )
+        self.engine.paths.update(self.store.org_paths())  # learnt by the worker, maybe
         effect = evaluate(
             self.store,
             measure,

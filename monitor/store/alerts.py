@@ -168,6 +168,10 @@ class AlertStore:
             (now, limit),
         )
 
+    def count_pending(self) -> int:
+        rows = self.db.query("SELECT COUNT(*) AS n FROM notifications WHERE state = 'pending'")
+        return int(rows[0]["n"])
+
     def next_due(self) -> float | None:
         rows = self.db.query(
             "SELECT MIN(next_attempt_at) AS t FROM notifications WHERE state = 'pending'"

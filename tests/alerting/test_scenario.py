@@ -58,6 +58,7 @@ def replay(settings: Settings, store: Store, registry: CollectorRegistry) -> Ite
 
 def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
     tmp_path: Path,
+    store_url: str,
     receiver_factory: Callable[[], Receiver],
     alertmanager_factory: Callable[[Receiver], Alertmanager],
 ) -> None:
@@ -65,6 +66,7 @@ def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
     hook = receiver_factory()
     settings = Settings(
         data_dir=tmp_path,
+        database_url=store_url,
         bucket_seconds=86400,
         allowed_lateness_seconds=3600,
         alertmanager_url=am.url,
