@@ -58,6 +58,7 @@ class AlertEngine:
         self.paths = store.org_paths()
         self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
         self._behind_since: float | None = None
+        self._unknown: set[str] = set()
         self.outbox = Outbox(store, settings)
         self.watch = ProductWatch(settings, self.path)
         from alerting.inspections import Inspections
@@ -73,13 +74,16 @@ class AlertEngine:
         if new:
             self.store.add_orgs(new)
             self.paths.update((p.rsplit("/", 1)[-1], p) for p in new)
+            self._unknown.clear()
 
     def path(self, org: str) -> str:
         if org == "*":
             return "*"
-        if org not in self.paths:
+        if org not in self.paths and org not in self._unknown:
             # Another process (the worker) may have learnt it since this one started.
             self.paths.update(self.store.org_paths())
+            if org not in self.paths:
+                self._unknown.add(org)  # e.g. the "_other" fold: ask once
         return self.paths.get(org, org)
 
     def depth(self, org: str) -> int:
