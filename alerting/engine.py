@@ -6,10 +6,11 @@ checkpoint stored them, and in one store transaction
 1. skips any anomaly already turned into an alert (its id is in ``alert_sources``): a redelivered
    anomaly is a no-op;
 2. groups the rest by indicator and org (child slices under their org) — an open alert of the
-   group is updated; one resolved less than the cooldown ago (event time) fires again as the same
-   alert and counts a flap; otherwise a new alert opens;
+   group, or a firing alert of the indicator on an overlapping slice of the org tree (a roll-up
+   joins the problem it rolls up), is updated; one resolved less than the cooldown ago (event
+   time) fires again as the same alert and counts a flap; otherwise a new alert opens;
 3. resolves every firing alert whose member series all have a later bucket scoring below the
-   threshold;
+   threshold — bucket by bucket, in event-time order;
 4. queues notifications in the outbox — never sends: :mod:`alerting.dispatcher` delivers them from
    an asyncio task, so the consume loop never waits on a receiver;
 5. lets :mod:`alerting.inspections` open or grow a special inspection.
