@@ -104,7 +104,7 @@ class AlertEngine:
         here is logged and does not stop the consume loop; the next call first catches up on
         every anomaly stored since the failure (``alert_sources`` makes that idempotent).
         """
-        now = self.clock()
+        stored_by = time.time()  # the store stamps anomalies with wall time, not self.clock
         try:
             if self._behind_since is not None:
                 self.catch_up(self._behind_since)
@@ -113,7 +113,7 @@ class AlertEngine:
             return self.ingest(anomalies, readings)
         except Exception:  # a store error; recovered by the catch-up above, by decision
             if self._behind_since is None:
-                self._behind_since = now - 1.0
+                self._behind_since = stored_by - 1.0
             log.exception("alerting failed on a checkpoint; will catch up on the next one")
             return 0
 

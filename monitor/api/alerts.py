@@ -79,12 +79,16 @@ class NotificationPublic(BaseModel):
 @router.get("/v1/alerts", response_model=AlertPage)
 async def list_alerts(
     ctx: Ctx,
-    state: Literal["firing", "resolved"] | None = None,
-    indicator: str | None = None,
-    org: str | None = None,
-    severity: Literal["minor", "major", "critical"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    state: Annotated[
+        Literal["firing", "resolved"] | None, Query(description="Only alerts in this state.")
+    ] = None,
+    indicator: Annotated[str | None, Query(description="Only this indicator.")] = None,
+    org: Annotated[str | None, Query(description="Only this org code (* = company).")] = None,
+    severity: Annotated[
+        Literal["minor", "major", "critical"] | None, Query(description="Only this severity.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Alerts to skip.")] = 0,
 ) -> AlertPage:
     """Alerts, most recently changed first, filtered and paginated."""
     rows, total = ctx.store.alerts(

@@ -209,10 +209,10 @@ def _found(ctx: Ctx, inspection_id: str) -> dict[str, Any]:
 @router.get("/v1/inspections", response_model=InspectionPage)
 async def list_inspections(
     ctx: Ctx,
-    state: State | None = None,
-    org: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    state: Annotated[State | None, Query(description="Only inspections in this state.")] = None,
+    org: Annotated[str | None, Query(description="Only inspections scoped to this org.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Inspections to skip.")] = 0,
 ) -> InspectionPage:
     """Special inspections, newest first."""
     rows, total = ctx.store.inspections(state=state, org=org, limit=limit, offset=offset)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from alerting.rules import MATCHABLE
@@ -67,7 +68,10 @@ class SilencePublic(BaseModel):
 
 
 @router.get("/v1/silences", response_model=list[SilencePublic])
-async def list_silences(ctx: Ctx, active: bool = False) -> list[SilencePublic]:
+async def list_silences(
+    ctx: Ctx,
+    active: Annotated[bool, Query(description="Only silences in force now.")] = False,
+) -> list[SilencePublic]:
     """Silences, newest first; ``active=true`` keeps those in force now."""
     rows = ctx.store.silences(active_at=time.time() if active else None)
     return [SilencePublic.of(r) for r in rows]

@@ -3,6 +3,7 @@ resolution, flapping, silences and acknowledgement, read off the alerts and the 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -185,3 +186,32 @@ def test_alert_state_is_exported_as_metrics(store: Store, tmp_path: Path, severi
     assert (
         registry.get_sample_value("qualmon_alerts_firing", {**labels, "indicator": COMPLAINTS}) == 0
     )
+
+
+def test_anomalies_stored_before_a_crash_are_caught_up_once(store: Store, tmp_path: Path) -> None:
+    engine_for(store, tmp_path)
+    store.save_checkpoint("w", b"s", anomalies=[anomaly(10)])  # the worker died right after
+    fresh, _ = engine_for(store, tmp_path)  # the restarted worker's engine
+    assert fresh.catch_up(since=time.time() - 3600) == 3  # topic, Alertmanager, webhook
+    assert fresh.catch_up(since=0) == 0
+    assert store.count("alerts") == 1 and store.count("inspections") == 1
+
+
+def test_a_failed_checkpoint_hook_catches_up_on_the_next(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    store.save_checkpoint("w", b"s", anomalies=[anomaly(10)])
+    real_ingest = engine.ingest
+    failures = iter([OSError("disk I/O error")])
+
+    def flaky(*args: object, **kwargs: object) -> int:
+        for failure in failures:
+            raise failure
+        return real_ingest(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "ingest", flaky)
+    assert engine.after_checkpoint([anomaly(10)], [], PATHS) == 0  # logged, not raised
+    assert store.count("alerts") == 0
+    engine.after_checkpoint([], [], PATHS)  # the next checkpoint: catch-up first
+    assert store.count("alerts") == 1

@@ -251,3 +251,11 @@ def test_openapi_describes_every_field_of_the_new_schemas(api: Api) -> None:
         if not spec.get("description")
     ]
     assert undocumented == []
+    paths = api.client.get("/openapi.json").json()["paths"]
+    params = [
+        f"{path} {p['name']}"
+        for path in ("/v1/alerts", "/v1/silences", "/v1/inspections")
+        for p in paths[path]["get"]["parameters"]
+        if not p.get("description")
+    ]
+    assert params == []
