@@ -72,11 +72,16 @@ class Measures:
             measure = self.store.get_measure(tx, measure_id)
             if measure is None or measure["inspection_id"] != inspection_id:
                 raise NotFound(f"no measure {measure_id!r} in inspection {inspection_id!r}")
+            overdue = measure["overdue_alert_id"]
+            # Done, or given a later deadline: the overdue alert, if any, is over; a measure
+            # late again on its new deadline gets a new one.
+            extended = changes.get("deadline", measure["deadline"]) > measure["deadline"]
+            if overdue and extended:
+                changes["overdue_alert_id"] = None
             after = {**measure, **changes, "updated_at": now}
             self.store.update_measure(tx, measure_id, **changes, updated_at=now)
             self.store.audit(tx, "measure", measure_id, "edit", actor, now, measure, after)
-            overdue = measure["overdue_alert_id"]
-            if after["state"] == "done" and overdue:
+            if overdue and (after["state"] == "done" or extended):
                 alert = self.store.get_alert(tx, overdue)
                 if alert and alert["state"] == "firing":
                     self.engine.resolve(tx, alert, now, [])
@@ -91,9 +96,8 @@ class Measures:
         opened = []
         silences = self.store.active_silences(None, now)
         for m in self.store.overdue_measures(now):
-            alert_id = hashlib.sha256(f"measure-overdue|{m['measure_id']}".encode()).hexdigest()[
-                :20
-            ]
+            cause = f"measure-overdue|{m['measure_id']}|{m['deadline']}"
+            alert_id = hashlib.sha256(cause.encode()).hexdigest()[:20]
             alert = {
                 "alert_id": alert_id,
                 "kind": "measure_overdue",

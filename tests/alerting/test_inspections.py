@@ -222,7 +222,14 @@ def test_an_overdue_measure_raises_its_own_alert_once(store: Store, tmp_path: Pa
     registry = engine.metrics.registry  # type: ignore[union-attr]
     engine.refresh_metrics()
     assert registry.get_sample_value("qualmon_measures_overdue") == 1
-    engine.measures.update(
-        inspection["inspection_id"], measure["measure_id"], {"state": "done"}, "liu.yang"
-    )
+    # A later deadline ends this alert; missing the new deadline raises a new one.
+    ids = (inspection["inspection_id"], measure["measure_id"])
+    engine.measures.update(*ids, {"deadline": clock.now + DAY}, "zhang.min")
     assert store.alert(alert_id)["state"] == "resolved"
+    assert engine.measures.check_overdue() == []
+    clock.now += 2 * DAY
+    (again,) = engine.measures.check_overdue()
+    assert again != alert_id
+    engine.measures.update(*ids, {"state": "done"}, "liu.yang")
+    assert store.alert(again)["state"] == "resolved"
+    assert engine.measures.check_overdue(clock.now + 30 * DAY) == []
