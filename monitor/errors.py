@@ -15,3 +15,16 @@ class BrokerUnavailable(QualmonError):
 
 class BrokerStartError(QualmonError):
     """The embedded broker could not be started."""
+
+
+class NotFound(QualmonError):
+    """A resource named by id does not exist; the message names it."""
+
+
+class Conflict(QualmonError):
+    """The request is valid but the resource's state does not allow it (e.g. a transition)."""
+
+
+class InsufficientData(QualmonError):
+    """The stored history cannot support the computation asked for; the message says what is
+    missing."""

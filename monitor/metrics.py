@@ -20,6 +20,11 @@ DLQ_REASONS = ("not_json", "not_an_event", "invalid_event")
 SEVERITIES = ("minor", "major", "critical")
 SLICE_LABELS = ("org", "product_line", "channel")
 BOUNDS = ("lower", "expected", "upper")  # the order of a reading's band
+ALERT_KINDS = ("anomaly", "measure_overdue")
+RECEIVERS = ("alertmanager", "webhook", "topic")
+DELIVERY_OUTCOMES = ("sent", "failed", "dead_letter")
+INSPECTION_RULES = ("complaint_concentration", "severity", "new_product", "manual")
+VERDICTS = ("effective", "not_effective")
 
 
 class Metrics:
@@ -140,6 +145,92 @@ class Metrics:
             ["partition"],
             registry=registry,
         )
+
+        self.alerts_firing = Gauge(
+            "qualmon_alerts_firing",
+            "Alerts firing now, by kind, indicator and severity (acknowledged ones included).",
+            ["kind", "indicator", "severity"],
+            registry=registry,
+        )
+        self.alerts_acknowledged = Gauge(
+            "qualmon_alerts_acknowledged",
+            "Firing alerts someone has acknowledged, by kind, indicator and severity.",
+            ["kind", "indicator", "severity"],
+            registry=registry,
+        )
+        self.alerts_opened = Counter(
+            "qualmon_alerts_opened_total",
+            "Alerts opened, by kind and severity.",
+            ["kind", "severity"],
+            registry=registry,
+        )
+        for kind in ALERT_KINDS:
+            for severity in SEVERITIES:
+                self.alerts_opened.labels(kind, severity)
+                for name in INDICATORS:
+                    self.alerts_firing.labels(kind, name, severity)
+                    self.alerts_acknowledged.labels(kind, name, severity)
+        self.alert_notifications = Counter(
+            "qualmon_alert_notifications_total",
+            "Alert notification deliveries, by receiver type and outcome (sent, failed attempt, "
+            "dead_letter after the last attempt).",
+            ["receiver", "outcome"],
+            registry=registry,
+        )
+        for receiver in RECEIVERS:
+            for outcome in DELIVERY_OUTCOMES:
+                self.alert_notifications.labels(receiver, outcome)
+        self.alert_notifications_pending = Gauge(
+            "qualmon_alert_notifications_pending",
+            "Notifications waiting in the outbox (first attempt or retry).",
+            registry=registry,
+        )
+        self.inspections_open = Gauge(
+            "qualmon_inspections_open", "Special inspections not closed.", registry=registry
+        )
+        self.inspections_opened = Counter(
+            "qualmon_inspections_opened_total",
+            "Special inspections opened, by the rule that opened them.",
+            ["rule"],
+            registry=registry,
+        )
+        for rule in INSPECTION_RULES:
+            self.inspections_opened.labels(rule)
+        self.measures_overdue = Gauge(
+            "qualmon_measures_overdue",
+            "Improvement measures past their deadline and not done.",
+            registry=registry,
+        )
+        self.evaluations = Counter(
+            "qualmon_effect_evaluations_total",
+            "Effect evaluations computed, by verdict.",
+            ["verdict"],
+            registry=registry,
+        )
+        for verdict in VERDICTS:
+            self.evaluations.labels(verdict)
+
+    def set_alert_state(
+        self, counts: list[dict], *, open_inspections: int, overdue_measures: int, pending: int
+    ) -> None:
+        """Gauges from the store's counts: every known child is reset, then the counts set."""
+        seen = set()
+        for row in counts:
+            key = (row["kind"], row["indicator"], row["severity"])
+            if key[1] not in INDICATORS or key[0] not in ALERT_KINDS:
+                continue
+            seen.add(key)
+            self.alerts_firing.labels(*key).set(row["firing"])
+            self.alerts_acknowledged.labels(*key).set(row["acknowledged"])
+        for kind in ALERT_KINDS:
+            for name in INDICATORS:
+                for severity in SEVERITIES:
+                    if (kind, name, severity) not in seen:
+                        self.alerts_firing.labels(kind, name, severity).set(0)
+                        self.alerts_acknowledged.labels(kind, name, severity).set(0)
+        self.inspections_open.set(open_inspections)
+        self.measures_overdue.set(overdue_measures)
+        self.alert_notifications_pending.set(pending)
 
     def reading(
         self,

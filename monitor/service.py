@@ -12,12 +12,15 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import faust
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from alerting.dispatcher import Dispatcher
+from alerting.engine import AlertEngine
 from monitor.api import Context, create_api
 from monitor.api.worker import create_worker_api
 from monitor.broker import EmbeddedBroker
@@ -27,9 +30,11 @@ from monitor.settings import Settings
 from monitor.store import open_store
 from monitor.topics import ensure_topics
 from streams.app import WorkerStatus, build_app
-from streams.pipeline import Pipeline
+from streams.pipeline import Flush, Pipeline
 
 log = logging.getLogger(__name__)
+#: How far back a starting worker looks for anomalies that never reached the alert engine.
+CATCH_UP_SECONDS = 3600.0
 
 
 def configure_logging(level: str) -> None:
@@ -72,11 +77,37 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
     store = open_store(settings.store_url)
     pipeline = Pipeline.create(settings, metrics, store)
     status = WorkerStatus()
-    app = build_app(settings, bootstrap, pipeline, status)
+    engine = AlertEngine(store, settings, metrics)
+    # Anomalies stored just before a crash may not have reached the engine yet.
+    engine.catch_up(time.time() - CATCH_UP_SECONDS)
+
+    def alert(flush: Flush) -> None:
+        engine.after_checkpoint(
+            [a.as_dict() for a in flush.anomalies], flush.readings,
+            pipeline.aggregator.slicer.paths.values(),
+        )  # fmt: skip
+
+    app = build_app(settings, bootstrap, pipeline, status, after_checkpoint=alert)
+    outputs = {
+        name: app.topic(name, key_serializer="raw", value_serializer="raw")
+        for name in (settings.alerts_topic, settings.inspections_topic)
+    }
+
+    async def publish(topic: str, key: bytes, value: bytes) -> None:
+        await (await outputs[topic].send(key=key, value=value))
+
+    dispatcher = Dispatcher(engine, publish)
+
+    @app.task
+    async def deliver_alerts() -> None:
+        await dispatcher.run()
+
     producer: EventProducer | None = None
     if with_api:
         producer = EventProducer(settings, bootstrap)
-        api = create_api(Context(settings, producer, store, metrics, registry, worker=status))
+        api = create_api(
+            Context(settings, producer, store, metrics, registry, worker=status, alerts=engine)
+        )
     else:
         # Without the API the worker still serves probes and /metrics for Prometheus.
         api = create_worker_api(registry, status)
@@ -127,7 +158,11 @@ def run_api(settings: Settings, bootstrap: str) -> None:
     registry = CollectorRegistry()
     store = open_store(settings.store_url)
     producer = EventProducer(settings, bootstrap)
-    api = create_api(Context(settings, producer, store, Metrics(registry), registry))
+    metrics = Metrics(registry)
+    # Without a worker here, alert changes made through the API wait in the outbox for the
+    # worker's dispatcher.
+    engine = AlertEngine(store, settings, metrics)
+    api = create_api(Context(settings, producer, store, metrics, registry, alerts=engine))
     print(f"qualmon: API on http://{settings.http_host}:{settings.http_port}", flush=True)
     try:
         uvicorn.run(api, host=settings.http_host, port=settings.http_port, log_level="warning")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -21,7 +22,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from monitor.settings import Settings
-from streams.pipeline import Pipeline
+from streams.pipeline import Flush, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,14 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 def build_app(
-    settings: Settings, bootstrap: str, pipeline: Pipeline, status: WorkerStatus
+    settings: Settings,
+    bootstrap: str,
+    pipeline: Pipeline,
+    status: WorkerStatus,
+    after_checkpoint: Callable[[Flush], None] | None = None,
 ) -> faust.App:
+    """``after_checkpoint`` sees each stored and acknowledged checkpoint (the alert engine);
+    it must not block: it may write to the store, never wait on the network."""
     app = faust.App(
         settings.app_id,
         broker=broker_urls(bootstrap),
@@ -85,6 +92,8 @@ def build_app(
                 raise
             for event in flush.acks:
                 event.ack()
+            if after_checkpoint is not None:
+                after_checkpoint(flush)
 
     @app.agent(events, name=f"{settings.topic_prefix}-aggregate")
     async def aggregate(stream: faust.StreamT) -> None:

@@ -29,6 +29,8 @@ class Slicer:
     max_orgs: int
     #: org code -> depth in the org tree (1 = head office); also the set of known orgs.
     depth: dict[str, int] = field(default_factory=dict)
+    #: org code -> its org_path, for every org seen (alerting routes along it).
+    paths: dict[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, str, str], tuple[SliceKey, ...]] = field(default_factory=dict)
 
     def slices(self, org_path: str, product_line: str, channel: str) -> tuple[SliceKey, ...]:
@@ -39,6 +41,10 @@ class Slicer:
             hit = self._cache[key] = self._compute(org_path, product_line, channel)
         return hit
 
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints written before ``paths`` existed lack it.
+        self.__dict__.update({"paths": {}, **state})
+
     def _org(self, code: str, depth: int) -> str:
         if code not in self.depth:
             if len(self.depth) >= self.max_orgs:
@@ -47,7 +53,11 @@ class Slicer:
         return code
 
     def _compute(self, org_path: str, product_line: str, channel: str) -> tuple[SliceKey, ...]:
-        codes = [self._org(c, i + 1) for i, c in enumerate(org_path.split("/"))]
+        parts = org_path.split("/")
+        codes = [self._org(c, i + 1) for i, c in enumerate(parts)]
+        for i, code in enumerate(codes):
+            if code != OTHER_ORG:
+                self.paths.setdefault(code, "/".join(parts[: i + 1]))
         leaf = codes[-1]
         out: list[SliceKey] = [TOTAL]
         out += [(c, ALL, ALL) for c in dict.fromkeys(codes)]

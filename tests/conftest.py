@@ -144,3 +144,49 @@ def service_factory(kafka_settings: Settings, tmp_path: Path) -> Iterator[Callab
     for service in started:
         service.stop()
         service.client.close()
+
+
+def _postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty history store: a SQLite file, then a PostgreSQL database made for the test
+    and dropped after it (skipped when no server listens on 127.0.0.1:5432)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust auth)")
+    import psycopg
+
+    name = f"qualmon_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[object]:
+    from monitor.store import open_store
+
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+# Real HTTP receivers and Alertmanager for the alerting and alert-API tests.
+from tests.receivers import alertmanager_factory, receiver, receiver_factory  # noqa: E402
+
+__all__ = ["alertmanager_factory", "receiver", "receiver_factory"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from prometheus_client import CollectorRegistry
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
@@ -20,6 +20,9 @@ from monitor.producer import EventProducer
 from monitor.settings import Settings
 from monitor.store import Store
 from streams.app import WorkerStatus
+
+if TYPE_CHECKING:
+    from alerting.engine import AlertEngine
 
 
 @dataclass
@@ -31,6 +34,28 @@ class Context:
     registry: CollectorRegistry
     #: The worker sharing this process, if any; /readyz then also waits for its partitions.
     worker: WorkerStatus | None = None
+    #: The alert engine acknowledgements, silences and inspections go through.
+    alerts: AlertEngine | None = None
+
+    @property
+    def engine(self) -> AlertEngine:
+        if self.alerts is None:
+            from alerting.engine import AlertEngine
+
+            self.alerts = AlertEngine(self.store, self.settings, self.metrics)
+        return self.alerts
+
+
+def _actor(
+    x_qualmon_user: Annotated[
+        str | None,
+        Header(
+            description="Who is acting, for the audit log (until roles arrive: not verified).",
+            max_length=200,
+        ),
+    ] = None,
+) -> str:
+    return x_qualmon_user or "anonymous"
 
 
 def _context(request: Request) -> Context:
@@ -39,10 +64,27 @@ def _context(request: Request) -> Context:
 
 
 Ctx = Annotated[Context, Depends(_context)]
+#: Who made a change: the ``X-Qualmon-User`` header, recorded as given (no authentication yet).
+Actor = Annotated[str, Depends(_actor)]
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    """Domain errors become HTTP answers naming what was wrong."""
+    from fastapi.responses import JSONResponse
+
+    from monitor.errors import Conflict, InsufficientData, NotFound
+
+    statuses = {NotFound: 404, Conflict: 409, InsufficientData: 422}
+    for error, status in statuses.items():
+
+        async def handler(_: Request, exc: Exception, status: int = status) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+
+        api.add_exception_handler(error, handler)
 
 
 def create_api(ctx: Context) -> FastAPI:
-    from monitor.api import anomalies, events, health, indicators
+    from monitor.api import alerts, anomalies, events, health, indicators, inspections, silences
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -59,4 +101,7 @@ def create_api(ctx: Context) -> FastAPI:
     api.add_middleware(RequestBodyLimitMiddleware, max_body_size=ctx.settings.max_body_bytes)
     for module in (events, indicators, anomalies, health):
         api.include_router(module.router)
+    for module in (alerts, silences, inspections):
+        api.include_router(module.router)
+    install_error_handlers(api)
     return api

@@ -45,3 +45,37 @@ def test_cli_names_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["run"])
     assert "QUALMON_BUCKET_SECONDS" in str(stop.value) and "'soon'" in str(stop.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"webhook_urls": {"*": ["http://127.0.0.1:9/h"]}}, "QUALMON_WEBHOOK_SECRET is not"),
+        ({"webhook_secret": "short-secret"}, "QUALMON_WEBHOOK_SECRET has 12 characters"),
+        ({"alertmanager_url": "ftp://am:9093"}, "QUALMON_ALERTMANAGER_URL has value 'ftp"),
+        ({"alertmanager_url": "http://user:pw@am:9093"}, "carries credentials"),
+        (
+            {"webhook_urls": {"44": ["not a url"]}, "webhook_secret": "x" * 16},
+            "QUALMON_WEBHOOK_URLS\\['44'\\]",
+        ),
+        ({"alert_key_indicators": ["nps"]}, "QUALMON_ALERT_KEY_INDICATORS has unknown"),
+        ({"alert_resend_seconds": 300}, "alert_resend_seconds"),
+        ({"inspection_min_severity": "huge"}, "inspection_min_severity"),
+    ],
+)
+def test_unsafe_alerting_values_are_refused_by_name(overrides: dict, named: str) -> None:
+    with pytest.raises(ValidationError, match=named) as caught:
+        Settings(**overrides)
+    assert "short-secret" not in str(caught.value)  # secrets never echo back
+
+
+def test_alerting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUALMON_WEBHOOK_URLS", '{"*": ["https://pager.example/hook"]}')
+    monkeypatch.setenv("QUALMON_WEBHOOK_SECRET", "0123456789abcdef0123")
+    monkeypatch.setenv(
+        "QUALMON_PRODUCT_WATCH", '[{"product_line": "health", "launched": "2026-03-01"}]'
+    )
+    settings = Settings()
+    assert settings.webhook_urls == {"*": ("https://pager.example/hook",)}
+    assert settings.product_watch[0].org == "*"
+    assert "0123456789abcdef" not in repr(settings)

@@ -1,0 +1,352 @@
+"""From anomalies to alerts: grouping, dedup, flapping, silences, auto-resolve, the outbox.
+
+:meth:`AlertEngine.ingest` takes the anomalies and readings of one worker checkpoint *after* the
+checkpoint stored them, and in one store transaction
+
+1. skips any anomaly already turned into an alert (its id is in ``alert_sources``): a redelivered
+   anomaly is a no-op;
+2. groups the rest by indicator and org (child slices under their org) — an open alert of the
+   group, or a firing alert of the indicator on an overlapping slice of the org tree (a roll-up
+   joins the problem it rolls up), is updated; one resolved less than the cooldown ago (event
+   time) fires again as the same alert and counts a flap; otherwise a new alert opens;
+3. resolves every firing alert whose member series all have a later bucket scoring below the
+   threshold — bucket by bucket, in event-time order;
+4. queues notifications in the outbox — never sends: :mod:`alerting.dispatcher` delivers them from
+   an asyncio task, so the consume loop never waits on a receiver;
+5. lets :mod:`alerting.inspections` open or grow a special inspection.
+
+Alert and notification ids are derived from their cause, so a replay after a crash queues nothing
+twice. People (Alertmanager, webhooks) are not told about an update that does not raise the
+severity, nor about anything while the alert is acknowledged, silenced or flapping; the
+``alerts`` topic records every change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from alerting import payloads
+from alerting.outbox import Outbox
+from alerting.rules import RANK, group_key, overlaps, severity, specificity
+from alerting.watch import ProductWatch
+from monitor.metrics import Metrics
+from monitor.settings import Settings
+from monitor.store import Store, Transaction
+
+log = logging.getLogger(__name__)
+
+
+def epoch(bucket_start: str | int | float) -> int:
+    if isinstance(bucket_start, str):
+        return int(datetime.fromisoformat(bucket_start).timestamp())
+    return int(bucket_start)
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.settings, self.metrics, self.clock = store, settings, metrics, clock
+        self.paths = store.org_paths()
+        self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
+        self._behind_since: float | None = None
+        self._unknown: set[str] = set()
+        self.outbox = Outbox(store, settings)
+        self.watch = ProductWatch(settings, self.path)
+        from alerting.inspections import Inspections
+        from alerting.measures import Measures
+
+        self.inspections = Inspections(store, settings, self, metrics, clock)
+        self.measures = Measures(store, settings, self, metrics, clock)
+
+    # ---- the org tree ---------------------------------------------------------------------
+
+    def learn_orgs(self, paths: Iterable[str]) -> None:
+        new = [p for p in paths if self.paths.get(p.rsplit("/", 1)[-1]) != p]
+        if new:
+            self.store.add_orgs(new)
+            self.paths.update((p.rsplit("/", 1)[-1], p) for p in new)
+            self._unknown.clear()
+
+    def path(self, org: str) -> str:
+        if org == "*":
+            return "*"
+        if org not in self.paths and org not in self._unknown:
+            # Another process (the worker) may have learnt it since this one started.
+            self.paths.update(self.store.org_paths())
+            if org not in self.paths:
+                self._unknown.add(org)  # e.g. the "_other" fold: ask once
+        return self.paths.get(org, org)
+
+    def depth(self, org: str) -> int:
+        return 0 if org == "*" else self.path(org).count("/") + 1
+
+    # ---- ingest ----------------------------------------------------------------------------
+
+    def after_checkpoint(
+        self,
+        anomalies: Iterable[dict[str, Any]],
+        readings: Sequence[Sequence[Any]],
+        org_paths: Iterable[str],
+    ) -> int:
+        """The worker's hook, called once a checkpoint is stored and acknowledged.
+
+        Error policy: the checkpoint's anomalies are already safe in the store, so a failure
+        here is logged and does not stop the consume loop; the next call first catches up on
+        every anomaly stored since the failure (``alert_sources`` makes that idempotent).
+        """
+        stored_by = time.time()  # the store stamps anomalies with wall time, not self.clock
+        try:
+            if self._behind_since is not None:
+                self.catch_up(self._behind_since)
+                self._behind_since = None
+            self.learn_orgs(org_paths)
+            return self.ingest(anomalies, readings)
+        except Exception:  # a store error; recovered by the catch-up above, by decision
+            if self._behind_since is None:
+                self._behind_since = stored_by - 1.0
+            log.exception("alerting failed on a checkpoint; will catch up on the next one")
+            return 0
+
+    def catch_up(self, since: float) -> int:
+        """Alert on anomalies stored since ``since`` but never seen here (a crash between a
+        checkpoint and its ingest); those already turned into alerts are skipped."""
+        return self.ingest(self.store.anomalies_created_since(since))
+
+    def ingest(
+        self, anomalies: Iterable[dict[str, Any]], readings: Sequence[Sequence[Any]] = ()
+    ) -> int:
+        """Turn one checkpoint's anomalies and (already stored) readings into alert changes;
+        returns how many notifications were queued."""
+        now = self.clock()
+        found = [dict(a) for a in anomalies] + self.watch.anomalies(readings)
+        # Narrow slices first, so a problem's own slice, not its roll-up, scopes an inspection.
+        found.sort(
+            key=lambda a: (
+                epoch(a["bucket_start"]),
+                [-x for x in self._narrowness(a)],
+                a["anomaly_id"],
+            )
+        )
+        silences = self.store.active_silences(None, now)
+        # Bucket by bucket, so a return to normal and a later relapse in one checkpoint are a
+        # resolution and a re-fire, not one long alert.
+        by_bucket: dict[int, tuple[list, set]] = {}
+        for a in found:
+            by_bucket.setdefault(epoch(a["bucket_start"]), ([], set()))[0].append(a)
+        for r in readings:
+            by_bucket.setdefault(int(r[4]), ([], set()))[1].add(r[0])
+        queued = 0
+        with self.store.db.transaction() as tx:
+            for bucket in sorted(by_bucket):
+                bucket_anomalies, indicators = by_bucket[bucket]
+                for anomaly in bucket_anomalies:
+                    queued += self._on_anomaly(tx, anomaly, now, silences)
+                if indicators:
+                    queued += self._resolve(tx, indicators, bucket, now, silences)
+        if queued:
+            self.on_change()
+        self.refresh_metrics()
+        return queued
+
+    def _narrowness(self, a: dict[str, Any]) -> tuple[int, int]:
+        key = (a["org"], a["product_line"], a["channel"])
+        return specificity(key, self.depth(a["org"]))
+
+    def _on_anomaly(self, tx: Transaction, a: dict[str, Any], now: float, silences: list) -> int:
+        source = a["anomaly_id"]
+        if self.store.source_known(tx, source):
+            return 0
+        key = (a["org"], a["product_line"], a["channel"])
+        sev = severity(
+            a["severity"],
+            a["indicator"],
+            key,
+            self.depth(a["org"]),
+            k=a["k"],
+            key_indicators=self.settings.alert_key_indicators,
+        )
+        group, bucket = group_key(a["indicator"], key), epoch(a["bucket_start"])
+        latest = self.store.latest_in_group(tx, group)
+        if latest is None or latest["state"] != "firing":
+            latest = self._overlapping(tx, a["indicator"], key) or latest
+        previous_severity = None
+        if latest is not None and latest["state"] == "firing":
+            alert, event = dict(latest), "updated"
+            if RANK[sev] > RANK[alert["severity"]]:
+                previous_severity, alert["severity"], event = alert["severity"], sev, "escalated"
+            self._absorb(alert, a, key, bucket)
+        elif (
+            latest is not None
+            and bucket - latest["last_bucket"] <= self.settings.alert_cooldown_seconds
+        ):
+            alert, event = dict(latest), "refired"
+            alert["flaps"] += 1
+            alert["flapping"] = int(alert["flaps"] >= self.settings.alert_flap_limit)
+            alert.update(state="firing", resolved_at=None, severity=sev)
+            self._absorb(alert, a, key, bucket)
+        else:
+            alert, event = self._new(a, key, group, sev, bucket, now), "opened"
+        alert["updated_at"] = now
+        if event == "opened":
+            self.store.insert_alert(tx, alert)
+            if self.metrics:
+                self.metrics.alerts_opened.labels("anomaly", alert["severity"]).inc()
+        else:
+            changes = {c: alert[c] for c in alert if c != "alert_id" and alert[c] != latest[c]}  # type: ignore[index]
+            self.store.update_alert(tx, alert["alert_id"], **changes)
+        self.store.add_source(tx, source, alert["alert_id"], (a["indicator"], *key), bucket)
+        if alert["inspection_id"] is None:
+            self.inspections.consider(tx, alert, now)  # sets alert["inspection_id"] if one
+        return self.outbox.notify(tx, alert, event, now, silences, previous_severity)
+
+    def _new(
+        self,
+        a: dict[str, Any],
+        key: tuple[str, str, str],
+        group: str,
+        sev: str,
+        bucket: int,
+        now: float,
+    ) -> dict[str, Any]:
+        alert_id = hashlib.sha256(f"{group}|{a['anomaly_id']}".encode()).hexdigest()[:20]
+        return {
+            "alert_id": alert_id,
+            "kind": "anomaly",
+            "group_key": group,
+            "indicator": a["indicator"],
+            "org": key[0],
+            "org_path": self.path(key[0]),
+            "product_line": key[1],
+            "channel": key[2],
+            "severity": sev,
+            "score": a["score"],
+            "value": a["value"],
+            "expected": a["expected"],
+            "state": "firing",
+            "anomaly_id": a["anomaly_id"],
+            "last_bucket": bucket,
+            "anomalies": 1,
+            "flaps": 0,
+            "flapping": 0,
+            "summary": _summary(a["indicator"], key),
+            "acknowledged_by": None,
+            "acknowledged_at": None,
+            "inspection_id": None,
+            "opened_at": now,
+            "updated_at": now,
+            "resolved_at": None,
+        }
+
+    def _absorb(self, alert: dict[str, Any], a: dict[str, Any], key: tuple, bucket: int) -> None:
+        alert["anomalies"] += 1
+        alert["score"] = max(alert["score"], a["score"])
+        if bucket >= alert["last_bucket"]:
+            alert.update(
+                last_bucket=bucket,
+                value=a["value"],
+                expected=a["expected"],
+                anomaly_id=a["anomaly_id"],
+            )
+        current = (alert["org"], alert["product_line"], alert["channel"])
+        if specificity(key, self.depth(key[0])) > specificity(current, self.depth(current[0])):
+            # The narrowest anomalous slice is where the problem sits; it names the alert.
+            alert.update(
+                org=key[0],
+                org_path=self.path(key[0]),
+                product_line=key[1],
+                channel=key[2],
+                summary=_summary(alert["indicator"], key),
+            )
+
+    def _overlapping(self, tx: Transaction, indicator: str, key: tuple) -> dict[str, Any] | None:
+        """A firing alert of the indicator on a slice overlapping this one: a roll-up of a
+        problem (its org's parent, the company, the whole product line) joins the problem's
+        alert instead of paging on its own."""
+        scope = (self.path(key[0]), key[1], key[2])
+        for alert in self.store.firing(tx, kind="anomaly"):
+            theirs = (alert["org_path"], alert["product_line"], alert["channel"])
+            if alert["indicator"] == indicator and overlaps(scope, theirs):
+                return alert
+        return None
+
+    def _resolve(
+        self, tx: Transaction, indicators: set[str], until: int, now: float, silences: list
+    ) -> int:
+        queued = 0
+        for alert in self.store.firing(tx, kind="anomaly"):
+            if alert["indicator"] not in indicators:
+                continue
+            threshold = self.watch.threshold(alert)
+            members = self.store.alert_sources(tx, alert["alert_id"])
+            if members and all(
+                self.store.normal_since(
+                    tx, tuple(m.values()), alert["last_bucket"], until, threshold
+                )
+                for m in members
+            ):
+                queued += self.resolve(tx, alert, now, silences)
+        return queued
+
+    def resolve(self, tx: Transaction, alert: dict[str, Any], now: float, silences: list) -> int:
+        alert = {**alert, "state": "resolved", "resolved_at": now, "updated_at": now}
+        self.store.update_alert(
+            tx, alert["alert_id"], state="resolved", resolved_at=now, updated_at=now
+        )
+        return self.outbox.notify(tx, alert, "resolved", now, silences)
+
+    # ---- people's actions ------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: str, actor: str) -> dict[str, Any] | None:
+        now = self.clock()
+        with self.store.db.transaction() as tx:
+            alert = self.store.get_alert(tx, alert_id)
+            if alert is None:
+                return None
+            if alert["acknowledged_at"] is None:
+                before = payloads.public(alert)
+                alert.update(acknowledged_by=actor, acknowledged_at=now, updated_at=now)
+                self.store.update_alert(
+                    tx, alert_id, acknowledged_by=actor, acknowledged_at=now, updated_at=now
+                )
+                self.store.audit(
+                    tx, "alert", alert_id, "acknowledge", actor, now, before, payloads.public(alert)
+                )
+                self.outbox.notify(tx, alert, "acknowledged", now, [])
+        self.on_change()
+        self.refresh_metrics()
+        return alert
+
+    # ---- metrics -----------------------------------------------------------------------------
+
+    def refresh_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_alert_state(
+                self.store.alert_counts(),
+                open_inspections=len(self.store.open_inspections()),
+                overdue_measures=self.store.count_overdue(self.clock()),
+                pending=self.store.count_pending(),
+            )
+
+
+def _summary(indicator: str, key: tuple[str, str, str]) -> str:
+    org, line, channel = key
+    where = ", ".join(
+        part
+        for part in (
+            "the whole company" if org == "*" else f"org {org}",
+            None if line == "*" else f"product line {line}",
+            None if channel == "*" else f"channel {channel}",
+        )
+        if part
+    )
+    return f"{indicator} is anomalous in {where}"

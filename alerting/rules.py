@@ -1,0 +1,97 @@
+"""Pure rules: an alert's severity, its group, scopes on the org tree, and silence matching.
+
+Severity starts from the detector's score (minor, major, critical at p ≤ 1e-4, 1e-6, 1e-8), moves
+one step up for a key indicator, one step up when the slice is wide (the company, the head office
+or a whole product line or channel across the company) and one step down when the bucket rests on
+little evidence (fewer than ``SMALL_EVIDENCE`` counts):
+
+>>> severity("minor", "complaint_rate_per_10k_policies", ("4403", "life", "BANCA"), 3,
+...          k=12, key_indicators=("complaint_rate_per_10k_policies",))
+'major'
+>>> severity("major", "premium_income", ("*", "*", "*"), 0, k=900, key_indicators=())
+'critical'
+>>> severity("major", "loss_ratio", ("4403", "*", "*"), 3, k=4, key_indicators=())
+'minor'
+
+Child slices of an org group under the org: one alert per indicator and org.
+
+>>> group_key("cooling_off_cancel_rate", ("4403", "life", "BANCA"))
+'cooling_off_cancel_rate|4403'
+
+Two scopes overlap when their orgs lie on one path of the org tree and each other dimension is
+equal or ``*`` on one side — an open inspection on one absorbs alerts on the other:
+
+>>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44", "*", "BANCA"))
+True
+>>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44/4401", "life", "BANCA"))
+False
+>>> silenced_by([{"matchers": '{"org": "4403"}'}], {"org": "4403", "severity": "major"})
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+SEVERITIES = ("minor", "major", "critical")
+RANK = {s: i for i, s in enumerate(SEVERITIES)}
+#: Below this many counts a bucket is thin evidence, whatever its p-value.
+SMALL_EVIDENCE = 5.0
+#: Labels a silence may match on.
+MATCHABLE = ("kind", "indicator", "org", "product_line", "channel", "severity", "alert_id")
+
+
+def severity(
+    detector_severity: str,
+    indicator: str,
+    slice_key: tuple[str, str, str],
+    depth: int,
+    *,
+    k: float,
+    key_indicators: Iterable[str],
+) -> str:
+    """Severity of an alert from the anomaly's score band, importance and slice breadth."""
+    rank = RANK[detector_severity]
+    if indicator in key_indicators:
+        rank += 1
+    org = slice_key[0]
+    if org == "*" or depth == 1:
+        rank += 1
+    if k < SMALL_EVIDENCE:
+        rank -= 1
+    return SEVERITIES[max(0, min(rank, len(SEVERITIES) - 1))]
+
+
+def group_key(indicator: str, slice_key: tuple[str, str, str]) -> str:
+    return f"{indicator}|{slice_key[0]}"
+
+
+def specificity(slice_key: tuple[str, str, str], depth: int) -> tuple[int, int]:
+    """How narrow a slice is: named dimensions first, then depth in the org tree."""
+    return (sum(part != "*" for part in slice_key), depth)
+
+
+def org_covers(outer: str, inner: str) -> bool:
+    """Whether org path ``outer`` is ``inner`` or one of its ancestors (``*`` covers all)."""
+    return outer == "*" or inner == outer or inner.startswith(outer + "/")
+
+
+def overlaps(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
+    """Scopes as (org path, product line, channel)."""
+    if not (org_covers(a[0], b[0]) or org_covers(b[0], a[0])):
+        return False
+    return all(x == y or "*" in (x, y) for x, y in zip(a[1:], b[1:], strict=True))
+
+
+def silenced_by(silences: Iterable[Mapping[str, Any]], labels: Mapping[str, Any]) -> bool:
+    """True when some silence's matchers (label -> exact value) all equal the alert's labels."""
+    for silence in silences:
+        matchers = silence["matchers"]
+        if isinstance(matchers, (str, bytes)):
+            matchers = orjson.loads(matchers)
+        if all(str(labels.get(name)) == str(value) for name, value in matchers.items()):
+            return True
+    return False

@@ -1,0 +1,217 @@
+"""The alert engine on a real store (SQLite, and PostgreSQL when reachable): grouping, dedup,
+resolution, flapping, silences and acknowledgement, read off the alerts and the outbox."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from alerting.engine import AlertEngine
+from monitor.metrics import Metrics
+from monitor.settings import Settings
+from monitor.store import Store
+from tests.alerting.helpers import COMPLAINTS, DAY, Clock, anomaly, reading
+
+PATHS = ["00", "00/44", "00/44/4403", "00/44/4401", "00/31", "00/31/3101"]
+
+
+def engine_for(store: Store, tmp_path: Path, **overrides: object) -> tuple[AlertEngine, Clock]:
+    settings = Settings(
+        data_dir=tmp_path,
+        alertmanager_url="http://127.0.0.1:9",
+        webhook_urls={"44": ("http://127.0.0.1:9/gd",), "*": ("http://127.0.0.1:9/hq",)},
+        webhook_secret="0123456789abcdef",
+        alert_cooldown_seconds=2 * DAY,
+        **overrides,
+    )
+    clock = Clock()
+    engine = AlertEngine(store, settings, Metrics(CollectorRegistry()), clock)
+    engine.learn_orgs(PATHS)
+    return engine, clock
+
+
+def people(store: Store, alert_id: str | None = None) -> list[tuple[str, str]]:
+    """(receiver, event) of every notification meant for a person, in queue order."""
+    return [
+        (n["receiver"], n["event"])
+        for n in store.notifications(alert_id=alert_id)
+        if not n["receiver"].startswith("topic")
+    ]
+
+
+def test_a_wave_and_its_roll_ups_make_one_alert_and_one_page(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(
+        [
+            anomaly(10, "44", "*", "*", score=0.55, severity="minor"),
+            anomaly(10),
+            anomaly(10, "4403", "*", "*"),
+        ]
+    )
+    engine.ingest([anomaly(11), anomaly(11, "4403", "life", "*")])
+    (alert,) = store.alerts()[0]
+    assert (alert["org"], alert["product_line"], alert["channel"]) == ("4403", "life", "BANCA")
+    assert alert["anomalies"] == 5 and alert["state"] == "firing"
+    assert alert["severity"] == "critical"  # major, key indicator
+    assert alert["org_path"] == "00/44/4403"
+    # Nearest org with receivers up the tree is 44; the head office's hook is not paged.
+    assert people(store) == [
+        ("alertmanager", "opened"),
+        ("webhook:http://127.0.0.1:9/gd", "opened"),
+    ]
+    topic = [orjson.loads(n["body"])["event"] for n in store.notifications(receiver="topic")]
+    assert topic == ["opened", "updated", "updated", "updated", "updated"]
+
+
+def test_a_redelivered_anomaly_changes_nothing(store: Store, tmp_path: Path) -> None:
+    engine, clock = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10)])
+    before = (store.alerts()[0], store.notifications(), store.inspections()[0])
+    clock.now += 60
+    engine.ingest([anomaly(10)])  # the worker re-scored the bucket after a restart
+    assert (store.alerts()[0], store.notifications(), store.inspections()[0]) == before
+    assert store.count("inspections") == 1
+
+
+def test_back_to_normal_resolves_and_a_quick_return_is_a_flap(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path, alert_flap_limit=2)
+    engine.ingest([anomaly(10)])
+    store.add_readings([reading(11)])  # readings reach the store before the engine sees them
+    engine.ingest([], [reading(11)])
+    (alert,) = store.alerts()[0]
+    assert alert["state"] == "resolved"
+    engine.ingest([anomaly(12)])  # within the 2-day cooldown: the same alert fires again
+    (alert,) = store.alerts()[0]
+    assert (alert["state"], alert["flaps"], alert["flapping"]) == ("firing", 1, 0)
+    store.add_readings([reading(13)])
+    engine.ingest([anomaly(14)], [reading(13)])  # resolved on day 13, back on 14: a 2nd flap
+    (alert,) = store.alerts()[0]
+    assert (alert["flaps"], alert["flapping"]) == (2, 1)
+    assert [e for r, e in people(store) if r == "alertmanager"] == [
+        "opened", "resolved", "refired", "resolved",
+    ]  # fmt: skip  # the 2nd re-fire, flapping, pages nobody
+    store.add_readings([reading(15)])
+    engine.ingest([anomaly(30)], [reading(15)])  # resolved, then long after the cooldown: new
+    assert store.alerts(state="resolved")[0][0]["alert_id"] == alert["alert_id"]
+    assert store.alerts(state="firing")[0][0]["alert_id"] != alert["alert_id"]
+
+
+def test_an_alert_resolves_only_when_every_member_slice_is_normal(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10), anomaly(10, "4403", "*", "*")])
+    store.add_readings([reading(11)])
+    engine.ingest([], [reading(11)])
+    assert store.alerts()[0][0]["state"] == "firing"  # the org's total is still unheard of
+    store.add_readings([reading(11, "4403", "*", "*")])
+    engine.ingest([], [reading(11, "4403", "*", "*")])
+    assert store.alerts()[0][0]["state"] == "resolved"
+
+
+def test_an_acknowledged_alert_does_not_page_again(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, score=0.55, severity="minor", k=12)])  # major after the key step
+    (alert,) = store.alerts()[0]
+    assert engine.acknowledge(alert["alert_id"], "li.wei")["acknowledged_by"] == "li.wei"
+    engine.ingest([anomaly(11, score=1.0, severity="critical")])  # would escalate to critical
+    (alert,) = store.alerts()[0]
+    assert alert["severity"] == "critical"
+    assert people(store) == [
+        ("alertmanager", "opened"),
+        ("webhook:http://127.0.0.1:9/gd", "opened"),
+        ("alertmanager:silence", "acknowledged"),  # keeps Alertmanager from repeating it
+    ]
+    audit = store.audit_log("alert", alert["alert_id"])
+    assert [(a["action"], a["actor"], a["after"]["acknowledged_by"]) for a in audit] == [
+        ("acknowledge", "li.wei", "li.wei")
+    ]
+
+
+def test_a_silenced_alert_notifies_nobody_but_is_recorded(store: Store, tmp_path: Path) -> None:
+    engine, clock = engine_for(store, tmp_path)
+    store.add_silence(
+        {
+            "silence_id": "s1",
+            "matchers": '{"org": "4403"}',
+            "starts_at": clock.now - 1,
+            "ends_at": clock.now + 3600,
+            "created_by": "ops",
+            "comment": "known",
+            "created_at": 0,
+        }
+    )
+    engine.ingest([anomaly(10)])
+    assert people(store) == []
+    assert store.count("alerts") == 1 and len(store.notifications(receiver="topic")) == 1
+    clock.now += 7200  # the silence ended; a different org is not matched anyway
+    engine.ingest([anomaly(10, "3101", "health", "AGENCY", score=1.0, severity="critical")])
+    assert [r for r, _ in people(store)] == ["alertmanager", "webhook:http://127.0.0.1:9/hq"]
+
+
+def test_minor_alerts_are_recorded_but_page_nobody(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, indicator="premium_income", score=0.55, severity="minor")])
+    assert store.alerts()[0][0]["severity"] == "minor"
+    assert people(store) == [] and store.count("inspections") == 0
+
+
+def test_routing_to_every_ancestor_when_configured(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path, alert_routing="ancestors")
+    assert engine.outbox.webhooks_for("00/44/4403") == [
+        "http://127.0.0.1:9/gd",
+        "http://127.0.0.1:9/hq",
+    ]
+    assert engine.outbox.webhooks_for("00/31/3101") == ["http://127.0.0.1:9/hq"]
+
+
+@pytest.mark.parametrize("severity", ["minor", "major", "critical"])
+def test_alert_state_is_exported_as_metrics(store: Store, tmp_path: Path, severity: str) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    score = {"minor": 0.55, "major": 0.8, "critical": 1.0}[severity]
+    engine.ingest([anomaly(10, indicator="hotline_answer_rate", score=score, severity=severity)])
+    registry = engine.metrics.registry  # type: ignore[union-attr]
+    labels = {"kind": "anomaly", "indicator": "hotline_answer_rate", "severity": severity}
+    assert registry.get_sample_value("qualmon_alerts_firing", labels) == 1
+    assert (
+        registry.get_sample_value(
+            "qualmon_alerts_opened_total", {"kind": "anomaly", "severity": severity}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("qualmon_alerts_firing", {**labels, "indicator": COMPLAINTS}) == 0
+    )
+
+
+def test_anomalies_stored_before_a_crash_are_caught_up_once(store: Store, tmp_path: Path) -> None:
+    engine_for(store, tmp_path)
+    store.save_checkpoint("w", b"s", anomalies=[anomaly(10)])  # the worker died right after
+    fresh, _ = engine_for(store, tmp_path)  # the restarted worker's engine
+    assert fresh.catch_up(since=time.time() - 3600) == 3  # topic, Alertmanager, webhook
+    assert fresh.catch_up(since=0) == 0
+    assert store.count("alerts") == 1 and store.count("inspections") == 1
+
+
+def test_a_failed_checkpoint_hook_catches_up_on_the_next(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    store.save_checkpoint("w", b"s", anomalies=[anomaly(10)])
+    real_ingest = engine.ingest
+    failures = iter([OSError("disk I/O error")])
+
+    def flaky(*args: object, **kwargs: object) -> int:
+        for failure in failures:
+            raise failure
+        return real_ingest(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "ingest", flaky)
+    assert engine.after_checkpoint([anomaly(10)], [], PATHS) == 0  # logged, not raised
+    assert store.count("alerts") == 0
+    engine.after_checkpoint([], [], PATHS)  # the next checkpoint: catch-up first
+    assert store.count("alerts") == 1

@@ -1,0 +1,235 @@
+"""Special inspections on a real store: rules, lifecycle with its audit log, overdue measures,
+and effect evaluations computed from simulated indicator history."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from alerting.engine import AlertEngine
+from monitor.errors import Conflict, InsufficientData
+from monitor.metrics import Metrics
+from monitor.settings import Settings
+from monitor.store import Store
+from tests.alerting.helpers import COMPLAINTS, DAY, T0, Clock, anomaly
+
+ORGS = ("4401", "4402", "4403", "4404", "3101", "3102")
+PATHS = ["00", "00/44", "00/31", *(f"00/{o[:2]}/{o}" for o in ORGS)]
+EFFECTIVE = T0 + 35 * DAY  # a Monday: the windows are four whole weeks each
+
+
+def engine_for(store: Store, tmp_path: Path, **overrides: object) -> tuple[AlertEngine, Clock]:
+    settings = Settings(data_dir=tmp_path, alertmanager_url="http://127.0.0.1:9", **overrides)
+    clock = Clock(EFFECTIVE + 40 * DAY)
+    engine = AlertEngine(store, settings, Metrics(CollectorRegistry()), clock)
+    engine.learn_orgs(PATHS)
+    return engine, clock
+
+
+def simulate_history(store: Store, *, worked: bool, seed: int = 11) -> None:
+    """Daily complaint rates of six branches for ten weeks, with weekends at half the weekday
+    level and company-wide shocks; 4403 runs at 14 per 10k policies against ~5 elsewhere until
+    the measure, and afterwards at 5 if it worked, still at 14 if it did not."""
+    rng = random.Random(seed)
+    rows = []
+    for day in range(70):
+        start = T0 + day * DAY
+        shock = rng.gauss(0, 0.6)
+        weekday = 0.5 if day % 7 in (5, 6) else 1.0
+        for org in ORGS:
+            level = 5.0 + (0.4 if org.startswith("31") else 0.0)
+            if org == "4403" and (start < EFFECTIVE or not worked):
+                level = 14.0
+            value = max(0.0, level * weekday + shock + rng.gauss(0, 1.0))
+            rows.append(
+                (
+                    COMPLAINTS,
+                    org,
+                    "life",
+                    "BANCA",
+                    start,
+                    value,
+                    value,
+                    10_000.0,
+                    0.0,
+                    level,
+                    0.0,
+                    0.0,
+                )
+            )
+    store.add_readings(rows)
+
+
+def open_with_measure(engine: AlertEngine, target: float = 7.0) -> tuple[str, str]:
+    engine.ingest([anomaly(34)])
+    (inspection,) = engine.store.inspections()[0]
+    measure = engine.measures.add(
+        inspection["inspection_id"],
+        {
+            "title": "Re-train BANCA sellers on suitability",
+            "department": "Bancassurance",
+            "owner": "wang.fang",
+            "deadline": EFFECTIVE + 14 * DAY,
+            "indicator": COMPLAINTS,
+            "org": "4403",
+            "product_line": "life",
+            "channel": "BANCA",
+            "target": target,
+        },
+        "zhang.min",
+    )
+    engine.measures.update(
+        inspection["inspection_id"],
+        measure["measure_id"],
+        {"effective_from": EFFECTIVE},
+        "zhang.min",
+    )
+    return inspection["inspection_id"], measure["measure_id"]
+
+
+def test_a_measure_that_worked_is_effective_and_closes_the_inspection(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    simulate_history(store, worked=True)
+    inspection_id, measure_id = open_with_measure(engine)
+    evaluation = engine.measures.evaluate(inspection_id, measure_id, "zhang.min")
+    result = evaluation["body"]
+    assert evaluation["verdict"] == "effective"
+    assert result["controls"] == ["3101", "3102", "4401", "4402", "4404"]
+    assert result["buckets_before"] == result["buckets_after"] == 28
+    assert result["effect"] == pytest.approx(-9.0 * 5 / 7 - 4.5 * 2 / 7, abs=1.0)
+    assert result["p_value"] < 0.001 and result["target_met"]
+    assert "significant at α = 0.05" in result["statement"]
+    assert store.inspection(inspection_id)["state"] == "closed"
+
+
+def test_a_measure_that_did_not_work_reopens_the_inspection(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    simulate_history(store, worked=False)
+    inspection_id, measure_id = open_with_measure(engine)
+    evaluation = engine.measures.evaluate(inspection_id, measure_id, "zhang.min")
+    assert evaluation["verdict"] == "not_effective"
+    assert evaluation["body"]["p_value"] > 0.05 and not evaluation["body"]["target_met"]
+    row = store.inspection(inspection_id)
+    assert (row["state"], row["reopened"]) == ("reopened", 1)
+    trail = [
+        (e["action"], e["actor"], (e["before"] or {}).get("state"), (e["after"] or {}).get("state"))
+        for e in store.audit_for_inspection(inspection_id)
+        if e["entity"] == "inspection"
+    ]
+    assert trail == [
+        ("open", "qualmon", None, "opened"),
+        ("attach_alert", "qualmon", None, None),
+        ("transition", "zhang.min", "opened", "investigating"),
+        ("transition", "zhang.min", "investigating", "measures_set"),
+        ("transition", "zhang.min", "measures_set", "evaluating"),
+        ("evaluation_not_effective", "zhang.min", "evaluating", "reopened"),
+    ]
+    # Work starts again: a new measure moves it back to measures_set.
+    engine.inspections.patch(inspection_id, {"state": "investigating"}, "zhang.min")
+    assert store.inspection(inspection_id)["state"] == "investigating"
+
+
+def test_an_evaluation_needs_the_after_window_to_have_passed(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path, evaluation_window_buckets=50)
+    simulate_history(store, worked=True)
+    inspection_id, measure_id = open_with_measure(engine)
+    with pytest.raises(InsufficientData, match="35 buckets before and 35 after"):
+        engine.measures.evaluate(inspection_id, measure_id, "zhang.min")
+    assert store.inspection(inspection_id)["state"] == "measures_set"  # nothing changed
+    assert store.evaluations(inspection_id) == []
+
+
+def test_an_open_inspection_absorbs_overlapping_alerts_and_is_opened_once(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10)])
+    engine.ingest([anomaly(10)])  # redelivered
+    store.add_readings(
+        [(COMPLAINTS, "4403", "life", "BANCA", T0 + 11 * DAY, 2.0, 1.0, 1.0, 0.0, 2.0, 0.0, 0.0)]
+    )
+    engine.ingest([], [(COMPLAINTS, "4403", "life", "BANCA", T0 + 11 * DAY)])
+    # A different indicator on the same scope, long after: still the same inspection.
+    engine.ingest(
+        [anomaly(20, indicator="cooling_off_cancel_rate", score=1.0, severity="critical")]
+    )
+    # Another branch: a second inspection.
+    engine.ingest([anomaly(20, "3101", "health", "AGENCY")])
+    inspections, total = store.inspections()
+    assert total == 2
+    by_org = {i["org"]: i["inspection_id"] for i in inspections}
+    assert len(store.inspection_alert_ids(by_org["4403"])) == 2
+    assert len(store.inspection_alert_ids(by_org["3101"])) == 1
+
+
+def test_lifecycle_refuses_skipping_steps(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    row = engine.inspections.open_manually(
+        {
+            "title": "Launch check",
+            "indicator": COMPLAINTS,
+            "org": "4401",
+            "product_line": "health",
+            "channel": "*",
+        },
+        "chen.jie",
+    )
+    with pytest.raises(
+        Conflict, match="it can move to \\['investigating', 'closed'\\], not 'evaluating'"
+    ):
+        engine.inspections.patch(row["inspection_id"], {"state": "evaluating"}, "chen.jie")
+    assert store.inspection(row["inspection_id"])["state"] == "opened"
+
+
+def test_an_overdue_measure_raises_its_own_alert_once(store: Store, tmp_path: Path) -> None:
+    engine, clock = engine_for(store, tmp_path)
+    engine.ingest([anomaly(34)])
+    (inspection,) = store.inspections()[0]
+    measure = engine.measures.add(
+        inspection["inspection_id"],
+        {
+            "title": "Call back every cancelling customer",
+            "department": "Customer service",
+            "owner": "liu.yang",
+            "deadline": clock.now + DAY,
+            "indicator": COMPLAINTS,
+            "org": "4403",
+            "product_line": "life",
+            "channel": "BANCA",
+            "target": 7.0,
+        },
+        "zhang.min",
+    )
+    assert engine.measures.check_overdue() == []
+    clock.now += 2 * DAY
+    (alert_id,) = engine.measures.check_overdue()
+    assert engine.measures.check_overdue() == []
+    alert = store.alert(alert_id)
+    assert (alert["kind"], alert["severity"], alert["state"]) == (
+        "measure_overdue",
+        "major",
+        "firing",
+    )
+    assert alert["inspection_id"] == inspection["inspection_id"]
+    assert "liu.yang" in alert["summary"]
+    sent = store.notifications(alert_id=alert_id, receiver="alertmanager")
+    assert [n["event"] for n in sent] == ["opened"]
+    registry = engine.metrics.registry  # type: ignore[union-attr]
+    engine.refresh_metrics()
+    assert registry.get_sample_value("qualmon_measures_overdue") == 1
+    # A later deadline ends this alert; missing the new deadline raises a new one.
+    ids = (inspection["inspection_id"], measure["measure_id"])
+    engine.measures.update(*ids, {"deadline": clock.now + DAY}, "zhang.min")
+    assert store.alert(alert_id)["state"] == "resolved"
+    assert engine.measures.check_overdue() == []
+    clock.now += 2 * DAY
+    (again,) = engine.measures.check_overdue()
+    assert again != alert_id
+    engine.measures.update(*ids, {"state": "done"}, "liu.yang")
+    assert store.alert(again)["state"] == "resolved"
+    assert engine.measures.check_overdue(clock.now + 30 * DAY) == []

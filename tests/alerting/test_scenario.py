@@ -1,0 +1,167 @@
+"""The simulator's mis-selling wave, end to end through the worker's pipeline and the alert
+engine, to a real Alertmanager and a real signed-webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from alerting.dispatcher import Dispatcher
+from alerting.engine import AlertEngine
+from monitor.metrics import Metrics
+from monitor.settings import Settings
+from monitor.simulator import SimConfig, generate
+from monitor.store import Store, open_store
+from streams.pipeline import Pipeline
+from tests.conftest import wait_until
+from tests.receivers import Alertmanager, Receiver
+
+SECRET = "test-secret-0123456789"
+#: 6 branches × 2 lines × 2 channels for four weeks: ~37,000 events, a few seconds to replay.
+#: The wave hits org 4403, life, BANCA from day 20 (26 March, Shanghai).
+SIM = SimConfig(
+    seed=7,
+    branches=6,
+    product_lines=2,
+    channels=2,
+    days=28,
+    start=date(2026, 3, 6),
+    scenarios=("mis-selling",),
+)
+COMPLAINTS = "complaint_rate_per_10k_policies"
+
+
+def replay(settings: Settings, store: Store, registry: CollectorRegistry) -> Iterator[AlertEngine]:
+    """Every simulated hour as one record, each followed by a checkpoint and the alert hook —
+    what the worker does, without Kafka; yields after each hour."""
+    metrics = Metrics(registry)
+    pipeline = Pipeline.create(settings, metrics, store)
+    engine = AlertEngine(store, settings, metrics)
+    for offset, hour in enumerate(generate(SIM)):
+        pipeline.handle(orjson.dumps(hour), "events", 0, offset)
+        flush = pipeline.take_flush()
+        pipeline.save(flush)
+        engine.after_checkpoint(
+            [a.as_dict() for a in flush.anomalies],
+            flush.readings,
+            pipeline.aggregator.slicer.paths.values(),
+        )
+        yield engine
+
+
+def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
+    tmp_path: Path,
+    store_url: str,
+    receiver_factory: Callable[[], Receiver],
+    alertmanager_factory: Callable[[Receiver], Alertmanager],
+) -> None:
+    am = alertmanager_factory(receiver_factory())
+    hook = receiver_factory()
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=store_url,
+        bucket_seconds=86400,
+        allowed_lateness_seconds=3600,
+        alertmanager_url=am.url,
+        webhook_urls={"44": (hook.url,)},
+        webhook_secret=SECRET,
+        public_url="http://qualmon.test:8000",
+    )
+    store = open_store(settings.store_url)
+    registry = CollectorRegistry()
+    steps = replay(settings, store, registry)
+    engine = next(steps)
+    published: list[tuple[str, bytes, bytes]] = []
+
+    async def publish(topic: str, key: bytes, value: bytes) -> None:
+        published.append((topic, key, value))
+
+    dispatcher = Dispatcher(engine, publish)
+
+    def run(step: Callable[[], Awaitable[object]]) -> None:
+        async def once() -> None:
+            await step()
+            await dispatcher.close()  # its HTTP client belongs to this event loop
+
+        asyncio.run(once())
+
+    for _ in steps:  # up to the hour the wave is first seen
+        if store.count("inspections"):
+            break
+    run(dispatcher.deliver_due)
+    (alert,) = store.alerts(indicator=COMPLAINTS)[0]
+
+    def notified() -> list:
+        return [
+            b for b in am.hook.bodies() if b["alerts"][0]["labels"]["alert_id"] == alert["alert_id"]
+        ]
+
+    wait_until(notified, 30, "Alertmanager's notification")
+    run(dispatcher.resend)  # kept alive in Alertmanager: not a new notification
+    for _ in steps:  # the rest of the run: more anomalous buckets, then back to normal
+        pass
+
+    # One inspection, on the slice the wave hit; the roll-ups (org 44, the company's life line,
+    # BANCA) joined the one alert instead of paging on their own.
+    inspections, total = store.inspections()
+    assert total == 1
+    (inspection,) = inspections
+    assert (inspection["org"], inspection["product_line"], inspection["channel"]) == (
+        "4403",
+        "life",
+        "BANCA",
+    )
+    assert (inspection["rule"], inspection["indicator"]) == ("complaint_concentration", COMPLAINTS)
+    (alert,) = store.alerts(indicator=COMPLAINTS)[0]
+    assert alert["inspection_id"] == inspection["inspection_id"]
+    assert (alert["severity"], alert["org_path"]) == ("critical", "00/44/4403")
+    assert alert["anomalies"] >= 7  # the slice itself and its roll-ups, on two days
+    assert set(store.inspection_alert_ids(inspection["inspection_id"])) == {alert["alert_id"]}
+
+    run(dispatcher.deliver_due)
+
+    # The signed webhook: the alert opened once, then resolved when the slice scored normal.
+    events = [(b["event"], b["alert"]["alert_id"]) for b in hook.bodies()]
+    assert events == [("opened", alert["alert_id"]), ("resolved", alert["alert_id"])]
+    first = hook.requests[0]
+    expected = hmac.new(
+        SECRET.encode(),
+        f"{first.headers['X-Qualmon-Timestamp']}.".encode() + first.body,
+        hashlib.sha256,
+    ).hexdigest()
+    assert first.headers["X-Qualmon-Signature"] == f"sha256={expected}"
+    assert hook.bodies()[0]["alert"]["inspection_id"] == inspection["inspection_id"]
+
+    # Alertmanager got it, with the way back to the anomaly, told its receiver once, and once
+    # more when qualmon sent endsAt.
+    wait_until(
+        lambda: any(b["status"] == "resolved" for b in notified()),
+        30,
+        "Alertmanager's resolved notification",
+    )
+    assert [b["status"] for b in notified()] == ["firing", "resolved"]
+    sent = store.notifications(alert_id=alert["alert_id"], receiver="alertmanager")
+    assert [(n["event"], n["state"]) for n in sent] == [("opened", "sent"), ("resolved", "sent")]
+    ended = notified()[-1]["alerts"][0]
+    assert ended["labels"]["org"] == "4403" and ended["labels"]["severity"] == "critical"
+    assert ended["generatorURL"] == (f"http://qualmon.test:8000/v1/anomalies/{alert['anomaly_id']}")
+    assert ended["endsAt"] != "0001-01-01T00:00:00Z"
+
+    topics = [(t, orjson.loads(v)["event"]) for t, _, v in published]
+    assert (settings.inspections_topic, "opened") in topics
+    assert topics.count((settings.alerts_topic, "opened")) == 2  # the wave, and a minor blip
+    assert registry.get_sample_value("qualmon_inspections_open") == 1
+    assert (
+        registry.get_sample_value(
+            "qualmon_alert_notifications_total", {"receiver": "webhook", "outcome": "sent"}
+        )
+        == 2
+    )
+    store.close()

@@ -1,0 +1,113 @@
+"""The history store on SQLite and on PostgreSQL (a fresh database per test when reachable)."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.errors import ConfigError
+from monitor.store import MIGRATIONS, Store, open_store
+
+ANOMALY = {
+    "anomaly_id": "a1",
+    "indicator": "complaint_rate_per_10k_policies",
+    "org": "4403",
+    "product_line": "life",
+    "channel": "BANCA",
+    "bucket_start": "2026-03-02T16:00:00+00:00",
+    "bucket_seconds": 86400,
+    "value": 12.5,
+    "expected": 1.0,
+    "lower": 0.0,
+    "upper": 3.0,
+    "score": 1.0,
+    "k": 9.0,
+    "n": 7200.0,
+    "detector": "CountDetector",
+    "severity": "critical",
+}
+READING = (
+    "complaint_rate_per_10k_policies",
+    "4403",
+    "life",
+    "BANCA",
+    1_772_467_200,
+    12.5,
+    9.0,
+    7200.0,
+    1.0,
+    1.0,
+    0.0,
+    3.0,
+)
+
+
+def test_migrations_apply_once_and_reopening_changes_nothing(store: Store, store_url: str) -> None:
+    assert store.migrate() == len(MIGRATIONS)
+    again = open_store(store_url)
+    try:
+        assert again.migrate() == len(MIGRATIONS)
+        rows = again.db.query("SELECT version FROM schema_version ORDER BY version")
+        assert [r["version"] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        again.close()
+
+
+def test_a_checkpoint_round_trips_and_a_redelivered_one_writes_nothing_new(store: Store) -> None:
+    for _ in range(2):
+        store.save_checkpoint(
+            "w",
+            b"\x00state\xff",
+            new_ids=[("e1", 10), ("e2", 20)],
+            forget_before=15,
+            readings=[READING],
+            anomalies=[ANOMALY],
+            late=[("e3", 5, b"{}")],
+        )
+    state, ids = store.load_checkpoint("w")
+    assert state == b"\x00state\xff"
+    assert ids == {"e2": 20}  # e1's bucket is before forget_before
+    assert store.count("anomalies") == 1 and store.count("indicator_values") == 1
+    assert store.count("late_events") == 1
+    assert store.anomaly("a1") == ANOMALY
+    rows, total = store.anomalies(org="4403", since="2026-03-02T00:00:00+00:00")
+    assert (total, rows) == (1, [ANOMALY])
+    assert store.anomalies(org="4401")[1] == 0
+    latest = store.latest_readings(indicator="complaint_rate_per_10k_policies")
+    assert [(r["org"], r["value"], r["bucket_start"]) for r in latest] == [
+        ("4403", 12.5, 1_772_467_200)
+    ]
+
+
+def test_history_selects_one_series_window(store: Store) -> None:
+    rows = [
+        ("loss_ratio", org, "*", "*", 1000 + 100 * i, float(i), 1.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+        for org in ("01", "02")
+        for i in range(5)
+    ]
+    store.add_readings(rows)
+    store.add_readings(rows)  # idempotent
+    got = store.history("loss_ratio", "*", "*", 1100, 1300)
+    assert [(r["org"], r["bucket_start"], r["value"]) for r in got] == [
+        ("01", 1100, 1.0),
+        ("01", 1200, 2.0),
+        ("02", 1100, 1.0),
+        ("02", 1200, 2.0),
+    ]
+    assert [r["org"] for r in store.history("loss_ratio", "*", "*", 0, 9999, org="02")] == [
+        "02"
+    ] * 5
+
+
+def test_org_tree_is_upserted(store: Store) -> None:
+    store.add_orgs(["00", "00/44", "00/44/4403"])
+    store.add_orgs(["00/44/4403"])
+    assert store.org_paths() == {"00": "00", "44": "00/44", "4403": "00/44/4403"}
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://root@localhost/q", "sqlite://relative.db", "postgresql://u:secret@nohost:1/x"]
+)
+def test_unusable_database_urls_are_refused_by_name(url: str) -> None:
+    with pytest.raises(ConfigError, match="QUALMON_DATABASE_URL") as caught:
+        open_store(url)
+    assert "secret" not in str(caught.value)
