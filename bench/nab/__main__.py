@@ -93,12 +93,23 @@ def per_file(files: list[corpus.DataFile], scored: Scored, threshold: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.nab", description=__doc__)
-    p.add_argument("--nab-dir", type=Path, default=None,
-                   help="the NAB subset folder (default: ../shared/nab beside the repository)")
-    p.add_argument("--output", type=Path, default=Path(".qualmon/eval"),
-                   help="where qualmon detect writes its score CSVs")
-    p.add_argument("--per-file", action="store_true",
-                   help="also list each file's outcome for qualmon at its fixed threshold")
+    p.add_argument(
+        "--nab-dir",
+        type=Path,
+        default=None,
+        help="the NAB subset folder (default: ../shared/nab beside the repository)",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=Path(".qualmon/eval"),
+        help="where qualmon detect writes its score CSVs",
+    )
+    p.add_argument(
+        "--per-file",
+        action="store_true",
+        help="also list each file's outcome for qualmon at its fixed threshold",
+    )
     args = p.parse_args(argv)  # fmt: skip
     try:
         folder = corpus.locate(args.nab_dir)

@@ -27,6 +27,7 @@ from streams.detectors.baseline import Expectation, _Seasonal
 from streams.detectors.counts import CountDetector, ProportionDetector
 from streams.detectors.filter import SeriesFilter
 from streams.detectors.level import LevelDetector
+from streams.detectors.metric import MetricDetector
 from streams.detectors.tails import (
     ALERT_THRESHOLD,
     binomial_tail,
@@ -36,18 +37,25 @@ from streams.detectors.tails import (
     score_from_p,
 )
 
-DETECTORS: dict[str, type[CountDetector] | type[ProportionDetector] | type[LevelDetector]] = {
+Detector = CountDetector | ProportionDetector | LevelDetector | MetricDetector
+
+#: Detector class per indicator kind; ``metric`` is for raw metric streams without counts, and is
+#: what ``qualmon detect`` runs.
+DETECTORS: dict[str, type[Detector]] = {
     "count": CountDetector,
     "proportion": ProportionDetector,
     "level": LevelDetector,
+    "metric": MetricDetector,
 }
 
 __all__ = [
     "ALERT_THRESHOLD",
     "DETECTORS",
+    "Detector",
     "CountDetector",
     "Expectation",
     "LevelDetector",
+    "MetricDetector",
     "ProportionDetector",
     "SeriesFilter",
     "_Seasonal",  # checkpoints written before the split pickled it under this package

@@ -11,7 +11,10 @@ class SeriesFilter:
     """Decides on a score and protects the detector from learning anomalies.
 
     A run of ``adapt_after`` anomalous buckets is taken as a new normal and learnt, so a lasting
-    shift alarms for a while and then stops, instead of alarming for ever.
+    shift alarms for a while and then stops, instead of alarming for ever. A detector whose
+    ``protects_itself`` is true (:class:`~streams.detectors.MetricDetector`) keeps anomalies out
+    of its baseline on its own and must see every bucket to know when an episode ends: it learns
+    them all.
     """
 
     __slots__ = ("adapt_after", "detector", "run", "threshold")
@@ -27,6 +30,7 @@ class SeriesFilter:
         score = self.detector.score_one(x)
         anomalous = score >= self.threshold
         self.run = self.run + 1 if anomalous else 0
-        if not anomalous or self.run >= self.adapt_after:
+        protects_itself = getattr(self.detector, "protects_itself", False)
+        if not anomalous or self.run >= self.adapt_after or protects_itself:
             self.detector.learn_one(x)
         return score, anomalous
