@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 PROBATION_FRACTION = 0.15
 PROBATION_MAX_ROWS = 750  # 15 % of 5,000 rows
@@ -94,7 +95,7 @@ class LabelledRows:
 def label_rows(n: int, windows: Sequence[tuple[int, int]]) -> LabelledRows:
     """Label ``n`` rows with ``windows`` given as (first row, last row), in time order."""
     ordered = sorted(windows)
-    for (a, b), (c, _) in zip(ordered, ordered[1:], strict=False):
+    for (a, b), (c, _) in pairwise(ordered):
         if c <= b:
             raise ValueError(f"windows {a}..{b} and {c}.. overlap")
     window = [OUTSIDE] * n

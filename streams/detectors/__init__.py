@@ -51,8 +51,8 @@ DETECTORS: dict[str, type[Detector]] = {
 __all__ = [
     "ALERT_THRESHOLD",
     "DETECTORS",
-    "Detector",
     "CountDetector",
+    "Detector",
     "Expectation",
     "LevelDetector",
     "MetricDetector",

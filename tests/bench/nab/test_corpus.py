@@ -20,7 +20,7 @@ def test_windows_cover_rows_between_their_ends_inclusive() -> None:
 
 def test_a_window_holding_no_row_is_named() -> None:
     times = [datetime(2014, 4, 1, 0, 0)]
-    with pytest.raises(ValueError, match="window 2015-01-01 00:00:00 .. 2015-01-02 00:00:00"):
+    with pytest.raises(ValueError, match=r"window 2015-01-01 00:00:00 \.\. 2015-01-02 00:00:00"):
         corpus.window_rows(times, [["2015-01-01 00:00:00", "2015-01-02 00:00:00"]])
 
 
@@ -32,7 +32,7 @@ def test_missing_folder_says_where_it_looked(tmp_path: Path) -> None:
 def test_default_is_beside_the_repository() -> None:
     root = corpus.repository_root()
     assert (root / "pyproject.toml").is_file()
-    assert corpus.DEFAULT_RELATIVE == Path("..") / "shared" / "nab"
+    assert Path("..") / "shared" / "nab" == corpus.DEFAULT_RELATIVE
 
 
 def test_load_labels_each_file(tmp_path: Path) -> None:
