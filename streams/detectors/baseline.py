@@ -3,9 +3,11 @@ count and level detectors), and the band shown beside every reading and anomaly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 _PSEUDO_COUNT = 3.0
+_MAX_COUNT = 1e15  # no real count or sample comes near; beyond it the exact tails overflow
 _WARMUP = 14  # buckets a series must have seen before it is scored at all (two weeks of days)
 
 
@@ -91,3 +93,21 @@ class Expectation:
     expected: float
     lower: float
     upper: float
+
+
+def usable_count(k: float, n: float | None = None) -> bool:
+    """A count (of ``n`` trials) that can be evidence: finite, 0 ≤ k (≤ n) ≤ 1e15.
+
+    Anything else — NaN, infinities, negative counts, more successes than trials — is not judged
+    and not learnt: a detector's baseline must never be poisoned by an impossible bucket.
+
+    >>> usable_count(3.0), usable_count(3.0, 2.0), usable_count(float("nan")), usable_count(-1.0)
+    (True, False, False, False)
+    """
+    top = _MAX_COUNT if n is None else n
+    return 0.0 <= k <= top <= _MAX_COUNT
+
+
+def usable_value(*values: float) -> bool:
+    """Finite numbers only (NaN and infinities are not judged and not learnt)."""
+    return all(math.isfinite(v) for v in values)

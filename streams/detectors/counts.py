@@ -7,7 +7,7 @@ from typing import Any
 
 from river import base
 
-from streams.detectors.baseline import _WARMUP, Expectation, _Seasonal
+from streams.detectors.baseline import _WARMUP, Expectation, _Seasonal, usable_count
 from streams.detectors.tails import (
     binomial_tail,
     poisson_lower_tail,
@@ -52,6 +52,8 @@ class CountDetector(base.AnomalyDetector):
 
     def learn_one(self, x: dict[Any, Any]) -> None:
         season, k = int(x.get("season", 0)), float(x["k"])
+        if not usable_count(k):
+            return
         if self.window > 1 and self._base.ready(season):
             self._recent = [*self._recent, (k, self._lam(season))][-(self.window - 1) :]
         self._base.learn(k, season)
@@ -60,6 +62,8 @@ class CountDetector(base.AnomalyDetector):
         if not self._base.ready(int(x.get("season", 0))):
             return 0.0
         lam, k = self._lam(int(x.get("season", 0))), float(x["k"])
+        if not usable_count(k):
+            return 0.0
         p = self._p(k, lam)
         if self._recent:
             # Two tests instead of one: the stricter of the two, doubled (Bonferroni).
@@ -104,7 +108,7 @@ class ProportionDetector(base.AnomalyDetector):
 
     def learn_one(self, x: dict[Any, Any]) -> None:
         k, n = float(x["k"]), float(x["n"])
-        if n <= 0:
+        if n <= 0 or not usable_count(k, n):
             return
         if self._seen:
             pi = self._baseline()
@@ -118,7 +122,7 @@ class ProportionDetector(base.AnomalyDetector):
 
     def score_one(self, x: dict[Any, Any]) -> float:
         n = float(x["n"])
-        if self._seen < _WARMUP or n <= 0:
+        if self._seen < _WARMUP or n <= 0 or not usable_count(float(x["k"]), n):
             return 0.0
         pi, margin, k = self._baseline(), self._margin(), float(x["k"])
         low = binomial_tail(k, n, max(1e-9, pi - margin), "low")

@@ -7,7 +7,7 @@ from typing import Any
 
 from river import base
 
-from streams.detectors.baseline import Expectation, _Seasonal
+from streams.detectors.baseline import Expectation, _Seasonal, usable_value
 from streams.detectors.tails import _tail, score_from_p
 
 
@@ -54,6 +54,8 @@ class LevelDetector(base.AnomalyDetector):
         return (self._y(float(x["value"])) - expected) / self._sd(float(x.get("n", 1.0)))
 
     def learn_one(self, x: dict[Any, Any]) -> None:
+        if not usable_value(float(x["value"]), float(x.get("n", 1.0))):
+            return
         y, season, n = self._y(float(x["value"])), int(x.get("season", 0)), float(x.get("n", 1.0))
         warmup = self._base.warm
         if warmup is None:
@@ -70,6 +72,8 @@ class LevelDetector(base.AnomalyDetector):
 
     def score_one(self, x: dict[Any, Any]) -> float:
         if not self._base.ready(int(x.get("season", 0))):
+            return 0.0
+        if not usable_value(float(x["value"]), float(x.get("n", 1.0))):
             return 0.0
         return score_from_p(_tail(self._z(x), self.direction))
 

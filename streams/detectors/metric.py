@@ -26,7 +26,7 @@ _Z_MAX = 1e6  # larger deviations count as this (keeps every statistic finite)
 _VALUE_MAX = 1e100  # inputs are clipped to ±this for the same reason
 _TAIL_START = 3.0  # z above which the point test models the tail
 _TAIL_DECAY = 0.001  # forgetting rate of the tail statistics (a memory of ~1,000 values)
-_TAIL_PRIOR = (50.0, 0.01, 0.5)  # pseudo-values, their exceedance rate and mean excess
+_TAIL_PRIOR = (500.0, 0.01, 0.5)  # pseudo-values, their exceedance rate and mean excess
 _MIN_AVERAGE_VAR = 1e-4  # floor of the running average's variance
 _SEASON_ALPHA = 0.3  # how fast a season's profile follows its values
 _MAD_TO_SD = 1.4826  # MAD of a normal sample × this = its standard deviation
@@ -205,13 +205,21 @@ class MetricDetector(base.AnomalyDetector):
         elif alarming:
             self._episode, self._calm = True, 0
 
+    def _alarm_z(self) -> float:
+        """The z at which the point test alone reaches the alert's p (Bonferroni: p / 2)."""
+        rate, mean_excess = self._tail()
+        return _TAIL_START + mean_excess * math.log(max(rate / (_ALARM_P / 2), 1.0))
+
     def _learn_residual(self, z: float) -> None:
         average = self._average(z)
         self._recent.append(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
         keep = 1.0 - _TAIL_DECAY
+        # Winsorised at the current alarm point: one huge spike must not teach the tail that
+        # every later spike is ordinary; many spikes still widen it, step by step.
+        excess = min(z, self._alarm_z()) - _TAIL_START
         self._tail_weight = self._tail_weight * keep + 1.0
         self._tail_count = self._tail_count * keep + (z > _TAIL_START)
-        self._tail_excess = self._tail_excess * keep + max(z - _TAIL_START, 0.0)
+        self._tail_excess = self._tail_excess * keep + max(excess, 0.0)
         self._seen += 1
         a = max(self.alpha, 1.0 / self._seen)
         d = average - self._avg_mean
@@ -224,8 +232,6 @@ class MetricDetector(base.AnomalyDetector):
         values = list(self._values)
         centre = _median(values)
         scale = _MAD_TO_SD * _median([abs(v - centre) for v in values])
-        # Half-width: the z at which the point test alone reaches the alert's p (Bonferroni: /2).
-        rate, mean_excess = self._tail()
-        band = scale * (_TAIL_START + mean_excess * math.log(max(rate / (_ALARM_P / 2), 1.0)))
+        band = scale * self._alarm_z()
         expected = max(centre, 0.0)
         return Expectation(expected, max(0.0, expected - band), expected + band)
