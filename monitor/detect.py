@@ -24,6 +24,9 @@ from streams.windows import SHANGHAI, season_of, shanghai
 
 Row = tuple[str, str, float]
 
+#: The detector ``qualmon detect`` runs on every series.
+DETECTOR = MetricDetector
+
 DAY = 86400
 _SUB_DAILY_SEASON = 1800  # half an hour
 
@@ -57,7 +60,7 @@ def season(epoch: float, step: float | None) -> int:
 
 def score_series(rows: Iterable[tuple[str, str]]) -> Iterator[Row]:
     """(timestamp, value) pairs in, (timestamp, value, score) out, in order."""
-    series = SeriesFilter(MetricDetector(direction="both"))
+    series = SeriesFilter(DETECTOR(direction="both"))
     step: float | None = None
     previous: float | None = None
     for line, (stamp, raw) in enumerate(rows, start=2):

@@ -31,6 +31,9 @@ def test_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "1 files, 1 windows" in out
     rows = [line for line in out.splitlines() if line.startswith(("qualmon", "rolling", "River"))]
     assert len(rows) == 6
+    # The window is 13 April, rows 288..311; the spike at row 300 is caught and nothing else:
+    # weight σ(-(311 - 300 + 1) / 24) / σ(-1) = 0.8597926, normalised 100 × 1.8597926 / 2.
+    assert rows[0].split()[-3:] == ["92.99", "92.99", "95.33"]  # low-FN: 100 × 2.8598 / 3
     assert (tmp_path / "out" / "made" / "spike.csv").is_file()  # what qualmon detect wrote
 
 
