@@ -16,10 +16,12 @@ from typing import Any
 from river import base
 
 from streams.detectors.baseline import Expectation
-from streams.detectors.tails import ALERT_THRESHOLD, normal_upper_tail, score_from_p
+from streams.detectors.evidence import RunningAverageTest, Transitions, centre_and_scale
+from streams.detectors.tails import ALERT_THRESHOLD, score_from_p
 
 _ALARM_P = 10.0 ** (-8.0 * ALERT_THRESHOLD)  # the p the alert threshold stands for: 1e-4
 _EPISODE_CAP = 0.98 * ALERT_THRESHOLD  # highest score inside an episode already reported
+_TESTS = 3  # point, run and novelty: Bonferroni
 _MIN_VALUES = 10  # values in the window before any residual is measured
 _FULL_SCALE_Z = 16.0  # robust z at which a value counts fully in the running average
 _Z_MAX = 1e6  # larger deviations count as this (keeps every statistic finite)
@@ -27,23 +29,11 @@ _VALUE_MAX = 1e100  # inputs are clipped to ±this for the same reason
 _TAIL_START = 3.0  # z above which the point test models the tail
 _TAIL_DECAY = 0.001  # forgetting rate of the tail statistics (a memory of ~1,000 values)
 _TAIL_PRIOR = (500.0, 0.01, 0.5)  # pseudo-values, their exceedance rate and mean excess
-_MIN_AVERAGE_VAR = 1e-4  # floor of the running average's variance
 _SEASON_ALPHA = 0.3  # how fast a season's profile follows its values
-_MAD_TO_SD = 1.4826  # MAD of a normal sample × this = its standard deviation
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
-
-
-def _robust_z(value: float, window: deque[float], direction: str) -> float | None:
-    """Distance of ``value`` from the window's median in robust standard deviations (MAD)."""
-    if len(window) < _MIN_VALUES:
-        return None
-    values = list(window)
-    centre = _median(values)
-    scale = _MAD_TO_SD * _median([abs(v - centre) for v in values])
+def _robust_z(value: float, centre: float, scale: float, direction: str) -> float:
+    """Distance of ``value`` from ``centre`` in robust standard deviations, one-sided or not."""
     deviation = value - centre
     if direction == "high":
         deviation = max(deviation, 0.0)
@@ -62,12 +52,14 @@ class MetricDetector(base.AnomalyDetector):
     1. **Residual.** A robust z (median and MAD) of the value against the last ``window``
        values, and of its seasonal residual (value minus a per-season profile) against the last
        ``window`` residuals; the smaller counts, since a value either model explains is normal.
-    2. **Calibration by the series' own history**, two tests combined (Bonferroni):
-       a *point* test — an exponential tail above z = 3 whose exceedance rate and mean excess
-       are learnt, so a series full of spikes needs a bigger one to alarm — and a *run* test —
-       the mean of the last ``average`` z's (capped) against the mean and variance that average
-       has had, like HTM's anomaly likelihood, so a lasting shift alarms when no single value
-       would. Nothing is scored before ``warmup`` residuals have been learnt.
+    2. **Three tests, each calibrated by the series' own history**, combined by Bonferroni:
+       *point* — an exponential tail above z = 3 whose exceedance rate and mean excess are learnt
+       (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm;
+       *run* — the mean of the last ``average`` z's (capped at 16) against the mean and
+       variance that average has had, like HTM's anomaly likelihood, so a lasting shift alarms
+       when no single value would; *novelty* — the same running test on how unheard-of each
+       step between value bands is, so a new shape alarms when no value is out of range.
+       Nothing is scored before ``warmup`` residuals have been learnt.
     3. **Episodes.** After an alarm, scores stay just below the alert threshold until the series
        has calmed (``calm_buckets`` values in a row with p > ``calm_p``): an incident is
        reported at its onset, once, not on every value it lasts. Values of the first
@@ -114,10 +106,10 @@ class MetricDetector(base.AnomalyDetector):
         self._values: deque[float] = deque(maxlen=window)
         self._residuals: deque[float] = deque(maxlen=window)
         self._profile: dict[int, float] = {}
-        self._recent: deque[float] = deque(maxlen=max(average - 1, 1))
+        self._run_test = RunningAverageTest(average, alpha)
+        self._novelty_test = RunningAverageTest(average, alpha)
+        self._transitions = Transitions()
         self._seen = 0  # residuals learnt
-        self._avg_mean = 0.0
-        self._avg_var = 0.0
         self._tail_weight = 0.0  # decayed count of residuals, of exceedances, of excess
         self._tail_count = 0.0
         self._tail_excess = 0.0
@@ -132,20 +124,17 @@ class MetricDetector(base.AnomalyDetector):
             return None
         return max(-_VALUE_MAX, min(_VALUE_MAX, value))
 
-    def _z(self, value: float, season: int) -> float | None:
-        z = _robust_z(value, self._values, self.direction)
+    def _evidence(self, value: float, season: int) -> tuple[float, float | None] | None:
+        """(robust z, transition novelty) of ``value``, or None while the window fills."""
+        if len(self._values) < _MIN_VALUES:
+            return None
+        centre, scale = centre_and_scale(self._values)
+        z = _robust_z(value, centre, scale, self.direction)
         profile = self._profile.get(season)
-        if z is not None and profile is not None:
-            seasonal = _robust_z(value - profile, self._residuals, self.direction)
-            if seasonal is not None:
-                z = min(z, seasonal)
-        return z
-
-    def _average(self, z: float) -> float:
-        capped = min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z
-        if self.average <= 1:
-            return capped
-        return (sum(self._recent) + capped) / (len(self._recent) + 1)
+        if profile is not None and len(self._residuals) >= _MIN_VALUES:
+            r_centre, r_scale = centre_and_scale(self._residuals)
+            z = min(z, _robust_z(value - profile, r_centre, r_scale, self.direction))
+        return z, self._transitions.evidence(value, centre, scale)
 
     def _tail(self) -> tuple[float, float]:
         """(rate of z above the tail start, mean excess above it), shrunk towards the prior."""
@@ -156,21 +145,26 @@ class MetricDetector(base.AnomalyDetector):
         )
         return rate, mean_excess
 
-    def _p(self, z: float) -> float:
+    def _alarm_z(self) -> float:
+        """The z at which the point test alone reaches the alert's p."""
+        rate, mean_excess = self._tail()
+        return _TAIL_START + mean_excess * math.log(max(rate * _TESTS / _ALARM_P, 1.0))
+
+    def _p(self, z: float, novelty: float | None) -> float:
         rate, mean_excess = self._tail()
         point = 1.0 if z <= _TAIL_START else rate * math.exp(-(z - _TAIL_START) / mean_excess)
-        sd = math.sqrt(max(self._avg_var, _MIN_AVERAGE_VAR))
-        run = normal_upper_tail((self._average(z) - self._avg_mean) / sd)
-        return min(1.0, 2.0 * min(point, run))
+        run = self._run_test.p(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
+        new = 1.0 if novelty is None else self._novelty_test.p(novelty)
+        return min(1.0, _TESTS * min(point, run, new))
 
     def score_one(self, x: dict[Any, Any]) -> float:
         value = self._value(x)
         if value is None or self._seen < self.warmup:
             return 0.0
-        z = self._z(value, int(x.get("season", 0)))
-        if z is None:
+        evidence = self._evidence(value, int(x.get("season", 0)))
+        if evidence is None:
             return 0.0
-        score = score_from_p(self._p(z))
+        score = score_from_p(self._p(*evidence))
         return min(score, _EPISODE_CAP) if self._episode else score
 
     def learn_one(self, x: dict[Any, Any]) -> None:
@@ -178,15 +172,15 @@ class MetricDetector(base.AnomalyDetector):
         if value is None:
             return
         season = int(x.get("season", 0))
-        z = self._z(value, season)
+        evidence = self._evidence(value, season)
         keep = True
-        if z is not None:
-            p = self._p(z)
+        if evidence is not None:
+            p = self._p(*evidence)
             alarming = p <= _ALARM_P and self._seen >= self.warmup
             self._follow_episode(p, alarming)
             self._run = self._run + 1 if alarming else 0
             keep = not 0 < self._run < self.protect
-            self._learn_residual(z)
+            self._learn_evidence(value, *evidence)
         profile = self._profile.get(season)
         if keep:
             self._values.append(value)
@@ -205,33 +199,24 @@ class MetricDetector(base.AnomalyDetector):
         elif alarming:
             self._episode, self._calm = True, 0
 
-    def _alarm_z(self) -> float:
-        """The z at which the point test alone reaches the alert's p (Bonferroni: p / 2)."""
-        rate, mean_excess = self._tail()
-        return _TAIL_START + mean_excess * math.log(max(rate / (_ALARM_P / 2), 1.0))
-
-    def _learn_residual(self, z: float) -> None:
-        average = self._average(z)
-        self._recent.append(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
-        keep = 1.0 - _TAIL_DECAY
+    def _learn_evidence(self, value: float, z: float, novelty: float | None) -> None:
         # Winsorised at the current alarm point: one huge spike must not teach the tail that
         # every later spike is ordinary; many spikes still widen it, step by step.
         excess = min(z, self._alarm_z()) - _TAIL_START
+        keep = 1.0 - _TAIL_DECAY
         self._tail_weight = self._tail_weight * keep + 1.0
         self._tail_count = self._tail_count * keep + (z > _TAIL_START)
         self._tail_excess = self._tail_excess * keep + max(excess, 0.0)
+        self._run_test.learn(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
+        if novelty is not None:
+            self._novelty_test.learn(novelty)
+        self._transitions.learn(value, *centre_and_scale(self._values))
         self._seen += 1
-        a = max(self.alpha, 1.0 / self._seen)
-        d = average - self._avg_mean
-        self._avg_mean += a * d
-        self._avg_var = (1.0 - a) * (self._avg_var + a * d * d)
 
     def expectation(self, x: dict[Any, Any]) -> Expectation:
         if not self._values:
             return Expectation(0.0, 0.0, math.inf)
-        values = list(self._values)
-        centre = _median(values)
-        scale = _MAD_TO_SD * _median([abs(v - centre) for v in values])
+        centre, scale = centre_and_scale(self._values)
         band = scale * self._alarm_z()
         expected = max(centre, 0.0)
         return Expectation(expected, max(0.0, expected - band), expected + band)
