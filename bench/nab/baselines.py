@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from river import anomaly, compose, preprocessing, stats, utils
 
@@ -26,7 +27,7 @@ def zscore_scores(values: Sequence[float], window: int = ZSCORE_WINDOW) -> list[
     >>> max(scores[:-1]) < 0.5 < scores[-1]
     True
     """
-    var = utils.Rolling(stats.Var, window_size=window)
+    var: Any = utils.Rolling(stats.Var, window_size=window)  # typed as its wrapped Var
     out = []
     for v in values:
         n = len(var.window)

@@ -146,8 +146,8 @@ def score_file(
         else:
             earliest.setdefault(w, i)
     for w, (first, _) in enumerate(rows.windows):
-        i = earliest.get(w)
-        marks[first] = -profile.fn if i is None else rows.weight[i] * profile.tp
+        hit = earliest.get(w)
+        marks[first] = -profile.fn if hit is None else rows.weight[hit] * profile.tp
     tp = len(earliest)
     return FileResult(math.fsum(marks), tp, fp, len(rows.windows) - tp, tuple(marks))
 
