@@ -10,7 +10,14 @@ from learning anomalies.
 Scores are calibrated: ``score = -log10(p) / 8`` clipped to [0, 1], where ``p`` is the tail
 probability of the observation under the learned baseline. So :data:`ALERT_THRESHOLD` = 0.5 means
 "p ≤ 1e-4" for every detector and series, and small counts cannot reach it: three complaints where
-one was expected is not evidence, thirty where ten were expected is.
+one was expected is not evidence, thirty where ten were expected is. A bucket that cannot be
+evidence (NaN, infinities, k > n) is scored 0 and not learnt.
+
+Modules: :mod:`~streams.detectors.tails` (tail probabilities, the score scale),
+:mod:`~streams.detectors.baseline` (seasonal baseline, expectation band),
+:mod:`~streams.detectors.counts` (count, proportion), :mod:`~streams.detectors.level`,
+:mod:`~streams.detectors.metric` with :mod:`~streams.detectors.evidence` (raw metrics without
+counts; what ``qualmon detect`` runs), :mod:`~streams.detectors.filter` (deciding).
 
 >>> det = CountDetector()
 >>> for _ in range(20):
