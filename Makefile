@@ -36,5 +36,11 @@ check: $(STAMP)  ## format check, lint, types
 bench: $(STAMP)  ## throughput of the worker beside a raw consume loop
 	$(BIN)/python -m bench.throughput
 
+# The NAB subset is looked for beside the repository; `make eval NAB_DIR=...` points elsewhere.
+NAB_DIR ?= ../shared/nab
+
+eval: $(STAMP)  ## detection quality on the NAB subset: qualmon detect beside two baselines
+	$(BIN)/python -m bench.nab --nab-dir $(NAB_DIR)
+
 clean:
 	rm -rf $(VENV) .qualmon .pytest_cache .mypy_cache .ruff_cache

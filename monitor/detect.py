@@ -1,10 +1,15 @@
-"""``qualmon detect``: the production level detector run offline over a ``timestamp,value`` CSV.
+"""``qualmon detect``: the production metric detector run offline over a ``timestamp,value`` CSV.
 
 Each row is scored *before* the detector learns it — exactly what the service does per closed
 bucket — and gets an ``anomaly_score`` in [0, 1]; a row at or above
-:data:`streams.detectors.ALERT_THRESHOLD` is what the service would have alerted on. Rows are
-treated as buckets of the series' own sampling step; the seasonal position comes from the
-timestamp the same way it does in the service.
+:data:`streams.detectors.ALERT_THRESHOLD` is what the service would have alerted on. The detector
+is :class:`streams.detectors.MetricDetector` behind the service's :class:`SeriesFilter`: a raw
+series carries no counts, so it is judged by its own history.
+
+Rows are buckets of the series' own sampling step (the first gap between two timestamps).
+Timestamps without an offset are read as Asia/Shanghai time, like the service's buckets. The
+seasonal position is the half-hour of the day for a step below a day, and the service's
+weekday / month-end position (:func:`streams.windows.season_of`) for a day or more.
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from streams.detectors import LevelDetector, SeriesFilter
-from streams.windows import season_of
+from streams.detectors import MetricDetector, SeriesFilter
+from streams.windows import SHANGHAI, season_of, shanghai
 
 Row = tuple[str, str, float]
+
+#: The detector ``qualmon detect`` runs on every series.
+DETECTOR = MetricDetector
+
+DAY = 86400
+_SUB_DAILY_SEASON = 1800  # half an hour
 
 
 def _epoch(text: str, line: int) -> float:
@@ -27,12 +38,29 @@ def _epoch(text: str, line: int) -> float:
         raise ValueError(
             f"line {line}: timestamp {text!r} is not ISO-8601 (e.g. 2014-04-01 00:00:00)"
         ) from exc
-    return when.timestamp() if when.tzinfo else when.replace(tzinfo=None).timestamp()
+    return (when if when.tzinfo else when.replace(tzinfo=SHANGHAI)).timestamp()
+
+
+def season(epoch: float, step: float | None) -> int:
+    """Seasonal position of a row: half-hour of the Shanghai day below a daily step, else the
+    service's daily season.
+
+    >>> season(1_396_281_600.0, 300.0)          # 2014-04-01 00:00 +08:00, five-minute rows
+    0
+    >>> season(1_396_281_600.0 + 13.5 * 3600, 300.0)   # 13:30
+    27
+    >>> season(1_396_281_600.0, 86400.0)        # a Tuesday
+    1
+    """
+    if step is not None and step < DAY:
+        local = shanghai(epoch)
+        return (local.hour * 3600 + local.minute * 60) // _SUB_DAILY_SEASON
+    return season_of(int(epoch), DAY)
 
 
 def score_series(rows: Iterable[tuple[str, str]]) -> Iterator[Row]:
     """(timestamp, value) pairs in, (timestamp, value, score) out, in order."""
-    series = SeriesFilter(LevelDetector(direction="both"))
+    series = SeriesFilter(DETECTOR(direction="both"))
     step: float | None = None
     previous: float | None = None
     for line, (stamp, raw) in enumerate(rows, start=2):
@@ -44,9 +72,7 @@ def score_series(rows: Iterable[tuple[str, str]]) -> Iterator[Row]:
             value = float(raw)
         except ValueError as exc:
             raise ValueError(f"line {line}: value {raw!r} is not a number") from exc
-        bucket = int(step) if step and step >= 60 else 86400
-        x = {"value": value, "n": 1.0, "season": season_of(int(epoch), bucket)}
-        score, _ = series.step(x)
+        score, _ = series.step({"value": value, "n": 1.0, "season": season(epoch, step)})
         yield stamp, raw, score
 
 

@@ -1,17 +1,15 @@
-"""Detectors: one contract over every implementation (as river's test_estimators), then the
-behaviour each promises — count-awareness, seasonality, the filter — and the tail functions."""
+"""Detectors: the behaviour each promises — count-awareness, seasonality, the filter — and the
+tail functions. The contract every detector shares is in ``test_detectors_contract``."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import pickle
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from river import base
 
 from streams.detectors import (
     ALERT_THRESHOLD,
@@ -56,85 +54,6 @@ def run(detector: Any, xs: Any) -> list[float]:
         scores.append(detector.score_one(x))
         detector.learn_one(x)
     return scores
-
-
-# ---- the contract ------------------------------------------------------------------------------
-
-
-def check_defaults_construct(cls: type) -> None:
-    detector = cls()
-    assert isinstance(detector, base.AnomalyDetector)
-    # Every __init__ parameter is stored under its own name, which clone() and repr rely on.
-    params = inspect.signature(cls.__init__).parameters
-    for name in list(params)[1:]:
-        assert getattr(detector, name) == params[name].default
-
-
-def check_docstring(cls: type) -> None:
-    assert "__doc__" in cls.__dict__ and cls.__doc__ and cls.__doc__.strip()
-
-
-def check_pickle_round_trip_mid_stream(cls: type) -> None:
-    xs = list(stream(1))
-    detector = cls()
-    run(detector, xs[:60])
-    restored = pickle.loads(pickle.dumps(detector))
-    assert run(restored, xs[60:]) == run(detector, xs[60:])
-
-
-def check_clone_is_fresh(cls: type) -> None:
-    params = {"direction": "both", "alpha": 0.2}
-    detector = cls(**params)
-    xs = list(stream(2))
-    run(detector, xs)
-    clone = detector.clone()
-    assert type(clone) is cls and clone is not detector
-    assert clone._get_params() == detector._get_params()
-    assert (clone.direction, clone.alpha) == ("both", 0.2)
-    # Fresh: nothing learnt, exactly as a new instance with the same parameters.
-    assert pickle.dumps(clone) == pickle.dumps(cls(**params))
-    assert run(clone, xs) == run(cls(**params), xs)
-
-
-def check_scores_in_unit_interval(cls: type) -> None:
-    for direction in ("high", "low", "both"):
-        scores = run(cls(direction=direction), stream(3, 200))
-        assert all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores), scores
-        assert any(s > 0.0 for s in scores)  # the stream does test something
-
-
-def check_score_before_learn(cls: type) -> None:
-    detector = cls()
-    for x in stream(4):
-        before = pickle.dumps(detector)
-        first = detector.score_one(x)
-        assert detector.score_one(x) == first
-        assert pickle.dumps(detector) == before  # scoring changed no state
-        detector.learn_one(x)
-
-
-def check_deterministic(cls: type) -> None:
-    assert run(cls(), stream(5)) == run(cls(), stream(5))
-
-
-CHECKS: list[Callable[[type], None]] = [
-    check_defaults_construct,
-    check_docstring,
-    check_pickle_round_trip_mid_stream,
-    check_clone_is_fresh,
-    check_scores_in_unit_interval,
-    check_score_before_learn,
-    check_deterministic,
-]
-
-
-@pytest.mark.parametrize(
-    ("cls", "check"),
-    [(cls, check) for cls in DETECTORS.values() for check in CHECKS],
-    ids=[f"{cls.__name__}-{check.__name__}" for cls in DETECTORS.values() for check in CHECKS],
-)
-def test_detector_contract(cls: type, check: Callable[[type], None]) -> None:
-    check(cls)
 
 
 # ---- count-awareness ---------------------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""What a detector expects of a bucket: a level with per-season adjustments (the baseline of the
+count and level detectors), and the band shown beside every reading and anomaly."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+_PSEUDO_COUNT = 3.0
+_MAX_COUNT = 1e15  # no real count or sample comes near; beyond it the exact tails overflow
+_WARMUP = 14  # buckets a series must have seen before it is scored at all (two weeks of days)
+
+
+class _Seasonal:
+    """A level plus a per-season adjustment, learnt by exponential weighting.
+
+    ``multiplicative`` suits counts (a weekend has 40 % of a weekday's policies); additive suits
+    values already on a log scale. The first :data:`_WARMUP` observations are kept and fitted at
+    once — the median as level, each season's mean relative to it — so a series that starts on a
+    weekend or at a month-end does not take that for its normal. Plain floats, not River
+    objects: a series keeps at most a few hundred of them (the bench reports bytes per series).
+    """
+
+    __slots__ = ("adjust", "alpha", "level", "multiplicative", "seen", "warm")
+
+    def __init__(self, alpha: float, multiplicative: bool) -> None:
+        self.alpha = alpha
+        self.multiplicative = multiplicative
+        self.level = 0.0
+        self.adjust: dict[int, float] = {}
+        self.seen = 0
+        self.warm: list[tuple[float, int]] | None = []
+
+    def ready(self, season: int) -> bool:
+        """Warm, and this season seen before: only then is an expectation worth judging by."""
+        return self.warm is None and season in self.adjust
+
+    def expect(self, season: int) -> float:
+        if self.multiplicative:
+            return self.level * self.adjust.get(season, 1.0)
+        return self.level + self.adjust.get(season, 0.0)
+
+    def learn(self, value: float, season: int) -> None:
+        self.seen += 1
+        if self.warm is not None:
+            self.warm.append((value, season))
+            if len(self.warm) >= _WARMUP:
+                self._fit(self.warm)
+                self.warm = None
+            return
+        a = self.alpha
+        # Seasons come round rarely, so their adjustments learn faster than the level; one seen
+        # for the first time takes its adjustment from this observation alone.
+        fast = min(1.0, 3 * a) if season in self.adjust else 1.0
+        if self.multiplicative:
+            # Floored so that a season first seen empty can still be divided by and recover.
+            factor = max(self.adjust.get(season, 1.0), 0.05)
+            self.level += a * (value / factor - self.level)
+            if self.level > 0:
+                self.adjust[season] = factor + fast * (self._ratio(value, self.level) - factor)
+        else:
+            offset = self.adjust.get(season, 0.0)
+            self.level += a * (value - offset - self.level)
+            self.adjust[season] = offset + fast * (value - self.level - offset)
+
+    @staticmethod
+    def _ratio(value: float, level: float) -> float:
+        # Pseudo-counts shrink factors of small counts towards 1: 6 against a level of 1 is
+        # mostly noise, 6,000 against 1,000 is a season.
+        return (value + _PSEUDO_COUNT) / (level + _PSEUDO_COUNT)
+
+    def _fit(self, points: list[tuple[float, int]]) -> None:
+        values = sorted(v for v, _ in points)
+        middle = len(values) // 2
+        self.level = (
+            values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        )
+        by_season: dict[int, list[float]] = {}
+        for v, season in points:
+            by_season.setdefault(season, []).append(v)
+        for season, vs in by_season.items():
+            mean = sum(vs) / len(vs)
+            if self.multiplicative:
+                self.adjust[season] = max(self._ratio(mean, self.level), 0.05)
+            else:
+                self.adjust[season] = mean - self.level
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the detector expected: a centre and the band outside which it would alert."""
+
+    expected: float
+    lower: float
+    upper: float
+
+
+def usable_count(k: float, n: float | None = None) -> bool:
+    """A count (of ``n`` trials) that can be evidence: finite, 0 ≤ k (≤ n) ≤ 1e15.
+
+    Anything else — NaN, infinities, negative counts, more successes than trials — is not judged
+    and not learnt: a detector's baseline must never be poisoned by an impossible bucket.
+
+    >>> usable_count(3.0), usable_count(3.0, 2.0), usable_count(float("nan")), usable_count(-1.0)
+    (True, False, False, False)
+    """
+    top = _MAX_COUNT if n is None else n
+    return 0.0 <= k <= top <= _MAX_COUNT
+
+
+def usable_value(*values: float) -> bool:
+    """Finite numbers only (NaN and infinities are not judged and not learnt)."""
+    return all(math.isfinite(v) for v in values)

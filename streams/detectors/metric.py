@@ -1,0 +1,222 @@
+"""The metric detector: a raw metric stream with no counts behind it, judged by its own history.
+
+Counts and rates carry their evidence (k of n) and are judged by Poisson and binomial tails. A
+raw metric — a latency, a CPU load, a queue length, a value in a CSV given to ``qualmon detect``
+— carries none, and its noise is rarely Gaussian: spikes, plateaus, daily waves. So this
+detector takes its yardstick from the series itself and reports a calibrated tail probability
+all the same (``score = -log10(p) / 8``, alert at p ≤ 1e-4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from river import base
+
+from streams.detectors.baseline import Expectation
+from streams.detectors.evidence import RunningAverageTest, Transitions, centre_and_scale
+from streams.detectors.tails import ALERT_THRESHOLD, score_from_p
+
+_ALARM_P = 10.0 ** (-8.0 * ALERT_THRESHOLD)  # the p the alert threshold stands for: 1e-4
+_EPISODE_CAP = 0.98 * ALERT_THRESHOLD  # highest score inside an episode already reported
+_TESTS = 3  # point, run and novelty: Bonferroni
+_MIN_VALUES = 10  # values in the window before any residual is measured
+_FULL_SCALE_Z = 16.0  # robust z at which a value counts fully in the running average
+_Z_MAX = 1e6  # larger deviations count as this (keeps every statistic finite)
+_VALUE_MAX = 1e100  # inputs are clipped to ±this for the same reason
+_TAIL_START = 3.0  # z above which the point test models the tail
+_TAIL_DECAY = 0.001  # forgetting rate of the tail statistics (a memory of ~1,000 values)
+_TAIL_PRIOR = (500.0, 0.01, 0.5)  # pseudo-values, their exceedance rate and mean excess
+_SEASON_ALPHA = 0.3  # how fast a season's profile follows its values
+
+
+def _robust_z(value: float, centre: float, scale: float, direction: str) -> float:
+    """Distance of ``value`` from ``centre`` in robust standard deviations, one-sided or not."""
+    deviation = value - centre
+    if direction == "high":
+        deviation = max(deviation, 0.0)
+    elif direction == "low":
+        deviation = max(-deviation, 0.0)
+    else:
+        deviation = abs(deviation)
+    if scale <= 0.0:  # a flat window: any move away from it is as surprising as it gets
+        return 0.0 if deviation == 0.0 else _FULL_SCALE_Z
+    return min(deviation / scale, _Z_MAX)
+
+
+class MetricDetector(base.AnomalyDetector):
+    """Robust, self-calibrated surprise of a raw metric, reported once per episode.
+
+    1. **Residual.** A robust z (median and MAD) of the value against the last ``window``
+       values, and of its seasonal residual (value minus a per-season profile) against the last
+       ``window`` residuals; the smaller counts, since a value either model explains is normal.
+    2. **Three tests, each calibrated by the series' own history**, combined by Bonferroni:
+       *point* — an exponential tail above z = 3 whose exceedance rate and mean excess are learnt
+       (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm;
+       *run* — the mean of the last ``average`` z's (capped at 16) against the mean and
+       variance that average has had, like HTM's anomaly likelihood, so a lasting shift alarms
+       when no single value would; *novelty* — the same running test on how unheard-of each
+       step between value bands is, so a new shape alarms when no value is out of range.
+       Nothing is scored before ``warmup`` residuals have been learnt.
+    3. **Episodes.** After an alarm, scores stay just below the alert threshold until the series
+       has calmed (``calm_buckets`` values in a row with p > ``calm_p``): an incident is
+       reported at its onset, once, not on every value it lasts. Values of the first
+       ``protect`` alarming buckets are kept out of the window (a spike must not widen the
+       yardstick that judges the next one); a change that lasts longer becomes the new normal.
+
+    It protects itself, so :class:`~streams.detectors.SeriesFilter` lets it learn every value.
+
+    >>> import random
+    >>> rng = random.Random(1)
+    >>> det = MetricDetector()
+    >>> scores = []
+    >>> for i in range(400):
+    ...     x = {"value": 50 + rng.gauss(0, 2) + (40 if i == 300 else 0), "season": 0}
+    ...     scores.append(det.score_one(x))
+    ...     det.learn_one(x)
+    >>> max(scores[:300]) < ALERT_THRESHOLD <= scores[300]
+    True
+    >>> max(scores[301:]) < ALERT_THRESHOLD
+    True
+    """
+
+    protects_itself = True
+
+    def __init__(
+        self,
+        direction: str = "both",
+        window: int = 100,
+        average: int = 10,
+        alpha: float = 0.0005,
+        warmup: int = 150,
+        calm_p: float = 0.05,
+        calm_buckets: int = 10,
+        protect: int = 7,
+    ) -> None:
+        self.direction = direction
+        self.window = window
+        self.average = average
+        self.alpha = alpha
+        self.warmup = warmup
+        self.calm_p = calm_p
+        self.calm_buckets = calm_buckets
+        self.protect = protect
+        self._values: deque[float] = deque(maxlen=window)
+        self._residuals: deque[float] = deque(maxlen=window)
+        self._profile: dict[int, float] = {}
+        self._run_test = RunningAverageTest(average, alpha)
+        self._novelty_test = RunningAverageTest(average, alpha)
+        self._transitions = Transitions()
+        self._seen = 0  # residuals learnt
+        self._tail_weight = 0.0  # decayed count of residuals, of exceedances, of excess
+        self._tail_count = 0.0
+        self._tail_excess = 0.0
+        self._episode = False
+        self._calm = 0
+        self._run = 0  # alarming buckets in a row
+
+    @staticmethod
+    def _value(x: dict[Any, Any]) -> float | None:
+        value = float(x["value"])
+        if math.isnan(value):
+            return None
+        return max(-_VALUE_MAX, min(_VALUE_MAX, value))
+
+    def _evidence(self, value: float, season: int) -> tuple[float, float | None] | None:
+        """(robust z, transition novelty) of ``value``, or None while the window fills."""
+        if len(self._values) < _MIN_VALUES:
+            return None
+        centre, scale = centre_and_scale(self._values)
+        z = _robust_z(value, centre, scale, self.direction)
+        profile = self._profile.get(season)
+        if profile is not None and len(self._residuals) >= _MIN_VALUES:
+            r_centre, r_scale = centre_and_scale(self._residuals)
+            z = min(z, _robust_z(value - profile, r_centre, r_scale, self.direction))
+        return z, self._transitions.evidence(value, centre, scale)
+
+    def _tail(self) -> tuple[float, float]:
+        """(rate of z above the tail start, mean excess above it), shrunk towards the prior."""
+        prior_n, prior_rate, prior_excess = _TAIL_PRIOR
+        rate = (prior_n * prior_rate + self._tail_count) / (prior_n + self._tail_weight)
+        mean_excess = (prior_n * prior_rate * prior_excess + self._tail_excess) / (
+            prior_n * prior_rate + self._tail_count
+        )
+        return rate, mean_excess
+
+    def _alarm_z(self) -> float:
+        """The z at which the point test alone reaches the alert's p."""
+        rate, mean_excess = self._tail()
+        return _TAIL_START + mean_excess * math.log(max(rate * _TESTS / _ALARM_P, 1.0))
+
+    def _p(self, z: float, novelty: float | None) -> float:
+        rate, mean_excess = self._tail()
+        point = 1.0 if z <= _TAIL_START else rate * math.exp(-(z - _TAIL_START) / mean_excess)
+        run = self._run_test.p(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
+        new = 1.0 if novelty is None else self._novelty_test.p(novelty)
+        return min(1.0, _TESTS * min(point, run, new))
+
+    def score_one(self, x: dict[Any, Any]) -> float:
+        value = self._value(x)
+        if value is None or self._seen < self.warmup:
+            return 0.0
+        evidence = self._evidence(value, int(x.get("season", 0)))
+        if evidence is None:
+            return 0.0
+        score = score_from_p(self._p(*evidence))
+        return min(score, _EPISODE_CAP) if self._episode else score
+
+    def learn_one(self, x: dict[Any, Any]) -> None:
+        value = self._value(x)
+        if value is None:
+            return
+        season = int(x.get("season", 0))
+        evidence = self._evidence(value, season)
+        keep = True
+        if evidence is not None:
+            p = self._p(*evidence)
+            alarming = p <= _ALARM_P and self._seen >= self.warmup
+            self._follow_episode(p, alarming)
+            self._run = self._run + 1 if alarming else 0
+            keep = not 0 < self._run < self.protect
+            self._learn_evidence(value, *evidence)
+        profile = self._profile.get(season)
+        if keep:
+            self._values.append(value)
+            if profile is not None:
+                self._residuals.append(value - profile)
+        # Written as a weighted sum so that values near the clip cannot overflow.
+        self._profile[season] = (
+            value if profile is None else (1 - _SEASON_ALPHA) * profile + _SEASON_ALPHA * value
+        )
+
+    def _follow_episode(self, p: float, alarming: bool) -> None:
+        if self._episode:
+            self._calm = self._calm + 1 if p > self.calm_p else 0
+            if self._calm >= self.calm_buckets:
+                self._episode = False
+        elif alarming:
+            self._episode, self._calm = True, 0
+
+    def _learn_evidence(self, value: float, z: float, novelty: float | None) -> None:
+        # Winsorised at the current alarm point: one huge spike must not teach the tail that
+        # every later spike is ordinary; many spikes still widen it, step by step.
+        excess = min(z, self._alarm_z()) - _TAIL_START
+        keep = 1.0 - _TAIL_DECAY
+        self._tail_weight = self._tail_weight * keep + 1.0
+        self._tail_count = self._tail_count * keep + (z > _TAIL_START)
+        self._tail_excess = self._tail_excess * keep + max(excess, 0.0)
+        self._run_test.learn(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
+        if novelty is not None:
+            self._novelty_test.learn(novelty)
+        self._transitions.learn(value, *centre_and_scale(self._values))
+        self._seen += 1
+
+    def expectation(self, x: dict[Any, Any]) -> Expectation:
+        if not self._values:
+            return Expectation(0.0, 0.0, math.inf)
+        centre, scale = centre_and_scale(self._values)
+        band = scale * self._alarm_z()
+        expected = max(centre, 0.0)
+        return Expectation(expected, max(0.0, expected - band), expected + band)
