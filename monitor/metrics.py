@@ -10,13 +10,24 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.feedback import VERDICTS
 from streams.indicators import INDICATORS
+from streams.rolling import WINDOWS
 from streams.schema import EVENT_TYPES
+from streams.scoring import CATEGORIES
 
 OUTCOMES = ("accepted", "duplicate", "late", "invalid")
 DLQ_REASONS = ("not_json", "not_an_event", "invalid_event")
 SEVERITIES = ("minor", "major", "critical")
 SLICE_LABELS = ("org", "product_line", "channel")
+#: Anomalies that are not an indicator's reading: SLA breaches, concentrations, data quality.
+OTHER_ANOMALIES = (
+    "complaint_sla_breach", "claim_sla_breach",
+    "complaints_concentration", "surrenders_concentration", "cooling_off_cancels_concentration",
+    "feed_silence", "duplicate_surge", "amount_unit_jump",
+)  # fmt: skip
+#: Windows exported as gauges (all of them are served by GET /v1/indicators?window=...).
+GAUGE_WINDOWS = tuple(w for w in WINDOWS if w != "bucket")
 
 
 class Metrics:
@@ -56,9 +67,25 @@ class Metrics:
             ["indicator", "severity"],
             registry=registry,
         )
-        for name in INDICATORS:
+        for name in (*INDICATORS, *OTHER_ANOMALIES):
             for severity in SEVERITIES:
                 self.anomalies.labels(name, severity)
+        self.anomaly_categories = Counter(
+            "qualmon_anomalies_by_category_total",
+            "Anomalies detected, by category (business, concentration, data_quality).",
+            ["category"],
+            registry=registry,
+        )
+        for category in CATEGORIES:
+            self.anomaly_categories.labels(category)
+        self.feedback = Counter(
+            "qualmon_anomaly_feedback_total",
+            "Verdicts posted on anomalies, by verdict.",
+            ["verdict"],
+            registry=registry,
+        )
+        for verdict in VERDICTS:
+            self.feedback.labels(verdict)
         self.buckets_closed = Counter(
             "qualmon_buckets_closed_total", "Event-time buckets closed and scored.",
             registry=registry,
@@ -96,6 +123,15 @@ class Metrics:
             )
             for i in INDICATORS.values()
         }
+        self.window_gauge = {
+            i.name: Gauge(
+                i.metric.replace("qualmon_indicator_", "qualmon_window_", 1),
+                f"{i.description} Over a rolling window ending with the last closed bucket.",
+                ["window", *SLICE_LABELS],
+                registry=registry,
+            )
+            for i in INDICATORS.values()
+        }
         self.sample_size = Gauge(
             "qualmon_indicator_sample_size",
             "Exposure or sample size the last reading of an indicator rests on.",
@@ -108,6 +144,24 @@ class Metrics:
             ["indicator", *SLICE_LABELS],
             registry=registry,
         )
+
+    def windows(self, rows: list[tuple[tuple[str, str, str], str, list[float]]]) -> None:
+        """Export indicators over rolling windows for the total and single-dimension slices
+        (org, product line, channel); deeper slices are served by the API only."""
+        for key, window, sums in rows:
+            if sum(1 for part in key if part != "*") > 1 or window not in GAUGE_WINDOWS:
+                continue
+            series = ("window", window, *key)
+            if series not in self._exported:
+                if len(self._exported) >= self.max_series:
+                    self.series_not_exported.inc()
+                    continue
+                self._exported.add(series)
+            for name, definition in INDICATORS.items():
+                value = definition.read(sums).value
+                if value is not None:
+                    gauge = self.window_gauge[name]
+                    gauge.labels(window, *key).set(value * definition.metric_scale)
 
     def reading(
         self, indicator: str, key: tuple[str, str, str], value: float, n: float, score: float

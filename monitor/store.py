@@ -72,12 +72,38 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # Anomaly categories and their explanation, feedback on anomalies, rolling windows.
+    """
+    ALTER TABLE anomalies ADD COLUMN category TEXT NOT NULL DEFAULT 'business';
+    ALTER TABLE anomalies ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX anomalies_by_category ON anomalies (category, bucket_start);
+    CREATE TABLE anomaly_feedback (
+        feedback_id INTEGER PRIMARY KEY,
+        anomaly_id TEXT NOT NULL REFERENCES anomalies (anomaly_id),
+        verdict TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX anomaly_feedback_by_anomaly ON anomaly_feedback (anomaly_id);
+    CREATE TABLE indicator_windows (
+        org TEXT NOT NULL,
+        product_line TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        window_name TEXT NOT NULL,
+        as_of INTEGER NOT NULL,
+        sums BLOB NOT NULL,
+        PRIMARY KEY (org, product_line, channel, window_name)
+    );
+    """,
 )
 
 ANOMALY_COLUMNS = (
     "anomaly_id", "indicator", "org", "product_line", "channel", "bucket_start", "bucket_seconds",
     "value", "expected", "lower", "upper", "score", "k", "n", "detector", "severity",
+    "category", "detail",
 )  # fmt: skip
+#: Columns added after the first schema, with the value rows written before them take.
+_ANOMALY_DEFAULTS = {"category": "business", "detail": "{}"}
 READING_COLUMNS = (
     "indicator", "org", "product_line", "channel", "bucket_start",
     "value", "k", "n", "score", "expected", "lower", "upper",
@@ -164,7 +190,10 @@ class Store:
                     f"INSERT INTO anomalies ({', '.join(ANOMALY_COLUMNS)}, created_at) "
                     f"VALUES ({', '.join('?' * (len(ANOMALY_COLUMNS) + 1))}) "
                     "ON CONFLICT DO NOTHING",
-                    ([*(a[col] for col in ANOMALY_COLUMNS), now] for a in anomalies),
+                    (
+                        [*(a.get(col, _ANOMALY_DEFAULTS.get(col)) for col in ANOMALY_COLUMNS), now]
+                        for a in anomalies
+                    ),
                 )
                 c.executemany(
                     "INSERT INTO late_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -202,11 +231,13 @@ class Store:
         until: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        category: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of anomalies, newest bucket first, and the total matching."""
         where, args = _filters(
-            "", indicator=indicator, org=org, product_line=product_line, channel=channel
-        )
+            "", indicator=indicator, org=org, product_line=product_line, channel=channel,
+            category=category,
+        )  # fmt: skip
         if since:
             where.append("bucket_start >= ?")
             args.append(since)
@@ -257,8 +288,77 @@ class Store:
             rows = self._conn.execute(sql, [*args, limit]).fetchall()
         return [dict(r) for r in rows]
 
+    # ---- feedback and rolling windows --------------------------------------------------------
+
+    def add_feedback(self, anomaly_id: str, verdict: str, note: str) -> dict[str, Any] | None:
+        """Store a verdict on an anomaly; None when there is no such anomaly."""
+        with self._lock:
+            c = self._conn
+            if c.execute("SELECT 1 FROM anomalies WHERE anomaly_id = ?", (anomaly_id,)).fetchone():
+                cur = c.execute(
+                    "INSERT INTO anomaly_feedback (anomaly_id, verdict, note, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (anomaly_id, verdict, note, time.time()),
+                )
+                row = c.execute(
+                    "SELECT * FROM anomaly_feedback WHERE feedback_id = ?", (cur.lastrowid,)
+                ).fetchone()
+                return dict(row)
+        return None
+
+    def feedback_after(self, feedback_id: int) -> list[dict[str, Any]]:
+        """Verdicts stored after ``feedback_id``, oldest first, with their anomaly's fields."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT f.feedback_id, f.verdict, a.* FROM anomaly_feedback f "
+                "JOIN anomalies a ON a.anomaly_id = f.anomaly_id "
+                "WHERE f.feedback_id > ? ORDER BY f.feedback_id",
+                (feedback_id,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def save_windows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Upsert the latest sums of each (slice, window)."""
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.executemany(
+                    "INSERT INTO indicator_windows VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (org, product_line, channel, window_name) DO UPDATE "
+                    "SET as_of = excluded.as_of, sums = excluded.sums",
+                    rows,
+                )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def windows(
+        self,
+        window: str,
+        *,
+        org: str | None = None,
+        product_line: str | None = None,
+        channel: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """The latest sums of window ``window`` per matching slice."""
+        where, args = _filters("", org=org, product_line=product_line, channel=channel)
+        clause = "".join(f" AND {w}" for w in where)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT * FROM indicator_windows WHERE window_name = ?{clause} "
+                "ORDER BY org, product_line, channel LIMIT ?",
+                [window, *args, limit],
+            ).fetchall()
+        return [dict(r) for r in rows]
+
     def count(self, table: str) -> int:
-        if table not in {"anomalies", "indicator_values", "seen_events", "late_events"}:
+        if table not in {
+            "anomalies", "indicator_values", "seen_events", "late_events", "anomaly_feedback",
+            "indicator_windows",
+        }:  # fmt: skip
             raise ValueError(f"unknown table {table!r}")
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])

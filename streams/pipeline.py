@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,10 @@ from monitor.store import Store
 from streams.aggregate import Aggregator
 from streams.decode import decode_record
 from streams.schema import EVENT_TYPES
-from streams.scoring import Anomaly, SeriesBank
+from streams.feedback import VERDICTS
+from streams.scoring import Anomaly
 from streams.slices import Slicer
+from streams.watch import Watch, encode_window
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,13 @@ class Flush:
     anomalies: list[Anomaly]
     late: list[tuple[str, int, bytes]]
     acks: list[Any]
+    windows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 @dataclass
 class Pipeline:
     aggregator: Aggregator
-    bank: SeriesBank
+    watch: Watch
     metrics: Metrics
     store: Store
     checkpoint_name: str
@@ -53,6 +57,7 @@ class Pipeline:
     anomalies: list[Anomaly] = field(default_factory=list)
     late: list[tuple[str, int, bytes]] = field(default_factory=list)
     acks: list[Any] = field(default_factory=list)
+    windows: list[tuple[Any, ...]] = field(default_factory=list)
     _bank_blob: bytes | None = None
 
     @classmethod
@@ -61,9 +66,9 @@ class Pipeline:
         blob, seen = store.load_checkpoint(settings.app_id)
         if blob is not None:
             aggregator, bank_blob = pickle.loads(blob)
-            bank = pickle.loads(bank_blob)
+            watch = pickle.loads(bank_blob)
             log.info("resumed from checkpoint: %d open buckets, %d series, %d remembered ids",
-                     len(aggregator.buckets), len(bank.series), len(seen))  # fmt: skip
+                     len(aggregator.buckets), len(watch.series), len(seen))  # fmt: skip
         else:
             slicer = Slicer(settings.slice_combinations, settings.max_orgs)
             aggregator = Aggregator(
@@ -72,12 +77,13 @@ class Pipeline:
                 settings.dedup_retention_seconds,
                 slicer,
             )
-            bank = SeriesBank(settings.bucket_seconds)
+            aggregator.cases.claim_limit_days = settings.claim_settlement_limit_days
+            watch = Watch(settings.bucket_seconds, settings.calendar())
         aggregator.seen = seen
         aggregator.new_ids = []
         aggregator.clock.resume(time.time())
-        pipeline = cls(aggregator, bank, metrics, store, settings.app_id)
-        metrics.series.set(len(bank.series))
+        pipeline = cls(aggregator, watch, metrics, store, settings.app_id)
+        metrics.series.set(len(watch.series))
         if aggregator.clock.watermark > float("-inf"):
             metrics.watermark.set(aggregator.clock.watermark)
         return pipeline
@@ -106,9 +112,13 @@ class Pipeline:
 
     def close_due(self, now: float) -> None:
         """Score and queue every bucket the watermark has passed."""
-        for bucket in self.aggregator.close_due(now):
+        closing = self.aggregator.close_due(now)
+        if closing:
+            self.apply_feedback()
+        for bucket in closing:
             started = time.perf_counter()
-            readings, anomalies = self.bank.score(bucket)
+            closed = self.watch.close(bucket, self.aggregator)
+            readings, anomalies = closed.readings, closed.anomalies
             for r in readings:
                 self.metrics.reading(r.indicator, r.slice, r.value, r.n, r.score)
                 self.readings.append(
@@ -117,13 +127,37 @@ class Pipeline:
                 )  # fmt: skip
             for a in anomalies:
                 self.metrics.anomalies.labels(a.indicator, a.severity).inc()
+                self.metrics.anomaly_categories.labels(a.category).inc()
             self.anomalies.extend(anomalies)
             self._bank_blob = None
             self.metrics.buckets_closed.inc()
-            self.metrics.series.set(len(self.bank.series))
+            self.metrics.series.set(len(self.watch.series))
             self.metrics.bucket_close.observe(time.perf_counter() - started)
+        if closing:
+            # Only the latest windows are kept for the API and the gauges.
+            rows = self.watch.window_rows()
+            self.metrics.windows(rows)
+            as_of = self.watch.as_of
+            self.windows = [encode_window(key, name, as_of, sums) for key, name, sums in rows]
         if self.aggregator.clock.watermark > float("-inf"):
             self.metrics.watermark.set(self.aggregator.clock.watermark)
+
+    def apply_feedback(self) -> None:
+        """Apply verdicts posted since the last bucket closed to the series they are about."""
+        book = self.watch.feedback
+        for row in self.store.feedback_after(book.cursor):
+            book.cursor = max(book.cursor, int(row["feedback_id"]))
+            if row["verdict"] not in VERDICTS:
+                continue
+            key = (row["org"], row["product_line"], row["channel"])
+            book.apply(row["indicator"], key, row["verdict"], row["value"], row["expected"])
+            series = self.watch.series.get((row["indicator"], key))
+            if series is not None and row["verdict"] != "true_positive":
+                start = int(datetime.fromisoformat(row["bucket_start"]).timestamp())
+                season = self.watch.bank.season(start)
+                x = {"value": row["value"], "k": row["k"], "n": row["n"], "season": season}
+                series.detector.learn_one(x)
+            self._bank_blob = None
 
     def take_flush(self) -> Flush:
         """Everything the next checkpoint must cover; resets the pending lists."""
@@ -133,14 +167,16 @@ class Pipeline:
         agg.seen, agg.new_ids = {}, []
         try:
             if self._bank_blob is None:
-                self._bank_blob = pickle.dumps(self.bank, protocol=pickle.HIGHEST_PROTOCOL)
+                self._bank_blob = pickle.dumps(self.watch, protocol=pickle.HIGHEST_PROTOCOL)
             state = pickle.dumps((agg, self._bank_blob), protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             agg.seen, agg.new_ids = seen, []
         flush = Flush(
-            state, new_ids, agg.dedup_horizon, self.readings, self.anomalies, self.late, self.acks
-        )
+            state, new_ids, agg.dedup_horizon, self.readings, self.anomalies, self.late, self.acks,
+            self.windows,
+        )  # fmt: skip
         self.readings, self.anomalies, self.late, self.acks = [], [], [], []
+        self.windows = []
         return flush
 
     def save(self, flush: Flush) -> None:
@@ -153,6 +189,10 @@ class Pipeline:
             anomalies=[a.as_dict() for a in flush.anomalies],
             late=flush.late,
         )
+        if flush.windows:
+            # Derived from the state just saved, and an upsert: a crash in between only leaves
+            # the previous windows until the next bucket closes.
+            self.store.save_windows(flush.windows)
 
 
 def _type_of(letter: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
     """
     if n <= 0:
         return (0.0, 1.0)
-    p = k / n
+    p = min(1.0, max(0.0, k / n))
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from streams.fields import FIELDS, SNAPSHOT, new_accumulator
+from streams.fields import FIELD, FIELDS, SNAPSHOT, new_accumulator
 from streams.slices import SliceKey
 from streams.windows import shanghai
 
@@ -100,6 +100,16 @@ class Rolling:
             for into in (w.hour, w.days[-1][1], w.month, w.quarter):
                 _add(into, acc)
             w.last = (start, acc)
+
+    def set_snapshot(self, key: SliceKey, values: dict[str, float]) -> None:
+        """Set snapshot fields computed after the bucket was added (target, month progress)."""
+        w = self.slices.get(key)
+        if w is None:
+            return
+        for name, value in values.items():
+            i = FIELD[name]
+            for into in (w.hour, w.days[-1][1], w.month, w.quarter):
+                into[i] = value
 
     def window(self, key: SliceKey, name: str) -> list[float] | None:
         """The slice's sums over window ``name`` ending with the latest closed bucket; None when

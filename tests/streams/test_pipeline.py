@@ -21,6 +21,7 @@ from streams.pipeline import Pipeline
 from tests.factories import at, call, premium
 
 TOPIC = "qualmon.events"
+READINGS = 13 * 13 * 21  # slices × readings per slice × closed hours, see the first test
 HOUR = 3600
 T0 = 1_772_380_800  # tests.factories.at(0): Monday 2 March 2026 00:00 Shanghai
 ORGS = {0: "00/44/4403", 1: "00/44/4404"}  # partition -> org (the topic is keyed by org)
@@ -158,14 +159,18 @@ def test_records_in_readings_and_anomalies_out(store_at, tmp_path: Path, clock) 
     checkpoint(pipeline)
 
     # 13 slices: total, 00, 44, life, AGENCY (shared), and per org the org and its three
-    # configured combinations (4 × 2). Each has calls and premium: 2 readings. Hours 0–20 closed
-    # (21:00 is still open): 13 × 2 × 21 = 546.
-    assert store.count("indicator_values") == 546
+    # configured combinations (4 × 2). Each has calls and premium: 13 readings (premium income,
+    # answer rate, 20-second rate; surrender rate and the three complaint rates per 100 million
+    # yuan, all 0; and the 6 open-case counts, all 0). Hours 0–20 closed (21:00 is still open):
+    # 13 × 13 × 21 = 3549.
+    assert store.count("indicator_values") == READINGS
     anomalies, total = store.anomalies(limit=100)
     # Hour 20: org 4403 answered 2 of 20, so every slice holding its calls fell: its own four
     # (2 of 20) and the five shared ones (21 of 40). Org 4404's four slices stayed at 19 of 20.
-    assert total == 9
-    assert {a["indicator"] for a in anomalies} == {"hotline_answer_rate"}
+    # Every answered call waited 5 s, so the 20-second rate fell with it on the same 9 slices.
+    assert total == 18
+    assert {a["indicator"] for a in anomalies} == {"hotline_answer_rate", "hotline_answer_20s_rate"}
+    anomalies = [a for a in anomalies if a["indicator"] == "hotline_answer_rate"]
     assert {a["bucket_start"] for a in anomalies} == {"2026-03-02T12:00:00+00:00"}  # 20:00 +08
     assert sorted((a["org"], a["product_line"], a["channel"], a["value"]) for a in anomalies) == [
         ("*", "*", "*", 21 / 40), ("*", "*", "AGENCY", 21 / 40), ("*", "life", "*", 21 / 40),
@@ -209,7 +214,7 @@ def test_nothing_is_stored_before_the_checkpoint(store_at, tmp_path: Path, clock
     assert store.count("seen_events") == 968  # retention is a week: every id is remembered
     # A second checkpoint with nothing new changes nothing.
     checkpoint(pipeline)
-    assert store.count("indicator_values") == 546
+    assert store.count("indicator_values") == READINGS
 
 
 @pytest.mark.parametrize("lost", [0, 5], ids=["crash-at-checkpoint", "crash-after-5-more"])

@@ -44,10 +44,23 @@ def test_readings_for_every_indicator_with_a_value() -> None:
     )  # fmt: skip
     assert anomalies == []  # nothing judged before the warm-up
     by_key = {(r.indicator, r.slice): r for r in readings}
-    assert {name for name, key in by_key if key == ORG} == set(INDICATORS)
-    # The total has calls and premium only: the ratios over policies and claims have no value.
+    # Without targets, histogram, closed complaints, surveys, inspections or open claims these
+    # have no value; every other indicator is read.
+    no_value = {
+        "premium_attainment", "premium_pace", "claim_settlement_days_p90",
+        "claims_open_age_days_mean", "complaint_closed_in_15d_rate",
+        "complaint_closed_in_30d_rate", "complaint_closed_in_60d_rate",
+        "complaint_handling_days_mean", "csat", "nps", "compliance_rate",
+    }  # fmt: skip
+    assert {name for name, key in by_key if key == ORG} == set(INDICATORS) - no_value
+    # The total has calls and premium only: the ratios over policies and claims have no value;
+    # premium-based rates over no surrenders or complaints are 0, open-case counts are 0.
     assert {name for name, key in by_key if key == TOTAL} == {
-        "hotline_answer_rate", "premium_income"
+        "hotline_answer_rate", "hotline_answer_20s_rate", "premium_income", "surrender_rate",
+        "complaint_rate_per_100m_premium", "complaint_rate_per_100m_premium_own",
+        "complaint_rate_per_100m_premium_regulator", "claims_open", "claims_overdue",
+        "complaints_open", "complaints_overdue_15d", "complaints_overdue_30d",
+        "complaints_overdue_60d",
     }  # fmt: skip
     # Hand-computed values of the full slice:
     expected = {
@@ -63,7 +76,8 @@ def test_readings_for_every_indicator_with_a_value() -> None:
         assert (r.value, r.k, r.n) == (pytest.approx(value), k, n), name
         assert r.bucket_start == MONDAY
         assert r.score == 0.0  # before warm-up
-    assert len(bank.series) == len(INDICATORS) + 2
+    judged = {(r.indicator, r.slice) for r in readings if INDICATORS[r.indicator].judged}
+    assert set(bank.series) == judged  # shown-only indicators keep no detector
 
 
 def history(bank: SeriesBank, days: int = 14, **overrides: float) -> None:
@@ -170,5 +184,6 @@ def test_one_failing_series_does_not_cost_the_others_their_bucket() -> None:
     bank.score(bucket(0, org=acc(**FULL)))
     bank.series[("loss_ratio", ORG)].detector = Broken()
     readings, _ = bank.score(bucket(1, org=acc(**FULL)))
-    assert {r.indicator for r in readings} == set(INDICATORS) - {"loss_ratio"}
     assert bank.errors == 1
+    read = {name for name, i in INDICATORS.items() if i.read(acc(**FULL)).value is not None}
+    assert {r.indicator for r in readings} == read - {"loss_ratio"}
