@@ -75,6 +75,7 @@ SNAPSHOT_FIELDS = (
     "complaints_overdue_30d",
     "complaints_overdue_60d",
     "mtd_premium_yuan",
+    "mtd_receipts",
     "month_target_yuan",
     "month_progress",  # expected share of the month's premium by the bucket's end
 )

@@ -140,15 +140,21 @@ def attainment(acc: list[float]) -> Reading:
     return Reading(mtd / target if target else None, 0.0, target)
 
 
+#: Pace is not judged before this share of the month's business is expected: on the first days
+#: a single large receipt makes or breaks it.
+PACE_FROM_PROGRESS = 0.25
+
+
 def pace(acc: list[float]) -> Reading:
     # Attainment over the share of the month's business expected by now (weekends, holidays
     # and the month-end push weighted in): 1 is on pace, 0.8 is a fifth behind. Its evidence is
-    # how far into the month we are, in percent: on the first days, pace says little.
+    # the month's receipts so far, counted only from a quarter of the month on.
     target, progress = acc[_F["month_target_yuan"]], acc[_F["month_progress"]]
     if not target or not progress:
         return Reading(None, 0.0, 0.0)
     attained = acc[_F["mtd_premium_yuan"]] / target
-    return Reading(attained / progress, 100.0 * progress, 100.0 * progress)
+    receipts = acc[_F["mtd_receipts"]] if progress >= PACE_FROM_PROGRESS else 0.0
+    return Reading(attained / progress, receipts, receipts)
 
 
 def nps(acc: list[float]) -> Reading:

@@ -130,7 +130,7 @@ class Watch:
             for key in agg.slicer.slices(*leaf):
                 per_slice[key] = per_slice.get(key, 0.0) + target
         progress = self.calendar.month_progress(end)
-        premium = FIELD["premium_received_yuan"]
+        premium, receipts = FIELD["premium_received_yuan"], FIELD["premium_receipts"]
         for key, target in per_slice.items():
             mtd = self.rolling.window(key, "mtd")
             acc = slices.get(key)
@@ -138,6 +138,7 @@ class Watch:
                 acc = slices[key] = new_accumulator()
             snapshot = {
                 "mtd_premium_yuan": mtd[premium] if mtd else 0.0,
+                "mtd_receipts": mtd[receipts] if mtd else 0.0,
                 "month_target_yuan": target,
                 "month_progress": progress,
             }
@@ -160,11 +161,6 @@ class Watch:
         """End of the latest closed bucket: where the windows end."""
         return self.rolling.now + self.bucket_seconds
 
-
-def encode_window(key: SliceKey, name: str, as_of: int, sums: list[float]) -> tuple[Any, ...]:
-    """A store row: the non-zero sums by field name, so a later field layout still reads it."""
-    body = {f: v for f, v in zip(FIELD, sums, strict=True) if v}
-    return (*key, name, as_of, orjson.dumps(body))
 
     def _anomaly(
         self, indicator: str, key: SliceKey, start: int, value: float, expected: float,
@@ -193,3 +189,8 @@ def encode_window(key: SliceKey, name: str, as_of: int, sums: list[float]) -> tu
             detail=orjson.dumps(info).decode(),
         )
 
+
+def encode_window(key: SliceKey, name: str, as_of: int, sums: list[float]) -> tuple[Any, ...]:
+    """A store row: the non-zero sums by field name, so a later field layout still reads it."""
+    body = {f: v for f, v in zip(FIELD, sums, strict=True) if v}
+    return (*key, name, as_of, orjson.dumps(body))
