@@ -103,8 +103,8 @@ def _windowed(
         for name in names:
             definition = INDICATORS[name]
             reading = definition.read(acc)
-            if reading.value is None:
-                continue
+            if reading.value is None or (reading.value == reading.k == reading.n == 0):
+                continue  # nothing of it in this window
             out.append(IndicatorReading(
                 indicator=name, description=definition.description, window=window,
                 org=row["org"], product_line=row["product_line"], channel=row["channel"],
