@@ -3,9 +3,10 @@
 ``POST /v1/anomalies/{id}/feedback`` stores a verdict; the worker reads new verdicts when a
 bucket closes and applies them to the series the anomaly came from:
 
-- ``expected`` — a known cause (a campaign, a planned migration): the observation is learnt as
-  normal, and later deviations of the same direction up to 1.25× as large (in log ratio to the
-  expected value) are not raised; a larger one still is.
+- ``expected`` — a known cause (a campaign, a planned migration): later deviations of the same
+  direction up to 1.25× as large (in log ratio to the expected value) are not raised; a larger
+  one still is. They are not learnt either: learning a known outage would widen the series'
+  band for every other deviation, and the next real one would go unseen.
 - ``false_positive`` — the same, because the quality department says such a value is no problem.
 - ``true_positive`` — the incident is confirmed: while it lasts, the series does not drift into
   accepting it as the new normal (normally after seven anomalous buckets in a row); the first

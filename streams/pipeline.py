@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,12 +150,6 @@ class Pipeline:
                 continue
             key = (row["org"], row["product_line"], row["channel"])
             book.apply(row["indicator"], key, row["verdict"], row["value"], row["expected"])
-            series = self.watch.series.get((row["indicator"], key))
-            if series is not None and row["verdict"] != "true_positive":
-                start = int(datetime.fromisoformat(row["bucket_start"]).timestamp())
-                season = self.watch.bank.season(start)
-                x = {"value": row["value"], "k": row["k"], "n": row["n"], "season": season}
-                series.detector.learn_one(x)
             self._bank_blob = None
 
     def take_flush(self) -> Flush:

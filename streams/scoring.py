@@ -199,7 +199,8 @@ class SeriesBank:
         expected = series.detector.expectation(x).expected
         observed = x["k"] if indicator.kind == "count" else x["value"]
         if feedback.mutes(name, key, observed, expected):
-            series.detector.learn_one(x)  # the known pattern is normal for this series
+            # Not learnt either: learning a known outage would widen the band for every other
+            # deviation of this series. A run of known patterns must not make it adapt.
             series.run = 0
             return score, False
         return score, True

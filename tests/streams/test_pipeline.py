@@ -18,7 +18,7 @@ from monitor.settings import Settings
 from monitor.store import Store, open_store
 from streams import pipeline as pipeline_module
 from streams.pipeline import Pipeline
-from tests.factories import at, call, premium
+from tests.factories import at, call, complaint, premium
 
 TOPIC = "qualmon.events"
 READINGS = 13 * 13 * 21  # slices × readings per slice × closed hours, see the first test
@@ -325,3 +325,80 @@ def test_late_events_are_kept_in_the_store(store_at, tmp_path: Path, clock) -> N
         ).fetchone()
     assert (event_id, start) == ("c", T0 + HOUR)
     assert orjson.loads(body)["event_id"] == "c"
+
+
+# ---- feedback and open-case timers through the pipeline ----------------------------------------
+
+
+def outage_plan(outages: dict[int, int], hours: int) -> list[Record]:
+    """Both orgs answer 19 of 20 calls an hour, except org 4403 in ``outages`` (hour -> answered)."""
+    plan = []
+    for hour in range(hours):
+        plan += [(0, hour, outages.get(hour, 19)), (1, hour, 19)]
+    return records(plan)
+
+
+def series_anomalies(store: Store, org: str = "4403") -> list[str]:
+    rows, _ = store.anomalies(indicator="hotline_answer_rate", org=org, product_line="*",
+                              channel="*", limit=100)  # fmt: skip
+    return sorted(r["bucket_start"] for r in rows)
+
+
+def test_a_series_marked_expected_stops_alarming_on_the_same_pattern(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("feedback")
+    pipeline, registry = new_pipeline(store, tmp_path)
+    # 4403 answers 2 of 20 at 20:00 and again at 25:00, then none at 28:00 (worse).
+    plan = outage_plan({20: 2, 25: 2, 28: 0}, 30)
+    first = plan[:42]  # hours 0-20 of both partitions
+    assert feed(pipeline, first + plan[42:44]) == []  # hour 21 closes hour 20
+    checkpoint(pipeline)
+    [marked] = series_anomalies(store)
+    assert marked == "2026-03-02T12:00:00+00:00"  # 20:00 Shanghai
+    [row] = store.anomalies(indicator="hotline_answer_rate", org="4403", product_line="*",
+                            channel="*")[0]  # fmt: skip
+    store.add_feedback(row["anomaly_id"], "expected", "planned switch-over")
+
+    assert feed(pipeline, plan[44:]) == []
+    checkpoint(pipeline)
+    # 25:00 (same pattern, 2 of 20) is no longer raised for this series; 28:00 (0 of 20, a
+    # larger deviation) is. Hour 29 is still open.
+    assert series_anomalies(store) == [marked, "2026-03-02T20:00:00+00:00"]  # 04:00 Shanghai
+    # The org's other series were not marked: its 20-second rate alarms at 25:00 as before.
+    twenty, _ = store.anomalies(indicator="hotline_answer_20s_rate", org="4403",
+                                product_line="*", channel="*")  # fmt: skip
+    assert "2026-03-02T17:00:00+00:00" in {r["bucket_start"] for r in twenty}  # 01:00 Shanghai
+    assert pipeline.watch.feedback.cursor == 1  # applied once, remembered in the state
+
+
+def test_a_complaint_open_past_60_days_breaches_before_it_closes_across_a_restart(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("timers")
+    pipeline, _ = new_pipeline(store, tmp_path)
+    received = complaint("c-open", at(1.0))
+    received["payload"]["complaint_id"] = "C-LATE"
+    settled = complaint("c-fast", at(1.5))
+    closed = {**settled, "event_id": "c-fast-close", "event_type": "complaint.closed",
+              "event_time": at(30.0),
+              "payload": {"complaint_id": "c-c-fast", "received_at": at(1.5), "outcome": "UPHELD"}}
+    day = 24
+    feed(pipeline, [Record(0, 0, orjson.dumps([received, settled, closed]), 3)])
+    checkpoint(pipeline)
+    # A restart in between: the open case must survive in the checkpoint.
+    pipeline, _ = new_pipeline(store, tmp_path)
+    later = [call(f"k-{d}", at(d * day + 2.0), True) for d in (59, 61, 62)]
+    feed(pipeline, [Record(0, 1, orjson.dumps(later), 3)])
+    checkpoint(pipeline)
+    breaches, _ = store.anomalies(indicator="complaint_sla_breach")
+    # Received 2 March 01:00, so 60 days are up on 1 May 01:00. Cases are aged at the end of
+    # each closing bucket: 30 April 02:00-03:00 (day 59) is too early; the next to close is
+    # 2 May 02:00-03:00 (day 61), closed by the call of day 62 — no close event needed.
+    assert [(b["org"], b["product_line"], b["channel"]) for b in breaches] == [
+        ("4403", "life", "AGENCY")
+    ]
+    detail = orjson.loads(breaches[0]["detail"])
+    assert detail == {"limit_days": 60, "cases": ["C-LATE"], "count": 1}
+    assert breaches[0]["category"] == "business"
+    assert breaches[0]["bucket_start"] == "2026-05-01T18:00:00+00:00"  # 2 May 02:00 Shanghai
