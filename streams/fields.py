@@ -29,7 +29,6 @@ _BINS = tuple(f"settle_bin_{i:02d}" for i in range(len(SETTLEMENT_EDGES) + 1))
 COMPLAINT_LIMITS = (15, 30, 60)
 
 SUM_FIELDS = (
-    "events",  # every accepted event: how busy a feed is
     "premium_received_yuan",
     "premium_receipts",
     "written_premium_yuan",
@@ -83,7 +82,6 @@ FIELDS = SUM_FIELDS + SNAPSHOT_FIELDS
 FIELD = {name: i for i, name in enumerate(FIELDS)}
 SNAPSHOT = frozenset(FIELD[name] for name in SNAPSHOT_FIELDS)
 _F = FIELD
-_EVENTS = _F["events"]
 _BIN0 = _F["settle_bin_00"]
 
 
@@ -119,37 +117,33 @@ def contributions(event: EventBase) -> list[tuple[int, float]]:
     kind = event.event_type  # type: ignore[attr-defined]
     if kind == "premium.received":
         return [
-            (_EVENTS, 1.0),
             (_F["premium_received_yuan"], float(p.premium)),
             (_F["premium_receipts"], 1.0),
         ]
     if kind == "policy.issued":
         return [
-            (_EVENTS, 1.0),
             (_F["written_premium_yuan"], float(p.premium)),
             (_F["policies_issued"], 1.0),
         ]
     if kind == "call.completed":
-        out = [(_EVENTS, 1.0), (_F["calls"], 1.0)]
+        out = [(_F["calls"], 1.0)]
         if p.answered:
             out.append((_F["calls_answered"], 1.0))
             if p.wait_seconds <= 20:
                 out.append((_F["calls_answered_20s"], 1.0))
         return out
     if kind == "policy.cooling_off_cancel":
-        return [(_EVENTS, 1.0), (_F["cooling_off_cancels"], 1.0)]
+        return [(_F["cooling_off_cancels"], 1.0)]
     if kind == "policy.surrendered":
         return [
-            (_EVENTS, 1.0),
             (_F["surrenders"], 1.0),
             (_F["surrender_yuan"], float(p.surrender_amount)),
         ]
     if kind == "claim.reported":
-        return [(_EVENTS, 1.0), (_F["claims_reported"], 1.0)]
+        return [(_F["claims_reported"], 1.0)]
     if kind == "claim.closed":
         days = (event.event_time - p.reported_at).total_seconds() / 86400.0
         return [
-            (_EVENTS, 1.0),
             (_F["claims_closed"], 1.0),
             (_F["claims_paid"], 0.0 if p.decision == "DECLINED" else 1.0),
             (_F["claims_paid_yuan"], float(p.paid_amount)),
@@ -157,19 +151,19 @@ def contributions(event: EventBase) -> list[tuple[int, float]]:
             (_BIN0 + bisect_right(SETTLEMENT_EDGES, days), 1.0),
         ]
     if kind == "complaint.received":
-        out = [(_EVENTS, 1.0), (_F["complaints"], 1.0)]
+        out = [(_F["complaints"], 1.0)]
         if p.source == "REGULATOR":
             out.append((_F["complaints_regulator"], 1.0))
         return out
     if kind == "complaint.closed":
         days = (event.event_time - p.received_at).total_seconds() / 86400.0
-        out = [(_EVENTS, 1.0), (_F["complaints_closed"], 1.0), (_F["complaint_days_sum"], days)]
+        out = [(_F["complaints_closed"], 1.0), (_F["complaint_days_sum"], days)]
         for limit, name in zip(COMPLAINT_LIMITS, _WITHIN, strict=True):
             if days <= limit:
                 out.append((_F[name], 1.0))
         return out
     if kind == "survey.response":
-        out = [(_EVENTS, 1.0), (_F["survey_responses"], 1.0)]
+        out = [(_F["survey_responses"], 1.0)]
         if p.csat_1_5 is not None:
             out += [(_F["csat_responses"], 1.0), (_F["csat_sum"], float(p.csat_1_5))]
             if p.csat_1_5 >= 4:
@@ -182,12 +176,12 @@ def contributions(event: EventBase) -> list[tuple[int, float]]:
                 out.append((_F["nps_detractors"], 1.0))
         return out
     if kind == "inspection.sample":
-        out = [(_EVENTS, 1.0), (_F["inspections"], 1.0)]
+        out = [(_F["inspections"], 1.0)]
         if p.compliant:
             out.append((_F["inspections_compliant"], 1.0))
         return out
     if kind == "target.set":  # the target itself is kept by streams.targets, per period
-        return [(_EVENTS, 1.0), (_F["targets_set"], 1.0)]
+        return [(_F["targets_set"], 1.0)]
     return []
 
 

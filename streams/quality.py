@@ -32,6 +32,8 @@ AMOUNTS = {
     "claims_paid_yuan": "claims_paid",
     "surrender_yuan": "surrenders",
 }
+#: Each event adds 1 to exactly one of these: together they count a feed's events.
+_TYPE_FIELDS = tuple(FIELD[name] for name in TYPE_COUNT.values())
 UNIT_JUMP_LOG10 = 1.5  # ×31.6: well above any real day-to-day swing of a mean amount
 _UNIT_MIN_EVENTS = 3
 _UNIT_WARMUP = 5
@@ -87,7 +89,7 @@ class QualityWatch:
         silent, unit_orgs = set(), set()
         for org in leaves:
             acc = slices.get((org, ALL, ALL))
-            events = acc[FIELD["events"]] if acc else 0.0
+            events = sum(acc[i] for i in _TYPE_FIELDS) if acc else 0.0
             hit = self._silence(("org", org), events, season, (org, ALL, ALL), found)
             if hit:
                 silent.add(org)

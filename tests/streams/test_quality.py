@@ -14,8 +14,7 @@ def bucket(events: dict[str, float], premium: dict[str, tuple[float, float]] | N
     total = new_accumulator()
     for org, n in events.items():
         acc = new_accumulator()
-        acc[FIELD["events"]] = n
-        acc[FIELD["calls"]] = n
+        acc[FIELD["calls"]] = n  # a feed's events: the sum of its per-type counts
         receipts, yuan = (premium or {}).get(org, (0.0, 0.0))
         acc[FIELD["premium_receipts"]], acc[FIELD["premium_received_yuan"]] = receipts, yuan
         slices[(org, "*", "*")] = acc
