@@ -34,7 +34,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, max_series: int = 20_000) -> None:
         self.registry = registry
         self.max_series = max_series
-        self._exported: set[tuple[str, str, str, str]] = set()
+        self._exported: set[tuple[str, ...]] = set()
 
         self.events = Counter(
             "qualmon_events_total",

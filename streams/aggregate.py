@@ -177,4 +177,6 @@ class Aggregator:
         return self.clock.closed_through - self.dedup_retention_seconds
 
 
-_CASE_TYPES = frozenset(("complaint.received", "complaint.closed", "claim.reported", "claim.closed"))
+_CASE_TYPES = frozenset(
+    ("complaint.received", "complaint.closed", "claim.reported", "claim.closed")
+)

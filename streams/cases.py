@@ -20,6 +20,7 @@ Per event this is one dict insert or pop; the scan runs once per closed bucket.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.fields import COMPLAINT_LIMITS
 
@@ -50,8 +51,8 @@ class CaseBook:
     #: A case open this long is assumed lost by its feed and forgotten (keeps memory bounded).
     forget_after_days: int = 365
     #: case id -> [opened at (epoch s), leaf, limits already breached]
-    complaints: dict[str, list] = field(default_factory=dict)  # type: ignore[type-arg]
-    claims: dict[str, list] = field(default_factory=dict)  # type: ignore[type-arg]
+    complaints: dict[str, list[Any]] = field(default_factory=dict)
+    claims: dict[str, list[Any]] = field(default_factory=dict)
 
     def open_complaint(self, case_id: str, at: float, leaf: Leaf) -> None:
         self.complaints.setdefault(case_id, [at, leaf, 0])

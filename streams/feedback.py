@@ -53,9 +53,7 @@ class FeedbackBook:
             return
         ratio = _log_ratio(value, expected)
         known = self.accepted.get(series)
-        if known is None or (known * ratio > 0 and abs(ratio) > abs(known)):
-            self.accepted[series] = ratio
-        elif known * ratio < 0:  # the other side: keep the more recent
+        if known is None or (known * ratio > 0 and abs(ratio) > abs(known)) or known * ratio < 0:
             self.accepted[series] = ratio
 
     def mutes(self, indicator: str, key: SliceKey, value: float, expected: float) -> bool:

@@ -22,8 +22,8 @@ from monitor.metrics import Metrics
 from monitor.store import Store
 from streams.aggregate import Aggregator
 from streams.decode import decode_record
-from streams.schema import EVENT_TYPES
 from streams.feedback import VERDICTS
+from streams.schema import EVENT_TYPES
 from streams.scoring import Anomaly
 from streams.slices import Slicer
 from streams.watch import Watch, encode_window

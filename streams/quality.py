@@ -123,9 +123,11 @@ class QualityWatch:
         band = f.detector.expectation(x)
         score, anomalous = f.step(x)
         if anomalous:
-            detail = {"scope": series[0], "event_type" if series[0] == "type" else "org": series[1]}
+            scope, name = series
+            detail = {"scope": scope, "event_type" if scope == "type" else "org": name}
+            name_ = type(f.detector).__name__
             out.append(Finding("feed_silence", key, k, band.expected, band.lower, band.upper,
-                               score, k, band.expected, type(f.detector).__name__, detail))  # fmt: skip
+                               score, k, band.expected, name_, detail))  # fmt: skip
         return anomalous
 
     def _duplicates(self, org: str, dups: float, n: float, out: list[Finding]) -> None:

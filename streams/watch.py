@@ -161,7 +161,6 @@ class Watch:
         """End of the latest closed bucket: where the windows end."""
         return self.rolling.now + self.bucket_seconds
 
-
     def _anomaly(
         self, indicator: str, key: SliceKey, start: int, value: float, expected: float,
         lower: float, upper: float, score: float, k: float, n: float, detector: str,

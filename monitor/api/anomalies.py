@@ -93,9 +93,7 @@ async def list_anomalies(
         limit=limit,
         offset=offset,
     )
-    return AnomalyPage(
-        items=[_public(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return AnomalyPage(items=[_public(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/v1/anomalies/{anomaly_id}", response_model=AnomalyPublic)

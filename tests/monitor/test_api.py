@@ -196,8 +196,12 @@ def test_indicators_over_rolling_windows(tmp_path: Path) -> None:
     as_of = 1_772_467_200  # 3 March 2026 00:00 Shanghai
     sums = orjson.dumps({"inspections": 50.0, "inspections_compliant": 45.0, "calls": 10.0,
                          "calls_answered": 8.0, "legacy_field": 3.0})  # fmt: skip
-    store.save_windows([("4403", "*", "*", "30d", as_of, sums), ("4403", "*", "*", "7d", as_of,
-                                                                  orjson.dumps({"calls": 1.0}))])
+    store.save_windows(
+        [
+            ("4403", "*", "*", "30d", as_of, sums),
+            ("4403", "*", "*", "7d", as_of, orjson.dumps({"calls": 1.0})),
+        ]
+    )
     store.close()
     with _client(settings, f"127.0.0.1:{free_port()}") as client:
         rows = client.get("/v1/indicators", params={"window": "30d", "org": "4403"}).json()
@@ -208,7 +212,9 @@ def test_indicators_over_rolling_windows(tmp_path: Path) -> None:
         assert round(compliance["interval_lower"], 4) == 0.7864
         assert compliance["window"] == "30d" and compliance["as_of"].startswith("2026-03-02T16")
         assert compliance["score"] is None  # windows are shown, buckets are judged
-        one = client.get("/v1/indicators", params={"window": "7d", "indicator": "hotline_answer_rate"})
+        one = client.get(
+            "/v1/indicators", params={"window": "7d", "indicator": "hotline_answer_rate"}
+        )
         assert [(r["value"], r["n"]) for r in one.json()] == [(0.0, 1.0)]
         bad = client.get("/v1/indicators", params={"window": "fortnight"})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "window"]

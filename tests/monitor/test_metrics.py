@@ -1,4 +1,4 @@
-"""Metrics: every indicator has a gauge in base units, windows are bounded, children exist up front."""
+"""Metrics: a gauge in base units per indicator, bounded windows, children created up front."""
 
 from __future__ import annotations
 

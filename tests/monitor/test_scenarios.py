@@ -129,7 +129,9 @@ def test_surrender_spike_after_a_rate_cut_is_flagged_on_the_product_line(inciden
 
 def test_feed_loss_is_a_data_quality_anomaly_not_a_business_one(incidents) -> None:
     silent = [a for a in incidents if a.indicator == "feed_silence"]
-    assert [(day(a), a.org, a.category) for a in silent] == [(FEED_LOSS_DAY, "3102", "data_quality")]
+    assert [(day(a), a.org, a.category) for a in silent] == [
+        (FEED_LOSS_DAY, "3102", "data_quality")
+    ]
     assert silent[0].value == 0.0 and silent[0].expected > 10
     that_day = [a for a in incidents if day(a) == FEED_LOSS_DAY and a.category == "business"]
     assert not [a for a in that_day if a.org in ("3102", "31")]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from streams.detectors import DETECTORS
+from streams.fields import settlement_quantile
 from streams.indicators import (
     FIELD,
     FIELDS,
@@ -17,7 +18,6 @@ from streams.indicators import (
     contributions,
     new_accumulator,
 )
-from streams.fields import settlement_quantile
 from streams.schema import EVENT_TYPES, parse_event
 from streams.windows import SHANGHAI as SH
 from tests.streams.examples import example
@@ -331,8 +331,14 @@ def test_attainment_and_pace_against_the_months_target() -> None:
 
 
 def test_open_case_snapshots() -> None:
-    acc = sums(claims_open=4.0, claims_open_age_days_sum=50.0, claims_overdue=1.0,
-               complaints_open=3.0, complaints_overdue_15d=2.0, complaints_overdue_30d=1.0)
+    acc = sums(
+        claims_open=4.0,
+        claims_open_age_days_sum=50.0,
+        claims_overdue=1.0,
+        complaints_open=3.0,
+        complaints_overdue_15d=2.0,
+        complaints_overdue_30d=1.0,
+    )
     assert read("claims_open", acc) == (4.0, 4.0, 4.0)
     assert read("claims_open_age_days_mean", acc) == (12.5, 4.0, 4.0)  # 50 days / 4 claims
     assert read("claims_overdue", acc) == (1.0, 1.0, 1.0)

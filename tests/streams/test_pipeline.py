@@ -331,7 +331,7 @@ def test_late_events_are_kept_in_the_store(store_at, tmp_path: Path, clock) -> N
 
 
 def outage_plan(outages: dict[int, int], hours: int) -> list[Record]:
-    """Both orgs answer 19 of 20 calls an hour, except org 4403 in ``outages`` (hour -> answered)."""
+    """Both orgs answer 19 of 20 calls an hour, but org 4403 ``outages[hour]`` in those hours."""
     plan = []
     for hour in range(hours):
         plan += [(0, hour, outages.get(hour, 19)), (1, hour, 19)]
@@ -348,7 +348,7 @@ def test_a_series_marked_expected_stops_alarming_on_the_same_pattern(
     store_at, tmp_path: Path, clock
 ) -> None:
     store, _ = store_at("feedback")
-    pipeline, registry = new_pipeline(store, tmp_path)
+    pipeline, _ = new_pipeline(store, tmp_path)
     # 4403 answers 2 of 20 at 20:00 and again at 25:00, then none at 28:00 (worse).
     plan = outage_plan({20: 2, 25: 2, 28: 0}, 30)
     first = plan[:42]  # hours 0-20 of both partitions
@@ -380,9 +380,13 @@ def test_a_complaint_open_past_60_days_breaches_before_it_closes_across_a_restar
     received = complaint("c-open", at(1.0))
     received["payload"]["complaint_id"] = "C-LATE"
     settled = complaint("c-fast", at(1.5))
-    closed = {**settled, "event_id": "c-fast-close", "event_type": "complaint.closed",
-              "event_time": at(30.0),
-              "payload": {"complaint_id": "c-c-fast", "received_at": at(1.5), "outcome": "UPHELD"}}
+    closed = {
+        **settled,
+        "event_id": "c-fast-close",
+        "event_type": "complaint.closed",
+        "event_time": at(30.0),
+        "payload": {"complaint_id": "c-c-fast", "received_at": at(1.5), "outcome": "UPHELD"},
+    }
     day = 24
     feed(pipeline, [Record(0, 0, orjson.dumps([received, settled, closed]), 3)])
     checkpoint(pipeline)
