@@ -8,8 +8,8 @@ hour; :mod:`monitor.simulator` draws them with :func:`poisson` and dresses them 
 A :class:`Scenario` is an incident: for some simulated days, in one org (or every org), optionally
 narrowed to a product line and a channel, some event types arrive ``factors[event_type]`` times as
 often, the org's hotline may answer only ``answer_rate`` of its calls, its claims may take
-``close_delay_days`` longer to close, its feed may go silent (``drop``) or send amounts in the
-wrong unit (``amount_scale``). Factories place incidents a few days before the end of the period,
+``close_delay_days`` longer to close, its feed may go silent (``drop``), send amounts in the
+wrong unit (``amount_scale``) or send some events twice (``resend_share``). Factories place incidents a few days before the end of the period,
 so detectors first see weeks of normal business:
 
 >>> s = SCENARIOS["mis-selling"](("4401", "4403"), ("life", "health"), ("AGENCY", "BANCA"), 60)
@@ -61,7 +61,7 @@ MONTH_END_TYPES = ("policy.issued", "premium.received")
 #: sizes, so that an incident stands on enough daily volume to be seen.
 MIS_SELLING_ORG, HOTLINE_ORG = "4403", "3101"
 #: Incidents that need no particular volume play in branches every world of 6+ branches has.
-BACKLOG_ORG, FEED_LOSS_ORG, UNIT_ERROR_ORG = "4401", "3102", "4402"
+BACKLOG_ORG, FEED_LOSS_ORG, UNIT_ERROR_ORG, DUPLICATE_ORG = "4401", "3102", "4402", "3103"
 #: The incidents whose branches get the largest sizes (the others keep the world unchanged).
 SIZED = ("mis-selling", "hotline-outage")
 
@@ -146,6 +146,7 @@ class Scenario:
     close_delay_days: float = 0.0  # claims reported while active close this much later
     drop: bool = False  # the org's feed sends nothing while active
     amount_scale: float = 1.0  # amounts sent multiplied by this (100: fen sent as yuan)
+    resend_share: float = 0.0  # share of the org's events sent twice with the same event_id
 
     def active(self, day: int) -> bool:
         return self.start_day <= day < self.start_day + self.days
@@ -264,6 +265,21 @@ def unit_error(
     )
 
 
+def duplicate_surge(
+    orgs: Sequence[str], lines: Sequence[str], channels: Sequence[str], days: int
+) -> Scenario:
+    """A branch's outbox replays after a failover: a third of a day's events arrive twice."""
+    return Scenario(
+        name="duplicate-surge",
+        org_code=_pick(DUPLICATE_ORG, orgs),
+        product_line=None,
+        channel=None,
+        start_day=max(0, days - 10),
+        days=1,
+        resend_share=1 / 3,
+    )
+
+
 SCENARIOS: dict[str, Callable[[Sequence[str], Sequence[str], Sequence[str], int], Scenario]] = {
     "mis-selling": mis_selling,
     "hotline-outage": hotline_outage,
@@ -271,6 +287,7 @@ SCENARIOS: dict[str, Callable[[Sequence[str], Sequence[str], Sequence[str], int]
     "surrender-spike": surrender_spike,
     "feed-loss": feed_loss,
     "unit-error": unit_error,
+    "duplicate-surge": duplicate_surge,
 }
 
 

@@ -171,7 +171,7 @@ class _Simulator:
 
     def _feed_faults(self, events: list[Event]) -> list[Event]:
         """What broken feeds do to the events of the hour: lose them or get their unit wrong."""
-        faults = [x for x in self.active if x.drop or x.amount_scale != 1.0]
+        faults = [x for x in self.active if x.drop or x.amount_scale != 1.0 or x.resend_share]
         if not faults:
             return events
         out = []
@@ -182,6 +182,10 @@ class _Simulator:
             for x in hit:
                 _scale_amounts(event, x.amount_scale)
             out.append(event)
+            share = max((x.resend_share for x in hit), default=0.0)
+            # Every n-th event again, so the draw of the other events stays as it was.
+            if share and int(event["event_id"].rsplit("-", 1)[1]) % round(1 / share) == 0:
+                out.append(dict(event))
         return out
 
     # ---- what each event looks like ------------------------------------------------------------

@@ -26,7 +26,7 @@ from streams.windows import SHANGHAI
 START = date(2026, 3, 2)  # a Monday; the runs cross the March month- and quarter-end
 SMALL = {"seed": 11, "branches": 6, "product_lines": 5, "channels": 3, "start": START}
 INCIDENTS = ("mis-selling", "hotline-outage", "claims-backlog", "surrender-spike", "feed-loss",
-             "unit-error")  # fmt: skip
+             "unit-error", "duplicate-surge")  # fmt: skip
 DAYS = 45
 # Where each incident plays in a 45-day run (day index from START, see monitor.scenarios).
 MIS_SELLING = range(37, 44)  # 4403 / life / BANCA
@@ -35,6 +35,7 @@ BACKLOG = range(5, 14)  # 4401: claims reported on these days stay open 42 days 
 SURRENDERS = range(38, 42)  # every org, universal life
 FEED_LOSS_DAY = 40  # 3102
 UNIT_ERROR = range(33, 35)  # 4402
+DUPLICATES_DAY = 35  # 3103
 
 
 @functools.cache
@@ -146,6 +147,15 @@ def test_unit_error_is_a_data_quality_anomaly_not_a_business_one(incidents) -> N
     assert not [a for a in incidents if day(a) in UNIT_ERROR and a.category != "data_quality"]
 
 
+def test_a_duplicate_surge_is_a_data_quality_anomaly_of_its_org(incidents) -> None:
+    surges = [a for a in incidents if a.indicator == "duplicate_surge"]
+    assert [(day(a), a.org, a.category) for a in surges] == [
+        (DUPLICATES_DAY, "3103", "data_quality")
+    ]
+    # Every third event of the day sent twice: a quarter of what arrived was a re-send.
+    assert 0.2 < surges[0].value < 0.3
+
+
 def test_every_anomaly_of_the_incident_run_is_explained_by_an_incident(incidents) -> None:
     def explained(a: Anomaly) -> bool:
         d = day(a)
@@ -161,6 +171,8 @@ def test_every_anomaly_of_the_incident_run_is_explained_by_an_incident(incidents
             return d == FEED_LOSS_DAY
         if a.indicator == "amount_unit_jump":
             return d in UNIT_ERROR
+        if a.indicator == "duplicate_surge":
+            return d == DUPLICATES_DAY
         return False
 
     assert [a for a in incidents if not explained(a)] == []
