@@ -9,8 +9,9 @@ A :class:`Scenario` is an incident: for some simulated days, in one org (or ever
 narrowed to a product line and a channel, some event types arrive ``factors[event_type]`` times as
 often, the org's hotline may answer only ``answer_rate`` of its calls, its claims may take
 ``close_delay_days`` longer to close, its feed may go silent (``drop``), send amounts in the
-wrong unit (``amount_scale``) or send some events twice (``resend_share``). Factories place incidents a few days before the end of the period,
-so detectors first see weeks of normal business:
+wrong unit (``amount_scale``) or send some events twice (``resend_share``). Factories place
+incidents a few days before the end of the period, so detectors first see weeks of normal
+business:
 
 >>> s = SCENARIOS["mis-selling"](("4401", "4403"), ("life", "health"), ("AGENCY", "BANCA"), 60)
 >>> (s.org_code, s.product_line, s.channel, s.start_day, s.days)
