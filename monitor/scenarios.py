@@ -56,6 +56,7 @@ PROPENSITY = {
 _HOURLY = (1, 1, 1, 1, 1, 1, 2, 4, 8, 12, 12, 11, 8, 10, 12, 12, 11, 9, 7, 6, 5, 4, 3, 2)
 HOUR_SHARE = tuple(w / sum(_HOURLY) for w in _HOURLY)
 WEEKEND_FACTOR = 0.4
+HOLIDAY_FACTOR = 0.25
 MONTH_END_PUSH = (3.0, 2.5, 2.0)  # last, second-to-last and third-to-last day of a month
 MONTH_END_TYPES = ("policy.issued", "premium.received")
 #: Where the default incidents play when the world has these branches. They get the largest

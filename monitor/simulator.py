@@ -76,6 +76,8 @@ class SimConfig:
     start: date | None = None  # None: today in Asia/Shanghai minus ``days``
     scenarios: tuple[str, ...] = ()
     volume: float = 1.0  # multiplies every rate; incident factors stay relative to it
+    #: Public holidays: business drops to HOLIDAY_FACTOR of a weekday (QUALMON_HOLIDAYS).
+    holidays: frozenset[date] = frozenset()
 
     def __post_init__(self) -> None:
         most = {"branches": 990, "product_lines": len(PRODUCT_LINES), "channels": len(CHANNELS)}
@@ -153,6 +155,8 @@ class _Simulator:
     def _plan(self, day: int, today: date) -> tuple[dict[str, float], dict[str, list[float]]]:
         """Each event type's factor for the day and its cumulative slice weights, incidents in."""
         weekday = 1.0 if today.weekday() < 5 else sc.WEEKEND_FACTOR
+        if today in self.cfg.holidays:
+            weekday = sc.HOLIDAY_FACTOR
         left = ((today.replace(day=28) + timedelta(days=4)).replace(day=1) - today).days
         push = sc.MONTH_END_PUSH[left - 1] if left <= len(sc.MONTH_END_PUSH) else 1.0
         factor = {t: weekday * (push if t in sc.MONTH_END_TYPES else 1.0) for t in sc.DAILY_RATE}
@@ -581,8 +585,15 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) 
     """Generate, send, print one line per simulated day and the total."""
     try:
         # The flags are named after SimConfig's fields.
-        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(SimConfig)}
-        cfg = SimConfig(**(fields | {"scenarios": tuple(args.scenarios)}))
+        fields = {
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(SimConfig)
+            if f.name != "holidays"  # from the settings, not a flag
+        }
+        cfg = SimConfig(
+            **(fields | {"scenarios": tuple(args.scenarios)}),
+            holidays=settings.calendar().holidays,
+        )
         if not (args.speed >= 0 and args.batch_size >= 1):
             raise ValueError(
                 f"--speed {args.speed} --batch-size {args.batch_size}; expected a speed >= 0 "

@@ -4,8 +4,7 @@ A bucket's *season* says which earlier buckets it should be compared with: the s
 hour, below a day), the month-end push (the last three days of a month) apart from ordinary days,
 the quarter-end push apart from an ordinary month-end, and public holidays (Spring Festival,
 National Day, configured in ``QUALMON_HOLIDAYS``) apart from everything else. A season a series
-has not seen yet is not judged, so the first Spring Festival in the data cannot raise an alarm;
-the next one is compared with it.
+has not seen yet is not judged; holidays are not judged at all (see ``docs/indicators.md``).
 
 The same calendar weighs the days of a month for the premium pace: a weekend day sells about 40 %
 of a working day, a holiday less, and the last three days of a month carry the push.
@@ -71,6 +70,9 @@ class Calendar:
                 return base + (_HOURLY_QUARTER_END if hourly else _DAILY_QUARTER_END)
             return base + (_HOURLY_MONTH_END if hourly else _DAILY_MONTH_END)
         return base
+
+    def is_holiday(self, start: int) -> bool:
+        return shanghai(start).date() in self.holidays
 
     def day_weight(self, day: date) -> float:
         """How much of a working day's business this day is expected to bring."""

@@ -2,19 +2,29 @@
 
 The regulation's trigger for a special inspection is complaints concentrating in one area or
 business line. Every day the last 7 days of each event kind are split over the selling leaves
-(org × product line × channel) and each leaf's count is tested against its expected share: its
-own share of that kind over the 23 days before, shrunk towards its share of exposure (policies
-issued over 30 days) with :data:`PSEUDO_EVENTS` pseudo-events, so that a leaf with little history
-is expected to complain in proportion to its business. The test is conditional on the company's
-total (binomial), so a company-wide rise is not a concentration; it allows 25 % over-dispersion
-and is Bonferroni-corrected for the number of leaves tested. An anomaly names the leaf and its top
-contributors (agents, products) over those 7 days.
+(org × product line × channel) and each leaf must pass two tests, both conditional on totals so
+that a company-wide rise is not a concentration:
 
->>> concentration_p(k=15, total=40, share=0.05, tested=100) < 1e-4   # 15 of 40, 2 expected
+- **beyond its exposure**: its share of the company's events against its share of the policies
+  issued over 30 days, with 25 % over-dispersion allowed (binomial);
+- **beyond its own past**: of the leaf's events in the last 30 days, more fell in the last 7 than
+  the company's split between those 7 days and the 23 before says (binomial; the classic test
+  comparing two Poisson rates). A leaf that always complains more than its sales share — a product
+  line with more claims, universal life with more surrenders — passes the first test every day and
+  fails this one, and so does a leaf whose quiet history was just luck.
+
+The larger p-value counts (an intersection-union test), Bonferroni-corrected for the number of
+leaves tested, and at least :data:`MIN_COUNT` events are needed. An anomaly names the leaf and its
+top contributors (agents, products) over those 7 days.
+
+>>> # 15 of the company's 40 where its sales share is 5 %; 16 of its 30-day events in the week
+>>> # where the company had 40 of 120 (a third).
+>>> concentration_p(k=15, total=40, share=0.05, history=1, history_total=80, tested=100) < 1e-4
 True
->>> concentration_p(k=10, total=40, share=0.05, tested=100) > 1e-4   # 10 of 40: not yet
-True
->>> concentration_p(k=4, total=40, share=0.05, tested=100)   # 4 of 40: not evidence
+>>> # The same week, but the leaf always had that many: no change, no concentration.
+>>> concentration_p(k=15, total=40, share=0.05, history=30, history_total=80, tested=100)
+1.0
+>>> concentration_p(k=4, total=40, share=0.05, history=0, history_total=80, tested=100)
 1.0
 """
 
@@ -30,18 +40,23 @@ from streams.fields import FIELD
 from streams.rolling import Rolling
 from streams.slices import ALL, SliceKey
 
-PSEUDO_EVENTS = 10.0
 TOLERANCE = 0.25
 MIN_COUNT = 5  # fewer events in 7 days than this never make a concentration
 _DAYS = 7
 
 
-def concentration_p(k: float, total: float, share: float, tested: int) -> float:
-    """Bonferroni-corrected P(X ≥ k) for X ~ Binomial(total, share × (1 + TOLERANCE))."""
-    if k < MIN_COUNT or total <= 0:
+def concentration_p(
+    k: float, total: float, share: float, history: float, history_total: float, tested: int
+) -> float:
+    """Bonferroni-corrected p-value that ``k`` of ``total`` events in the last 7 days is beyond
+    the leaf's exposure ``share`` and beyond its ``history`` (of ``history_total``) of the 23 days
+    before; 1 when there is too little to judge."""
+    if k < MIN_COUNT or total <= 0 or history_total <= 0:
         return 1.0
-    p = binomial_tail(k, total, min(1.0 - 1e-9, share * (1 + TOLERANCE)), "high")
-    return min(1.0, p * max(tested, 1))
+    exposure = binomial_tail(k, total, min(1.0 - 1e-9, share * (1 + TOLERANCE)), "high")
+    recent = total / (total + history_total)
+    past = binomial_tail(k, k + history, min(1.0 - 1e-9, recent), "high")
+    return min(1.0, max(exposure, past) * max(tested, 1))
 
 
 @dataclass
@@ -51,7 +66,7 @@ class Concentrated:
     k: float
     total: float
     share: float  # observed k / total
-    expected_share: float
+    expected_share: float  # the leaf's share of the 23 days before
     exposure_share: float
     score: float
     contributors: dict[str, list[tuple[str, int]]]
@@ -83,12 +98,12 @@ class ConcentrationWatch:
                 if week[key] < MIN_COUNT:
                     continue
                 x = exposure[key][FIELD["policies_issued"]] / policies if policies else 0.0  # type: ignore[index]
-                expected = (before[key] + PSEUDO_EVENTS * x) / (history + PSEUDO_EVENTS)
-                p = concentration_p(week[key], total, expected, len(leaves))
+                p = concentration_p(week[key], total, x, before[key], history, len(leaves))
                 score = score_from_p(p)
                 if score >= ALERT_THRESHOLD:
+                    past = before[key] / history
                     out.append(Concentrated(kind, key, week[key], total, week[key] / total,
-                                            expected, x, score, self._top(kind, key)))  # fmt: skip
+                                            past, x, score, self._top(kind, key)))  # fmt: skip
         return out
 
     def _top(self, kind: str, key: SliceKey) -> dict[str, list[tuple[str, int]]]:

@@ -130,8 +130,11 @@ class SeriesBank:
         readings: list[ScoredReading] = []
         anomalies: list[Anomaly] = []
         withheld = withheld or {}
+        # A public holiday is shown but neither judged nor learnt: a week or two a year is too
+        # little to learn a season from, and learning it would drag every baseline down.
+        holiday = self.calendar is not None and self.calendar.is_holiday(bucket.start)
         for key, acc in bucket.slices.items():
-            hold = withheld.get(key)
+            hold = "all" if holiday else withheld.get(key)
             for indicator in INDICATORS.values():
                 reading = indicator.read(acc)
                 if reading.value is None:

@@ -23,7 +23,7 @@ from streams.calendar import Calendar
 from streams.concentration import ConcentrationWatch, detail
 from streams.feedback import FeedbackBook
 from streams.fields import FIELD, new_accumulator
-from streams.quality import QualityWatch
+from streams.quality import Findings, QualityWatch
 from streams.rolling import WINDOWS, Rolling
 from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
 from streams.slices import SliceKey
@@ -66,9 +66,12 @@ class Watch:
         self._targets(agg, slices, end)
         leaves = {path.rsplit("/", 1)[-1]: path for path, _, _ in agg.slicer._cache}
         leaves = {code: path for code, path in leaves.items() if code in agg.slicer.depth}
-        findings = self.quality.check(
-            slices, bucket.duplicates, leaves, self.bank.season(bucket.start)
-        )
+        if self.calendar.is_holiday(bucket.start):
+            findings = Findings([], {})  # feeds are quiet on holidays; nothing to learn from them
+        else:
+            findings = self.quality.check(
+                slices, bucket.duplicates, leaves, self.bank.season(bucket.start)
+            )
         readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
         anomalies += business
         for f in findings.found:

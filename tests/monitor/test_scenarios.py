@@ -40,12 +40,16 @@ DUPLICATES_DAY = 35  # 3103
 
 @functools.cache
 def run(scenarios: tuple[str, ...], days: int) -> tuple[Anomaly, ...]:
+    return run_config(SimConfig(days=days, scenarios=scenarios, **SMALL))  # type: ignore[arg-type]
+
+
+def run_config(cfg: SimConfig) -> tuple[Anomaly, ...]:
     settings = Settings()
     slicer = Slicer(settings.slice_combinations, settings.max_orgs)
     aggregator = Aggregator(86400, 3600, 2 * 86400, slicer)
     watch = Watch(86400, settings.calendar())
     found: list[Anomaly] = []
-    for hour in generate(SimConfig(days=days, scenarios=scenarios, **SMALL)):  # type: ignore[arg-type]
+    for hour in generate(cfg):
         for event in hour:
             aggregator.add(parse_event(event))
         for bucket in aggregator.close_due():
@@ -176,6 +180,16 @@ def test_every_anomaly_of_the_incident_run_is_explained_by_an_incident(incidents
         return False
 
     assert [a for a in incidents if not explained(a)] == []
+
+
+def test_spring_festival_does_not_alarm() -> None:
+    # 26 January - 11 March 2026: Spring Festival (15-23 February) at a quarter of normal
+    # business, with weeks before and after it.
+    settings = Settings()
+    cfg = SimConfig(
+        days=45, holidays=settings.calendar().holidays, **{**SMALL, "start": date(2026, 1, 26)}
+    )  # type: ignore[arg-type]
+    assert run_config(cfg) == ()
 
 
 def test_the_same_days_without_incidents_are_calm() -> None:
