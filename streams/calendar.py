@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from streams.windows import SHANGHAI, shanghai
 
 _DAILY_MONTH_END, _DAILY_QUARTER_END, _DAILY_HOLIDAY, _DAILY_WORKDAY = 7, 14, 21, 22
-_HOURLY_MONTH_END, _HOURLY_QUARTER_END, _HOURLY_HOLIDAY, _HOURLY_WORKDAY = 168, 336, 504, 528
+_HOURLY_MONTH_END, _HOURLY_QUARTER_END, _HOURLY_HOLIDAY = 48, 96, 144
 
 
 def epoch(day: date) -> int:
@@ -57,14 +57,19 @@ class Calendar:
     )
 
     def season(self, start: int, bucket_seconds: int) -> int:
+        """Daily buckets: the weekday (0-6), +7 at a month-end, +14 at a quarter-end, 21 a
+        holiday, 22 a weekend working day. Below a day: the hour of a working day (0-23) or of
+        a weekend day (24-47), +48 at a month-end, +96 at a quarter-end, 144-167 a holiday —
+        the hour-of-day profile is learnt from every day of its kind, not once a week."""
         local = shanghai(start)
         day = local.date()
         hourly = bucket_seconds < 86400
         if day in self.holidays:
             return (_HOURLY_HOLIDAY + local.hour) if hourly else _DAILY_HOLIDAY
-        if day in self.workdays and day.weekday() >= 5:
-            return (_HOURLY_WORKDAY + local.hour) if hourly else _DAILY_WORKDAY
-        base = day.weekday() * 24 + local.hour if hourly else day.weekday()
+        worked = day.weekday() < 5 or day in self.workdays
+        if day in self.workdays and day.weekday() >= 5 and not hourly:
+            return _DAILY_WORKDAY
+        base = local.hour + (0 if worked else 24) if hourly else day.weekday()
         if (day + timedelta(days=3)).month != day.month:
             if day.month % 3 == 0:
                 return base + (_HOURLY_QUARTER_END if hourly else _DAILY_QUARTER_END)

@@ -35,7 +35,7 @@ AMOUNTS = {
 #: Each event adds 1 to exactly one of these: together they count a feed's events.
 _TYPE_FIELDS = tuple(FIELD[name] for name in TYPE_COUNT.values())
 UNIT_JUMP_LOG10 = 1.5  # ×31.6: well above any real day-to-day swing of a mean amount
-_UNIT_MIN_EVENTS = 3
+_UNIT_MIN_EVENTS = 5
 _UNIT_WARMUP = 5
 _ADAPT_AFTER = 7  # a unit that stays changed this many buckets is taken as the new normal
 
@@ -82,24 +82,35 @@ class QualityWatch:
         slices: dict[SliceKey, list[float]],
         duplicates: dict[str, int],
         leaves: dict[str, str],
-        season: int,
+        day: dict[SliceKey, list[float]] | None = None,
+        season: int = 0,
     ) -> Findings:
-        """Judge one closed bucket. ``leaves`` maps every known selling org to its org path."""
+        """Judge one closed bucket: duplicates on the bucket; when ``day`` (the sums of a day
+        that just ended, by slice) is given, silent feeds and unit jumps on the whole day — an
+        hour without closures at night is normal, a day without any is not, and a day's mean
+        amount is steady where an hour's swings with the product mix. ``leaves`` maps every
+        known selling org to its org path; ``season`` is the day's."""
         found: list[Finding] = []
         silent, unit_orgs = set(), set()
         for org in leaves:
             acc = slices.get((org, ALL, ALL))
-            events = sum(acc[i] for i in _TYPE_FIELDS) if acc else 0.0
-            hit = self._silence(("org", org), events, season, (org, ALL, ALL), found)
-            if hit:
-                silent.add(org)
             if acc is not None:
+                events = sum(acc[i] for i in _TYPE_FIELDS)
                 dups = float(duplicates.get(org, 0))
                 self._duplicates(org, dups, events + dups, found)
-                if self._units(org, acc, found):
+            if day is None:
+                continue
+            today = day.get((org, ALL, ALL))
+            events = sum(today[i] for i in _TYPE_FIELDS) if today else 0.0
+            if self._silence(("org", org), events, season, (org, ALL, ALL), found):
+                silent.add(org)
+            by_line = [(key, sums) for key, sums in day.items()
+                       if key[0] == org and key[1] != ALL and key[2] == ALL]  # fmt: skip
+            for key, sums in by_line or ([((org, ALL, ALL), today)] if today else []):
+                if self._units(key, sums, found):
                     unit_orgs.add(org)
-        total = slices.get((ALL, ALL, ALL))
-        for event_type, count_field in TYPE_COUNT.items():
+        total = day.get((ALL, ALL, ALL)) if day is not None else None
+        for event_type, count_field in TYPE_COUNT.items() if day is not None else ():
             if event_type == "target.set":  # monthly by nature: silence is normal
                 continue
             k = total[FIELD[count_field]] if total else 0.0
@@ -144,21 +155,22 @@ class QualityWatch:
                                band.lower, band.upper, score, dups, n,
                                type(f.detector).__name__, {"duplicates": int(dups)}))  # fmt: skip
 
-    def _units(self, org: str, acc: list[float], out: list[Finding]) -> bool:
+    def _units(self, key: SliceKey, acc: list[float], out: list[Finding]) -> bool:
+        """Per org and product line: the mix of lines moves an org's mean premium tenfold."""
         jumped = False
         for amount, count in AMOUNTS.items():
             n, total = acc[FIELD[count]], acc[FIELD[amount]]
             if n < _UNIT_MIN_EVENTS or total <= 0:
                 continue
             y = math.log10(total / n)
-            unit = self.units.setdefault((org, amount), _Unit())
+            unit = self.units.setdefault((f"{key[0]}|{key[1]}", amount), _Unit())
             shift = y - unit.level
             if unit.seen >= _UNIT_WARMUP and abs(shift) >= UNIT_JUMP_LOG10:
                 unit.run += 1
                 jumped = True
                 factor = 10**shift
                 out.append(Finding(
-                    "amount_unit_jump", (org, ALL, ALL), total / n, 10**unit.level,
+                    "amount_unit_jump", key, total / n, 10**unit.level,
                     10 ** (unit.level - UNIT_JUMP_LOG10), 10 ** (unit.level + UNIT_JUMP_LOG10),
                     min(1.0, abs(shift) / 2.0), n, n, "UnitJump",
                     {"field": amount, "factor": round(factor, 2)},

@@ -66,12 +66,21 @@ class Watch:
         self._targets(agg, slices, end)
         leaves = {path.rsplit("/", 1)[-1]: path for path, _, _ in agg.slicer._cache}
         leaves = {code: path for code, path in leaves.items() if code in agg.slicer.depth}
+        day_end = shanghai(end).hour == 0
         if self.calendar.is_holiday(bucket.start):
             findings = Findings([], {})  # feeds are quiet on holidays; nothing to learn from them
+        elif day_end:
+            day = {
+                key: sums
+                for key in self.rolling.slices
+                if key[0] == "*" and key[1:] == ("*", "*") or key[0] in leaves and key[2] == "*"
+                for sums in (self.rolling.window(key, "day"),)
+                if sums is not None
+            }
+            season = self.calendar.season(end - 86400, 86400)
+            findings = self.quality.check(slices, bucket.duplicates, leaves, day, season)
         else:
-            findings = self.quality.check(
-                slices, bucket.duplicates, leaves, self.bank.season(bucket.start)
-            )
+            findings = self.quality.check(slices, bucket.duplicates, leaves)
         readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
         anomalies += business
         for f in findings.found:
@@ -83,7 +92,7 @@ class Watch:
             day = self.today.setdefault(key, {})
             for name, n in counts.items():
                 day[name] = day.get(name, 0) + n
-        if shanghai(end).hour == 0:  # the day is complete
+        if day_end:  # the day is complete
             self.concentration.remember(self.today)
             self.today = {}
             for c in self.concentration.check(self.rolling):

@@ -17,7 +17,7 @@ def test_default_holidays_are_spring_festival_and_national_day() -> None:
     assert date(2026, 2, 17) in cal.holidays  # Chinese New Year's Day 2026
     assert date(2026, 10, 1) in cal.holidays and date(2026, 10, 8) not in cal.holidays
     assert cal.season(epoch(date(2026, 2, 17)), DAY) == 21
-    assert cal.season(epoch(date(2026, 2, 17)) + 10 * HOUR, HOUR) == 504 + 10
+    assert cal.season(epoch(date(2026, 2, 17)) + 10 * HOUR, HOUR) == 144 + 10
 
 
 def test_quarter_end_is_its_own_season_and_weekend_workdays_work() -> None:
@@ -25,8 +25,12 @@ def test_quarter_end_is_its_own_season_and_weekend_workdays_work() -> None:
     # Mon 30 March (quarter-end), Tue 28 April (month-end), Mon 27 April (ordinary)
     seasons = [cal.season(epoch(date(2026, m, d)), DAY) for m, d in ((3, 30), (4, 28), (4, 27))]
     assert seasons == [0 + 14, 1 + 7, 0]
-    assert cal.season(epoch(date(2026, 3, 30)) + 9 * HOUR, HOUR) == 336 + 9
+    assert cal.season(epoch(date(2026, 3, 30)) + 9 * HOUR, HOUR) == 96 + 9
     assert cal.season(epoch(date(2026, 2, 14)), DAY) == 22  # a Saturday worked
+    # Below a day: the hour of a working day, of a weekend day, of a worked Saturday.
+    assert cal.season(epoch(date(2026, 3, 4)) + 9 * HOUR, HOUR) == 9  # Wednesday
+    assert cal.season(epoch(date(2026, 3, 7)) + 9 * HOUR, HOUR) == 24 + 9  # Saturday
+    assert cal.season(epoch(date(2026, 2, 14)) + 9 * HOUR, HOUR) == 9
     assert cal.day_weight(date(2026, 2, 14)) == 1.0
     assert cal.day_weight(date(2026, 2, 15)) == 0.4  # Sunday
 

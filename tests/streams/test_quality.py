@@ -28,9 +28,8 @@ def bucket(events: dict[str, float], premium: dict[str, tuple[float, float]] | N
 
 def warm(watch: QualityWatch, days: int = 14) -> None:
     for _ in range(days):
-        found = watch.check(bucket({"4403": 100.0, "3101": 3.0},
-                                   {"4403": (20.0, 20_000.0), "3101": (0.0, 0.0)}), {},
-                            LEAVES, season=0)  # fmt: skip
+        day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
+        found = watch.check(day, {}, LEAVES, day)
         assert found.found == []
 
 
@@ -38,7 +37,8 @@ def test_a_silent_feed_is_found_where_events_are_expected_only() -> None:
     watch = QualityWatch()
     warm(watch)
     # 4403 sends nothing where ~100 are usual; 3101 sends nothing where 3 are usual: noise.
-    result = watch.check(bucket({"3101": 0.0}), {}, LEAVES, season=0)
+    day = bucket({"3101": 0.0})
+    result = watch.check(day, {}, LEAVES, day)
     silent = [(f.check, f.slice, f.value) for f in result.found if f.detail.get("org")]
     assert silent == [("feed_silence", ("4403", "*", "*"), 0.0)]
     # Every slice of the bucket holding 4403 is withheld — its parents, its combinations, the
@@ -48,11 +48,18 @@ def test_a_silent_feed_is_found_where_events_are_expected_only() -> None:
     }  # fmt: skip
 
 
+def test_silence_and_units_wait_for_the_day_to_end() -> None:
+    watch = QualityWatch()
+    warm(watch)
+    quiet = bucket({"3101": 0.0}, {})
+    assert watch.check(quiet, {}, LEAVES).found == []  # an hour of a day: not judged
+
+
 def test_a_unit_jump_is_found_and_withholds_only_amount_indicators() -> None:
     watch = QualityWatch()
     warm(watch)
-    result = watch.check(bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 2_000_000.0)}),
-                         {}, LEAVES, season=0)  # fmt: skip
+    day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 2_000_000.0)})
+    result = watch.check(day, {}, LEAVES, day)
     [jump] = result.found
     assert (jump.check, jump.slice, jump.value, jump.expected) == (
         "amount_unit_jump", ("4403", "*", "*"), 100_000.0, 1_000.0
@@ -61,15 +68,16 @@ def test_a_unit_jump_is_found_and_withholds_only_amount_indicators() -> None:
     assert jump.score == 1.0  # |log10 100| / 2
     assert set(result.withheld.values()) == {"amounts"}
     # ×3 is a big day, not a unit error.
-    calm = watch.check(bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 60_000.0)}),
-                       {}, LEAVES, season=0)  # fmt: skip
+    day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 60_000.0)})
+    calm = watch.check(day, {}, LEAVES, day)
     assert calm.found == []
 
 
 def test_a_duplicate_surge_is_found_per_org() -> None:
     watch = QualityWatch()
     warm(watch)
-    result = watch.check(bucket({"4403": 100.0, "3101": 3.0}), {"4403": 60}, LEAVES, season=0)
+    # Within the day (no day sums yet): duplicates are judged per bucket.
+    result = watch.check(bucket({"4403": 100.0, "3101": 3.0}), {"4403": 60}, LEAVES)
     [surge] = [f for f in result.found if f.check == "duplicate_surge"]
     # 60 re-sent among 160 received: 0.375
     assert (surge.slice, surge.value, surge.k, surge.n) == (("4403", "*", "*"), 0.375, 60, 160)
