@@ -88,8 +88,8 @@ class QualityWatch:
         """Judge one closed bucket: duplicates on the bucket; when ``day`` (the sums of a day
         that just ended, by slice) is given, silent feeds and unit jumps on the whole day — an
         hour without closures at night is normal, a day without any is not, and a day's mean
-        amount is steady where an hour's swings with the product mix. ``leaves`` maps every
-        known selling org to its org path; ``season`` is the day's."""
+        amount is steady where an hour's swings with the mix of products sold in it.
+        ``leaves`` maps every known selling org to its org path; ``season`` is the day's."""
         found: list[Finding] = []
         silent, unit_orgs = set(), set()
         for org in leaves:
@@ -104,11 +104,8 @@ class QualityWatch:
             events = sum(today[i] for i in _TYPE_FIELDS) if today else 0.0
             if self._silence(("org", org), events, season, (org, ALL, ALL), found):
                 silent.add(org)
-            by_line = [(key, sums) for key, sums in day.items()
-                       if key[0] == org and key[1] != ALL and key[2] == ALL]  # fmt: skip
-            for key, sums in by_line or ([((org, ALL, ALL), today)] if today else []):
-                if self._units(key, sums, found):
-                    unit_orgs.add(org)
+            if today is not None and self._units((org, ALL, ALL), today, found):
+                unit_orgs.add(org)
         total = day.get((ALL, ALL, ALL)) if day is not None else None
         for event_type, count_field in TYPE_COUNT.items() if day is not None else ():
             if event_type == "target.set":  # monthly by nature: silence is normal
@@ -156,7 +153,6 @@ class QualityWatch:
                                type(f.detector).__name__, {"duplicates": int(dups)}))  # fmt: skip
 
     def _units(self, key: SliceKey, acc: list[float], out: list[Finding]) -> bool:
-        """Per org and product line: the mix of lines moves an org's mean premium tenfold."""
         jumped = False
         for amount, count in AMOUNTS.items():
             n, total = acc[FIELD[count]], acc[FIELD[amount]]

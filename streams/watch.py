@@ -70,15 +70,15 @@ class Watch:
         if self.calendar.is_holiday(bucket.start):
             findings = Findings([], {})  # feeds are quiet on holidays; nothing to learn from them
         elif day_end:
-            day = {
+            day_sums = {
                 key: sums
                 for key in self.rolling.slices
-                if key[0] == "*" and key[1:] == ("*", "*") or key[0] in leaves and key[2] == "*"
+                if key[1:] == ("*", "*") and (key[0] == "*" or key[0] in leaves)
                 for sums in (self.rolling.window(key, "day"),)
                 if sums is not None
             }
             season = self.calendar.season(end - 86400, 86400)
-            findings = self.quality.check(slices, bucket.duplicates, leaves, day, season)
+            findings = self.quality.check(slices, bucket.duplicates, leaves, day_sums, season)
         else:
             findings = self.quality.check(slices, bucket.duplicates, leaves)
         readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
