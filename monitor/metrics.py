@@ -35,6 +35,8 @@ class Metrics:
         self.registry = registry
         self.max_series = max_series
         self._exported: set[tuple[str, ...]] = set()
+        #: Bound children per exported reading series: labels() costs ~10 µs, a bound set() ~1.
+        self._children: dict[tuple[str, ...], tuple[Gauge, Gauge, Gauge]] = {}
 
         self.events = Counter(
             "qualmon_events_total",
@@ -168,12 +170,18 @@ class Metrics:
     ) -> None:
         """Export one scored reading, unless it would push past ``max_series``."""
         series = (indicator, *key)
-        if series not in self._exported:
+        children = self._children.get(series)
+        if children is None:
             if len(self._exported) >= self.max_series:
                 self.series_not_exported.inc()
                 return
             self._exported.add(series)
-        definition = INDICATORS[indicator]
-        self.indicator[indicator].labels(*key).set(value * definition.metric_scale)
-        self.sample_size.labels(indicator, *key).set(n)
-        self.score.labels(indicator, *key).set(score)
+            children = self._children[series] = (
+                self.indicator[indicator].labels(*key),
+                self.sample_size.labels(indicator, *key),
+                self.score.labels(indicator, *key),
+            )
+        gauge, sample_size, score_gauge = children
+        gauge.set(value * INDICATORS[indicator].metric_scale)
+        sample_size.set(n)
+        score_gauge.set(score)

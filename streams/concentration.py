@@ -85,10 +85,11 @@ class ConcentrationWatch:
         leaves = [key for key in rolling.slices if ALL not in key]
         out: list[Concentrated] = []
         exposure = {key: rolling.window(key, "30d") for key in leaves}
+        weeks = {key: rolling.window(key, "7d") for key in leaves}
         policies = sum(w[FIELD["policies_issued"]] for w in exposure.values() if w)
         for kind in CONCENTRATING.values():
             i = FIELD[kind]
-            week = {key: rolling.window(key, "7d")[i] for key in leaves}  # type: ignore[index]
+            week = {key: weeks[key][i] for key in leaves}  # type: ignore[index]
             total = sum(week.values())
             if total < MIN_COUNT:
                 continue

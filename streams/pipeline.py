@@ -58,6 +58,10 @@ class Pipeline:
     acks: list[Any] = field(default_factory=list)
     windows: list[tuple[Any, ...]] = field(default_factory=list)
     _bank_blob: bytes | None = None
+    #: Buckets closed since the windows were last exported; only the latest windows are kept,
+    #: so they are computed once per checkpoint, not once per bucket (a replay closes many).
+    _windows_due: bool = False
+    _counted: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Any, metrics: Metrics, store: Store) -> Pipeline:
@@ -91,10 +95,16 @@ class Pipeline:
         """Count one record's events; returns dead letters for what was not a valid event."""
         events, dead = decode_record(value, topic, partition, offset)
         counter = self.metrics.events
+        counted = self._counted
         now = time.time()
         for event in events:
             outcome = self.aggregator.add(event, partition, now)
-            counter.labels(event.event_type, outcome).inc()  # type: ignore[attr-defined]
+            # A bound child per (type, outcome): labels() costs more than the rest of an event.
+            kind = event.event_type  # type: ignore[attr-defined]
+            child = counted.get((kind, outcome))
+            if child is None:
+                child = counted[kind, outcome] = counter.labels(kind, outcome)
+            child.inc()
             if outcome == "late":
                 body = orjson.dumps(event.model_dump(mode="json"))
                 self.late.append((event.event_id, self.aggregator.seen[event.event_id], body))
@@ -133,11 +143,7 @@ class Pipeline:
             self.metrics.series.set(len(self.watch.series))
             self.metrics.bucket_close.observe(time.perf_counter() - started)
         if closing:
-            # Only the latest windows are kept for the API and the gauges.
-            rows = self.watch.window_rows()
-            self.metrics.windows(rows)
-            as_of = self.watch.as_of
-            self.windows = [encode_window(key, name, as_of, sums) for key, name, sums in rows]
+            self._windows_due = True
         if self.aggregator.clock.watermark > float("-inf"):
             self.metrics.watermark.set(self.aggregator.clock.watermark)
 
@@ -154,6 +160,12 @@ class Pipeline:
 
     def take_flush(self) -> Flush:
         """Everything the next checkpoint must cover; resets the pending lists."""
+        if self._windows_due:
+            self._windows_due = False
+            rows = self.watch.window_rows()
+            self.metrics.windows(rows)
+            as_of = self.watch.as_of
+            self.windows = [encode_window(key, name, as_of, sums) for key, name, sums in rows]
         agg = self.aggregator
         seen, new_ids = agg.seen, agg.new_ids
         # The remembered ids are stored incrementally, not inside the state blob.

@@ -130,6 +130,8 @@ class SeriesBank:
         readings: list[ScoredReading] = []
         anomalies: list[Anomaly] = []
         withheld = withheld or {}
+        if feedback is not None and not (feedback.accepted or feedback.confirmed):
+            feedback = None  # nothing to apply: the plain step is cheaper
         # A public holiday is shown but neither judged nor learnt: a week or two a year is too
         # little to learn a season from, and learning it would drag every baseline down.
         holiday = self.calendar is not None and self.calendar.is_holiday(bucket.start)
@@ -141,6 +143,8 @@ class SeriesBank:
                     continue
                 if not indicator.judged:
                     v = reading.value
+                    if v == reading.k == reading.n == 0:
+                        continue  # nothing of it here (no open cases, no target): no series
                     readings.append(ScoredReading(
                         indicator.name, key, bucket.start, v, reading.k, reading.n, 0.0, v, v, v
                     ))  # fmt: skip

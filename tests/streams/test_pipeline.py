@@ -21,7 +21,7 @@ from streams.pipeline import Pipeline
 from tests.factories import at, call, complaint, premium
 
 TOPIC = "qualmon.events"
-READINGS = 13 * 13 * 21  # slices × readings per slice × closed hours, see the first test
+READINGS = 13 * 7 * 21  # slices × readings per slice × closed hours, see the first test
 HOUR = 3600
 T0 = 1_772_380_800  # tests.factories.at(0): Monday 2 March 2026 00:00 Shanghai
 ORGS = {0: "00/44/4403", 1: "00/44/4404"}  # partition -> org (the topic is keyed by org)
@@ -159,10 +159,10 @@ def test_records_in_readings_and_anomalies_out(store_at, tmp_path: Path, clock) 
     checkpoint(pipeline)
 
     # 13 slices: total, 00, 44, life, AGENCY (shared), and per org the org and its three
-    # configured combinations (4 × 2). Each has calls and premium: 13 readings (premium income,
+    # configured combinations (4 × 2). Each has calls and premium: 7 readings (premium income,
     # answer rate, 20-second rate; surrender rate and the three complaint rates per 100 million
-    # yuan, all 0; and the 6 open-case counts, all 0). Hours 0–20 closed (21:00 is still open):
-    # 13 × 13 × 21 = 3549.
+    # yuan, all 0 — none surrendered or complained of that premium). Hours 0–20 closed (21:00
+    # is still open): 13 × 7 × 21 = 1911.
     assert store.count("indicator_values") == READINGS
     anomalies, total = store.anomalies(limit=100)
     # Hour 20: org 4403 answered 2 of 20, so every slice holding its calls fell: its own four

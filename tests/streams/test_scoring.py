@@ -44,23 +44,23 @@ def test_readings_for_every_indicator_with_a_value() -> None:
     )  # fmt: skip
     assert anomalies == []  # nothing judged before the warm-up
     by_key = {(r.indicator, r.slice): r for r in readings}
-    # Without targets, histogram, closed complaints, surveys, inspections or open claims these
-    # have no value; every other indicator is read.
+    # Without targets, histogram, closed complaints, surveys, inspections or open cases these
+    # have no value (open-case counts that are shown only are skipped at 0); the others are read.
     no_value = {
         "premium_attainment", "premium_pace", "claim_settlement_days_p90",
         "claims_open_age_days_mean", "complaint_closed_in_15d_rate",
         "complaint_closed_in_30d_rate", "complaint_closed_in_60d_rate",
         "complaint_handling_days_mean", "csat", "nps", "compliance_rate",
+        "claims_open", "claims_overdue", "complaints_open", "complaints_overdue_15d",
+        "complaints_overdue_30d", "complaints_overdue_60d",
     }  # fmt: skip
     assert {name for name, key in by_key if key == ORG} == set(INDICATORS) - no_value
     # The total has calls and premium only: the ratios over policies and claims have no value;
-    # premium-based rates over no surrenders or complaints are 0, open-case counts are 0.
+    # premium-based rates over no surrenders or complaints are 0.
     assert {name for name, key in by_key if key == TOTAL} == {
         "hotline_answer_rate", "hotline_answer_20s_rate", "premium_income", "surrender_rate",
         "complaint_rate_per_100m_premium", "complaint_rate_per_100m_premium_own",
-        "complaint_rate_per_100m_premium_regulator", "claims_open", "claims_overdue",
-        "complaints_open", "complaints_overdue_15d", "complaints_overdue_30d",
-        "complaints_overdue_60d",
+        "complaint_rate_per_100m_premium_regulator",
     }  # fmt: skip
     # Hand-computed values of the full slice:
     expected = {
@@ -178,5 +178,7 @@ def test_one_failing_series_does_not_cost_the_others_their_bucket() -> None:
     bank.series[("claim_settlement_days_mean", ORG)].detector = Broken()
     readings, _ = bank.score(bucket(1, org=acc(**FULL)))
     assert bank.errors == 1
-    read = {name for name, i in INDICATORS.items() if i.read(acc(**FULL)).value is not None}
+    full = {name: i.read(acc(**FULL)) for name, i in INDICATORS.items()}
+    read = {name for name, r in full.items() if r.value is not None}
+    read -= {n for n, r in full.items() if not INDICATORS[n].judged and r.value == r.k == r.n == 0}
     assert {r.indicator for r in readings} == read - {"claim_settlement_days_mean"}
