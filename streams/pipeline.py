@@ -62,6 +62,8 @@ class Pipeline:
     #: so they are computed once per checkpoint, not once per bucket (a replay closes many).
     _windows_due: bool = False
     _counted: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _pickled_at: float = 0.0  # monotonic time the detector state was last pickled
+    _pickle_seconds: float = 0.0  # and how long that took
 
     @classmethod
     def create(cls, settings: Any, metrics: Metrics, store: Store) -> Pipeline:
@@ -158,8 +160,20 @@ class Pipeline:
             book.apply(row["indicator"], key, row["verdict"], row["value"], row["expected"])
             self._bank_blob = None
 
-    def take_flush(self) -> Flush:
-        """Everything the next checkpoint must cover; resets the pending lists."""
+    def take_flush(self, force: bool = True) -> Flush | None:
+        """Everything the next checkpoint must cover; resets the pending lists.
+
+        Unless ``force``, returns None (nothing taken, nothing to acknowledge yet) when the
+        detector state changed and was pickled less than ten pickling-times ago: a replay closes
+        buckets every second or two, and re-pickling every series each time would cost more
+        than the events themselves. Records stay unacknowledged a little longer instead.
+        """
+        if (
+            not force
+            and self._bank_blob is None
+            and time.monotonic() - self._pickled_at < 10 * self._pickle_seconds
+        ):
+            return None
         if self._windows_due:
             self._windows_due = False
             rows = self.watch.window_rows()
@@ -172,7 +186,10 @@ class Pipeline:
         agg.seen, agg.new_ids = {}, []
         try:
             if self._bank_blob is None:
+                started = time.monotonic()
                 self._bank_blob = pickle.dumps(self.watch, protocol=pickle.HIGHEST_PROTOCOL)
+                self._pickled_at = time.monotonic()
+                self._pickle_seconds = self._pickled_at - started
             state = pickle.dumps((agg, self._bank_blob), protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             agg.seen, agg.new_ids = seen, []

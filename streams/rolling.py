@@ -21,6 +21,8 @@ a window carries the latest value.
 
 from __future__ import annotations
 
+import pickle
+import zlib
 from array import array
 from dataclasses import dataclass, field
 
@@ -80,6 +82,18 @@ class Rolling:
     bucket_seconds: int
     slices: dict[SliceKey, _SliceWindows] = field(default_factory=dict)
     now: int = 0  # start of the latest closed bucket
+
+    def __getstate__(self) -> dict[str, object]:
+        # Mostly zeros (a leaf sees a few event types a day): compressed, the windows of 2,000
+        # slices over 30 days take about a megabyte in a checkpoint instead of a dozen.
+        raw = pickle.dumps(self.slices, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"bucket_seconds": self.bucket_seconds, "now": self.now,
+                "slices": zlib.compress(raw, 1)}  # fmt: skip
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.bucket_seconds = state["bucket_seconds"]  # type: ignore[assignment]
+        self.now = state["now"]  # type: ignore[assignment]
+        self.slices = pickle.loads(zlib.decompress(state["slices"]))  # type: ignore[arg-type]
 
     def add(self, start: int, slices: dict[SliceKey, list[float]]) -> None:
         """Roll one closed bucket's slices into their windows."""
