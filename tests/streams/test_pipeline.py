@@ -409,3 +409,23 @@ def test_a_complaint_open_past_60_days_breaches_before_it_closes_across_a_restar
     assert detail == {"limit_days": 60, "cases": ["C-LATE"], "count": 1}
     assert breaches[0]["category"] == "business"
     assert breaches[0]["bucket_start"] == "2026-05-01T18:00:00+00:00"  # 2 May 02:00 Shanghai
+
+
+def test_state_is_pickled_at_most_once_per_ten_pickling_times_unless_forced(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("pacing")
+    pipeline, _ = new_pipeline(store, tmp_path)
+    plan = records(lockstep_plan())
+    feed(pipeline, plan[:10])  # hours 0-4: four buckets closed
+    first = pipeline.take_flush(force=False)
+    assert first is not None  # never pickled before: taken
+    pipeline._pickle_seconds = 3600.0  # as if pickling took an hour
+    feed(pipeline, plan[10:12])  # another bucket closes: the state changed
+    assert pipeline.take_flush(force=False) is None  # too soon: nothing taken, nothing reset
+    assert pipeline.readings  # the closed bucket's readings wait for the next checkpoint
+    forced = pipeline.take_flush()
+    assert forced is not None and forced.readings
+    pipeline.save(forced)
+    feed(pipeline, plan[12:13])  # no bucket closes: the cached state is reused, no pickling
+    assert pipeline.take_flush(force=False) is not None
