@@ -11,7 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.feedback import VERDICTS
-from streams.indicators import INDICATORS
+from streams.indicators import INDICATORS, wilson_interval
 from streams.rolling import WINDOWS
 from streams.schema import EVENT_TYPES
 from streams.scoring import CATEGORIES
@@ -134,6 +134,12 @@ class Metrics:
             )
             for i in INDICATORS.values()
         }
+        self.compliance_interval = Gauge(
+            "qualmon_indicator_compliance_interval_ratio",
+            "95 % Wilson interval of the business compliance rate of the last closed bucket.",
+            ["bound", *SLICE_LABELS],
+            registry=registry,
+        )
         self.sample_size = Gauge(
             "qualmon_indicator_sample_size",
             "Exposure or sample size the last reading of an indicator rests on.",
@@ -164,6 +170,14 @@ class Metrics:
                 if value is not None:
                     gauge = self.window_gauge[name]
                     gauge.labels(window, *key).set(value * definition.metric_scale)
+
+    def interval(self, key: tuple[str, str, str], k: float, n: float) -> None:
+        """Export the Wilson interval of a compliance reading (k compliant of n sampled)."""
+        if ("compliance_rate", *key) not in self._exported:
+            return  # its reading was not exported either (max_series)
+        lower, upper = wilson_interval(k, n)
+        self.compliance_interval.labels("lower", *key).set(lower)
+        self.compliance_interval.labels("upper", *key).set(upper)
 
     def reading(
         self, indicator: str, key: tuple[str, str, str], value: float, n: float, score: float

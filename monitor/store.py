@@ -306,6 +306,15 @@ class Store:
                 return dict(row)
         return None
 
+    def feedback_on(self, anomaly_id: str) -> list[dict[str, Any]]:
+        """Every verdict on one anomaly, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM anomaly_feedback WHERE anomaly_id = ? ORDER BY feedback_id",
+                (anomaly_id,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
     def feedback_after(self, feedback_id: int) -> list[dict[str, Any]]:
         """Verdicts stored after ``feedback_id``, oldest first, with their anomaly's fields."""
         with self._lock:

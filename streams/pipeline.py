@@ -132,6 +132,8 @@ class Pipeline:
             readings, anomalies = closed.readings, closed.anomalies
             for r in readings:
                 self.metrics.reading(r.indicator, r.slice, r.value, r.n, r.score)
+                if r.indicator == "compliance_rate":
+                    self.metrics.interval(r.slice, r.k, r.n)
                 self.readings.append(
                     (r.indicator, *r.slice, r.bucket_start, r.value, r.k, r.n,
                      r.score, r.expected, r.lower, r.upper)

@@ -58,6 +58,10 @@ class FeedbackPublic(BaseModel):
     created_at: float
 
 
+class AnomalyDetail(AnomalyPublic):
+    feedback: list[FeedbackPublic] = []
+
+
 class AnomalyPage(BaseModel):
     items: list[AnomalyPublic]
     total: int
@@ -96,13 +100,14 @@ async def list_anomalies(
     return AnomalyPage(items=[_public(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/v1/anomalies/{anomaly_id}", response_model=AnomalyPublic)
-async def get_anomaly(anomaly_id: str, ctx: Ctx) -> AnomalyPublic:
-    """One anomaly by id."""
+@router.get("/v1/anomalies/{anomaly_id}", response_model=AnomalyDetail)
+async def get_anomaly(anomaly_id: str, ctx: Ctx) -> AnomalyDetail:
+    """One anomaly by id, with the verdicts given on it."""
     row = ctx.store.anomaly(anomaly_id)
     if row is None:
         raise HTTPException(404, f"no anomaly with id {anomaly_id!r}")
-    return _public(row)
+    feedback = [FeedbackPublic(**f) for f in ctx.store.feedback_on(anomaly_id)]
+    return AnomalyDetail(**_public(row).model_dump(), feedback=feedback)
 
 
 @router.post(

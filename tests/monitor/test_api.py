@@ -159,6 +159,8 @@ def test_feedback_is_validated_stored_and_404_for_unknown_ids(tmp_path: Path) ->
         )  # fmt: skip
         metrics = client.get("/metrics").text
         assert 'qualmon_anomaly_feedback_total{verdict="expected"} 1.0' in metrics
+        shown = client.get("/v1/anomalies/a1").json()["feedback"]
+        assert [(f["verdict"], f["note"]) for f in shown] == [("expected", "bank campaign")]
     store = open_store(settings.store_url)
     # Only the valid verdict was stored; the worker reads it with its anomaly's fields.
     [row] = store.feedback_after(0)

@@ -26,6 +26,20 @@ def test_every_indicator_has_a_bucket_gauge_and_a_window_gauge() -> None:
     assert metrics.window_gauge.keys() == INDICATORS.keys()
 
 
+def test_compliance_rate_exports_its_wilson_interval() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    key = ("4403", "*", "*")
+    metrics.reading("compliance_rate", key, 0.9, 50.0, 0.0)
+    metrics.interval(key, 45.0, 50.0)
+    labels = {"org": "4403", "product_line": "*", "channel": "*"}
+    sample = registry.get_sample_value
+    # 45 of 50: Wilson 95 % interval 0.7864 - 0.9565 (see streams.readers)
+    lower = sample("qualmon_indicator_compliance_interval_ratio", {"bound": "lower", **labels})
+    upper = sample("qualmon_indicator_compliance_interval_ratio", {"bound": "upper", **labels})
+    assert (round(lower, 4), round(upper, 4)) == (0.7864, 0.9565)
+
+
 def test_window_gauges_for_single_dimension_slices_in_base_units() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry, max_series=3)
