@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from alerting import payloads
+from alerting.inspections import Inspections
 from alerting.outbox import Outbox
 from alerting.rules import RANK, group_key, overlaps, severity, specificity
 from alerting.watch import ProductWatch
@@ -62,7 +63,6 @@ class AlertEngine:
         self._unknown: set[str] = set()
         self.outbox = Outbox(store, settings)
         self.watch = ProductWatch(settings, self.path)
-        from alerting.inspections import Inspections
         from alerting.measures import Measures
 
         self.inspections = Inspections(store, settings, self, metrics, clock)

@@ -19,13 +19,12 @@ published to ``<prefix>.inspections`` through the outbox.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from alerting.rules import RANK, overlaps
+from alerting.rules import RANK, inspection_id_for, overlaps
 from monitor.errors import Conflict, NotFound
 from monitor.metrics import Metrics
 from monitor.settings import Settings
@@ -100,10 +99,9 @@ class Inspections:
                 (w.org for w in self.settings.product_watch if w.product_line == line), "*"
             )
             org, org_path, channel = watch_org, self.engine.path(watch_org), "*"
-        cause = f"alert:{alert['alert_id']}"
         inspection = {
-            "inspection_id": hashlib.sha256(cause.encode()).hexdigest()[:16],
-            "cause_id": cause,
+            "inspection_id": inspection_id_for(alert["alert_id"]),
+            "cause_id": f"alert:{alert['alert_id']}",
             "rule": rule,
             "title": f"Special inspection: {alert['summary']}",
             "indicator": alert["indicator"],

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from alerting import payloads
-from alerting.rules import RANK, silenced_by
+from alerting.rules import RANK, inspection_id_for, silenced_by
 from monitor.settings import Settings
 from monitor.store import Store, Transaction
 
@@ -38,6 +38,13 @@ class Outbox:
         previous_severity: str | None = None,
     ) -> int:
         """Queue what ``event`` on ``alert`` owes each receiver; ids make replays no-ops."""
+        # An alert that joined an inspection another alert opened is followed up there: people
+        # were told when that alert fired, and one incident pages once. It still resolves what
+        # it paged before it joined.
+        absorbed = alert["kind"] == "anomaly" and alert["inspection_id"] not in (
+            None,
+            inspection_id_for(alert["alert_id"]),
+        )
         version = f"{event}:{alert['anomalies']}:{alert['flaps']}:{alert['severity']}"
         rows = [self._row(alert, "topic", event, version, payloads.topic(alert, event), now)]
         held = (
@@ -45,6 +52,7 @@ class Outbox:
             or alert["flapping"]
             or silenced_by(silences, {**alert, "kind": alert["kind"]})
             or (alert["acknowledged_at"] is not None and event != "resolved")
+            or (absorbed and not (event == "resolved" and self._paged(tx, alert["alert_id"])))
         )
         if (
             event == "acknowledged"
@@ -64,6 +72,15 @@ class Outbox:
                     body = payloads.webhook(alert, event, base)
                     rows.append(self._row(alert, f"webhook:{url}", event, version, body, now))
         return self.store.enqueue(tx, rows)
+
+    def _paged(self, tx: Transaction, alert_id: str) -> bool:
+        """Whether people were ever told this alert fired (queued or sent)."""
+        row = tx.one(
+            "SELECT 1 AS paged FROM notifications WHERE alert_id = ? AND receiver NOT LIKE ? "
+            "AND event <> ?",
+            (alert_id, "topic%", "resolved"),
+        )
+        return row is not None
 
     def _row(
         self, alert: dict[str, Any], receiver: str, event: str, version: str, body: Any, now: float

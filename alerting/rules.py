@@ -31,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -95,3 +96,8 @@ def silenced_by(silences: Iterable[Mapping[str, Any]], labels: Mapping[str, Any]
         if all(str(labels.get(name)) == str(value) for name, value in matchers.items()):
             return True
     return False
+
+
+def inspection_id_for(alert_id: str) -> str:
+    """The id of the inspection an alert opens (deterministic, so a replay opens no twin)."""
+    return hashlib.sha256(f"alert:{alert_id}".encode()).hexdigest()[:16]

@@ -30,24 +30,60 @@ from monitor.metrics import band_metric
 from streams.indicators import INDICATORS
 
 OUT = Path(__file__).resolve().parent / "dashboards"
-#: Panel title and Grafana unit of each indicator gauge (base units on /metrics: yuan, ratio,
-#: seconds); a new indicator without an entry here fails the build, not the dashboard.
+#: Panel title of each indicator; a new indicator without an entry here fails the build, not
+#: the dashboard.
 TITLES = {
     "premium_income": "Premium income",
+    "premium_attainment": "Premium attainment vs target",
+    "premium_pace": "Premium pace (attainment / expected progress)",
     "loss_ratio": "Simple loss ratio",
-    "complaint_rate_per_10k_policies": "Complaints per 10k policies",
-    "cooling_off_cancel_rate": "Cooling-off cancellation rate",
-    "hotline_answer_rate": "Hotline answer rate",
     "claim_settlement_days_mean": "Mean claim settlement time",
+    "claim_settlement_days_p90": "Claim settlement time, p90",
+    "claim_payout_rate": "Claim payout rate",
+    "claims_open": "Open claims (backlog)",
+    "claims_open_age_days_mean": "Mean age of open claims",
+    "claims_overdue": "Claims open past the settlement limit",
+    "surrender_rate": "Surrender rate",
+    "cooling_off_cancel_rate": "Cooling-off cancellation rate",
+    "complaint_rate_per_10k_policies": "Complaints per 10k policies",
+    "complaint_rate_per_10k_policies_own": "Own-channel complaints per 10k policies",
+    "complaint_rate_per_10k_policies_regulator": "Regulator complaints per 10k policies",
+    "complaint_rate_per_100m_premium": "Complaints per 100m yuan premium",
+    "complaint_rate_per_100m_premium_own": "Own-channel complaints per 100m yuan premium",
+    "complaint_rate_per_100m_premium_regulator": "Regulator complaints per 100m yuan premium",
+    "complaint_closed_in_15d_rate": "Complaints closed within 15 days",
+    "complaint_closed_in_30d_rate": "Complaints closed within 30 days",
+    "complaint_closed_in_60d_rate": "Complaints closed within 60 days",
+    "complaint_handling_days_mean": "Mean complaint handling time",
+    "complaints_open": "Open complaints",
+    "complaints_overdue_15d": "Complaints open past 15 days",
+    "complaints_overdue_30d": "Complaints open past 30 days",
+    "complaints_overdue_60d": "Complaints open past 60 days",
+    "hotline_answer_rate": "Hotline answer rate",
+    "hotline_answer_20s_rate": "Hotline answered within 20 s",
+    "csat": "Customer satisfaction (CSAT)",
+    "nps": "Net promoter score (NPS)",
+    "compliance_rate": "Business compliance rate",
 }
-UNITS = {
-    "premium_income": "prefix:¥",
-    "loss_ratio": "percentunit",
-    "complaint_rate_per_10k_policies": "suffix: per 10k policies",
-    "cooling_off_cancel_rate": "percentunit",
-    "hotline_answer_rate": "percentunit",
-    "claim_settlement_days_mean": "s",
-}
+
+
+def unit_of(metric: str) -> str:
+    """Grafana unit of an indicator gauge, from its base-unit suffix on /metrics.
+
+    >>> unit_of("qualmon_indicator_loss_ratio"), unit_of("qualmon_indicator_claims_open")
+    ('percentunit', 'short')
+    """
+    if "per_10k_policies" in metric:
+        return "suffix: per 10k policies"
+    if "per_100m_yuan" in metric:
+        return "suffix: per 100m yuan"
+    for suffix, unit in (("_yuan", "prefix:¥"), ("_ratio", "percentunit"), ("_seconds", "s")):
+        if metric.endswith(suffix):
+            return unit
+    return "short"
+
+
+UNITS = {name: unit_of(i.metric) for name, i in INDICATORS.items()}
 ANOMALY_ANNOTATION = "max by (indicator, org, product_line, channel) (qualmon_anomaly_score) >= 0.5"
 WINDOWS = ["1m", "5m", "15m", "1h", "6h"]
 

@@ -12,8 +12,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.indicators import INDICATORS
+from streams.feedback import VERDICTS
+from streams.indicators import INDICATORS, wilson_interval
+from streams.rolling import WINDOWS
 from streams.schema import EVENT_TYPES
+from streams.scoring import CATEGORIES
 
 OUTCOMES = ("accepted", "duplicate", "late", "invalid")
 DLQ_REASONS = ("not_json", "not_an_event", "invalid_event")
@@ -24,16 +27,26 @@ ALERT_KINDS = ("anomaly", "measure_overdue")
 RECEIVERS = ("alertmanager", "webhook", "topic")
 DELIVERY_OUTCOMES = ("sent", "failed", "dead_letter")
 INSPECTION_RULES = ("complaint_concentration", "severity", "new_product", "manual")
-VERDICTS = ("effective", "not_effective")
+EVALUATION_VERDICTS = ("effective", "not_effective")
+#: Anomalies that are not an indicator's reading: SLA breaches, concentrations, data quality.
+OTHER_ANOMALIES = (
+    "complaint_sla_breach", "claim_sla_breach",
+    "complaints_concentration", "surrenders_concentration", "cooling_off_cancels_concentration",
+    "feed_silence", "duplicate_surge", "amount_unit_jump",
+)  # fmt: skip
+#: Windows exported as gauges (all of them are served by GET /v1/indicators?window=...).
+GAUGE_WINDOWS = tuple(w for w in WINDOWS if w != "bucket")
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry, max_series: int = 20_000) -> None:
         self.registry = registry
         self.max_series = max_series
+        #: Series exported so far (readings and windows), bounded by ``max_series``.
+        self._exported: set[tuple[str, ...]] = set()
         #: (indicator, org, product_line, channel) -> its value, sample size, score and band
         #: children, bound once: ``labels()`` costs several times a ``set()``.
-        self._exported: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+        self._children: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
         self.events = Counter(
             "qualmon_events_total",
@@ -69,9 +82,25 @@ class Metrics:
             ["indicator", "severity"],
             registry=registry,
         )
-        for name in INDICATORS:
+        for name in (*INDICATORS, *OTHER_ANOMALIES):
             for severity in SEVERITIES:
                 self.anomalies.labels(name, severity)
+        self.anomaly_categories = Counter(
+            "qualmon_anomalies_by_category_total",
+            "Anomalies detected, by category (business, concentration, data_quality).",
+            ["category"],
+            registry=registry,
+        )
+        for category in CATEGORIES:
+            self.anomaly_categories.labels(category)
+        self.feedback = Counter(
+            "qualmon_anomaly_feedback_total",
+            "Verdicts posted on anomalies, by verdict.",
+            ["verdict"],
+            registry=registry,
+        )
+        for verdict in VERDICTS:
+            self.feedback.labels(verdict)
         self.buckets_closed = Counter(
             "qualmon_buckets_closed_total", "Event-time buckets closed and scored.",
             registry=registry,
@@ -109,6 +138,21 @@ class Metrics:
             )
             for i in INDICATORS.values()
         }
+        self.window_gauge = {
+            i.name: Gauge(
+                i.metric.replace("qualmon_indicator_", "qualmon_window_", 1),
+                f"{i.description} Over a rolling window ending with the last closed bucket.",
+                ["window", *SLICE_LABELS],
+                registry=registry,
+            )
+            for i in INDICATORS.values()
+        }
+        self.compliance_interval = Gauge(
+            "qualmon_indicator_compliance_interval_ratio",
+            "95 % Wilson interval of the business compliance rate of the last closed bucket.",
+            ["bound", *SLICE_LABELS],
+            registry=registry,
+        )
         self.sample_size = Gauge(
             "qualmon_indicator_sample_size",
             "Exposure or sample size the last reading of an indicator rests on.",
@@ -207,7 +251,7 @@ class Metrics:
             ["verdict"],
             registry=registry,
         )
-        for verdict in VERDICTS:
+        for verdict in EVALUATION_VERDICTS:
             self.evaluations.labels(verdict)
 
     def set_alert_state(
@@ -232,6 +276,32 @@ class Metrics:
         self.measures_overdue.set(overdue_measures)
         self.alert_notifications_pending.set(pending)
 
+    def windows(self, rows: list[tuple[tuple[str, str, str], str, list[float]]]) -> None:
+        """Export indicators over rolling windows for the total and single-dimension slices
+        (org, product line, channel); deeper slices are served by the API only."""
+        for key, window, sums in rows:
+            if sum(1 for part in key if part != "*") > 1 or window not in GAUGE_WINDOWS:
+                continue
+            series = ("window", window, *key)
+            if series not in self._exported:
+                if len(self._exported) >= self.max_series:
+                    self.series_not_exported.inc()
+                    continue
+                self._exported.add(series)
+            for name, definition in INDICATORS.items():
+                value = definition.read(sums).value
+                if value is not None:
+                    gauge = self.window_gauge[name]
+                    gauge.labels(window, *key).set(value * definition.metric_scale)
+
+    def interval(self, key: tuple[str, str, str], k: float, n: float) -> None:
+        """Export the Wilson interval of a compliance reading (k compliant of n sampled)."""
+        if ("compliance_rate", *key) not in self._exported:
+            return  # its reading was not exported either (max_series)
+        lower, upper = wilson_interval(k, n)
+        self.compliance_interval.labels("lower", *key).set(lower)
+        self.compliance_interval.labels("upper", *key).set(upper)
+
     def reading(
         self,
         indicator: str,
@@ -243,12 +313,13 @@ class Metrics:
     ) -> None:
         """Export one scored reading, unless it would push past ``max_series``."""
         series = (indicator, *key)
-        children = self._exported.get(series)
+        children = self._children.get(series)
         if children is None:
             if len(self._exported) >= self.max_series:
                 self.series_not_exported.inc()
                 return
-            children = self._exported[series] = (
+            self._exported.add(series)
+            children = self._children[series] = (
                 self.indicator[indicator].labels(*key),
                 self.sample_size.labels(indicator, *key),
                 self.score.labels(indicator, *key),

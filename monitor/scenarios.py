@@ -5,18 +5,21 @@
 line × channel. The rates and profiles here say how many events of each type a slice sees in an
 hour; :mod:`monitor.simulator` draws them with :func:`poisson` and dresses them as events.
 
-A :class:`Scenario` is an incident: for some simulated days, in one org (optionally narrowed to a
-product line and a channel), some event types arrive ``factors[event_type]`` times as often, and
-the org's hotline may answer only ``answer_rate`` of its calls. Factories place incidents a few
-days before the end of the period, so detectors first see weeks of normal business:
+A :class:`Scenario` is an incident: for some simulated days, in one org (or every org), optionally
+narrowed to a product line and a channel, some event types arrive ``factors[event_type]`` times as
+often, the org's hotline may answer only ``answer_rate`` of its calls, its claims may take
+``close_delay_days`` longer to close, its feed may go silent (``drop``), send amounts in the
+wrong unit (``amount_scale``) or send some events twice (``resend_share``). Factories place
+incidents a few days before the end of the period, so detectors first see weeks of normal
+business:
 
 >>> s = SCENARIOS["mis-selling"](("4401", "4403"), ("life", "health"), ("AGENCY", "BANCA"), 60)
 >>> (s.org_code, s.product_line, s.channel, s.start_day, s.days)
 ('4403', 'life', 'BANCA', 52, 7)
->>> resolve(("nope",), ("4401",), ("life",), ("AGENCY",), 60)
+>>> resolve(("nope",), ("4401",), ("life",), ("AGENCY",), 60)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ValueError: unknown scenario 'nope'; known: mis-selling, hotline-outage
+ValueError: unknown scenario 'nope'; known: mis-selling, hotline-outage, claims-backlog, ...
 """
 
 from __future__ import annotations
@@ -53,11 +56,16 @@ PROPENSITY = {
 _HOURLY = (1, 1, 1, 1, 1, 1, 2, 4, 8, 12, 12, 11, 8, 10, 12, 12, 11, 9, 7, 6, 5, 4, 3, 2)
 HOUR_SHARE = tuple(w / sum(_HOURLY) for w in _HOURLY)
 WEEKEND_FACTOR = 0.4
+HOLIDAY_FACTOR = 0.25
 MONTH_END_PUSH = (3.0, 2.5, 2.0)  # last, second-to-last and third-to-last day of a month
 MONTH_END_TYPES = ("policy.issued", "premium.received")
 #: Where the default incidents play when the world has these branches. They get the largest
 #: sizes, so that an incident stands on enough daily volume to be seen.
 MIS_SELLING_ORG, HOTLINE_ORG = "4403", "3101"
+#: Incidents that need no particular volume play in branches every world of 6+ branches has.
+BACKLOG_ORG, FEED_LOSS_ORG, UNIT_ERROR_ORG, DUPLICATE_ORG = "4401", "3102", "4402", "3103"
+#: The incidents whose branches get the largest sizes (the others keep the world unchanged).
+SIZED = ("mis-selling", "hotline-outage")
 
 
 def poisson(rng: random.Random, lam: float) -> int:
@@ -111,9 +119,8 @@ def build_world(
     codes = [f"{PROVINCES[i // per_province]}{i % per_province + 1:02d}" for i in range(branches)]
     # Stratified rather than plain log-uniform, so the spread of sizes is the same for every seed.
     ladder = [MAX_SIZE ** ((i + rng.random()) / branches) for i in range(branches)]
-    focus = list(
-        dict.fromkeys(s.org_code for s in resolve(tuple(SCENARIOS), codes, lines, channels, days))
-    )
+    placed = resolve(SIZED, codes, lines, channels, days)
+    focus = list(dict.fromkeys(s.org_code for s in placed if s.org_code is not None))
     rest = [c for c in codes if c not in focus]
     rng.shuffle(rest)
     size = dict(zip(focus + rest, sorted(ladder, reverse=True), strict=True))
@@ -131,22 +138,33 @@ def build_world(
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    org_code: str
+    org_code: str | None  # None: every org
     product_line: str | None  # None: every product line of the org
     channel: str | None  # None: every channel of the org
     start_day: int  # index of the first simulated day it is active (0 = the first day)
     days: int
     factors: Mapping[str, float] = field(default_factory=dict)  # event_type -> rate multiplier
     answer_rate: float | None = None  # share of the org's hotline calls answered while active
+    close_delay_days: float = 0.0  # claims reported while active close this much later
+    drop: bool = False  # the org's feed sends nothing while active
+    amount_scale: float = 1.0  # amounts sent multiplied by this (100: fen sent as yuan)
+    resend_share: float = 0.0  # share of the org's events sent twice with the same event_id
 
     def active(self, day: int) -> bool:
         return self.start_day <= day < self.start_day + self.days
 
     def covers(self, s: Slice) -> bool:
         return (
-            s.branch.code == self.org_code
+            self.org_code in (None, s.branch.code)
             and self.product_line in (None, s.line)
             and self.channel in (None, s.channel)
+        )
+
+    def covers_event(self, event: Mapping[str, object]) -> bool:
+        return (
+            self.org_code in (None, event["org_code"])
+            and self.product_line in (None, event["product_line"])
+            and self.channel in (None, event["channel"])
         )
 
 
@@ -188,9 +206,90 @@ def hotline_outage(
     )
 
 
+def claims_backlog(
+    orgs: Sequence[str], lines: Sequence[str], channels: Sequence[str], days: int
+) -> Scenario:
+    """The claims team of a branch is short-staffed: for nine days its new claims sit unsettled
+    for six weeks, so they pass the 30-day limit while still open."""
+    return Scenario(
+        name="claims-backlog",
+        org_code=_pick(BACKLOG_ORG, orgs),
+        product_line=None,
+        channel=None,
+        start_day=max(0, days - 40),
+        days=9,
+        close_delay_days=42.0,
+    )
+
+
+def surrender_spike(
+    orgs: Sequence[str], lines: Sequence[str], channels: Sequence[str], days: int
+) -> Scenario:
+    """The crediting rate of universal life is cut: policyholders of every branch surrender it."""
+    return Scenario(
+        name="surrender-spike",
+        org_code=None,
+        product_line=_pick("universal", lines),
+        channel=None,
+        start_day=max(0, days - 7),
+        days=4,
+        factors={"policy.surrendered": 8.0},
+    )
+
+
+def feed_loss(
+    orgs: Sequence[str], lines: Sequence[str], channels: Sequence[str], days: int
+) -> Scenario:
+    """A branch's interface to the core system breaks: nothing arrives from it for a day."""
+    return Scenario(
+        name="feed-loss",
+        org_code=_pick(FEED_LOSS_ORG, orgs),
+        product_line=None,
+        channel=None,
+        start_day=max(0, days - 5),
+        days=1,
+        drop=True,
+    )
+
+
+def unit_error(
+    orgs: Sequence[str], lines: Sequence[str], channels: Sequence[str], days: int
+) -> Scenario:
+    """A branch's new release sends amounts in fen where yuan are expected, for two days."""
+    return Scenario(
+        name="unit-error",
+        org_code=_pick(UNIT_ERROR_ORG, orgs),
+        product_line=None,
+        channel=None,
+        start_day=max(0, days - 12),
+        days=2,
+        amount_scale=100.0,
+    )
+
+
+def duplicate_surge(
+    orgs: Sequence[str], lines: Sequence[str], channels: Sequence[str], days: int
+) -> Scenario:
+    """A branch's outbox replays after a failover: a third of a day's events arrive twice."""
+    return Scenario(
+        name="duplicate-surge",
+        org_code=_pick(DUPLICATE_ORG, orgs),
+        product_line=None,
+        channel=None,
+        start_day=max(0, days - 10),
+        days=1,
+        resend_share=1 / 3,
+    )
+
+
 SCENARIOS: dict[str, Callable[[Sequence[str], Sequence[str], Sequence[str], int], Scenario]] = {
     "mis-selling": mis_selling,
     "hotline-outage": hotline_outage,
+    "claims-backlog": claims_backlog,
+    "surrender-spike": surrender_spike,
+    "feed-loss": feed_loss,
+    "unit-error": unit_error,
+    "duplicate-surge": duplicate_surge,
 }
 
 

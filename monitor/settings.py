@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.calendar import Calendar, parse_days
 
 #: Slice dimensions that may be combined in ``QUALMON_SLICE_COMBINATIONS``.
 DIMENSIONS = ("org", "product_line", "channel")
@@ -131,6 +133,33 @@ class Settings(BaseSettings):
         description=(
             "QUALMON_SHUTDOWN_TIMEOUT_SECONDS: a stopping worker that has not finished by then "
             "exits anyway (its Kafka clients never close when the broker is already gone)."
+        ),
+    )
+    holidays: tuple[str, ...] = Field(
+        default=(
+            "2025-01-28/2025-02-04",  # Spring Festival 2025
+            "2025-10-01/2025-10-08",  # National Day and Mid-Autumn 2025
+            "2026-02-15/2026-02-23",  # Spring Festival 2026
+            "2026-10-01/2026-10-07",  # National Day 2026
+        ),
+        description=(
+            "QUALMON_HOLIDAYS: JSON list of public holidays, each YYYY-MM-DD or an inclusive "
+            "range YYYY-MM-DD/YYYY-MM-DD (Asia/Shanghai); they form their own season, so the "
+            "holiday dip does not alarm, and weigh little in the month's premium pace."
+        ),
+    )
+    workdays: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "QUALMON_WORKDAYS: JSON list of weekend days that are working days (调休), same "
+            "format as QUALMON_HOLIDAYS."
+        ),
+    )
+    claim_settlement_limit_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=30,
+        description=(
+            "QUALMON_CLAIM_SETTLEMENT_LIMIT_DAYS: a claim still open this many days after it was "
+            "reported raises an SLA breach, before any close event arrives."
         ),
     )
     log_level: str = Field(
@@ -324,6 +353,19 @@ class Settings(BaseSettings):
                     f"distinct dimensions out of {list(DIMENSIONS)}"
                 )
         return value
+
+    @field_validator("holidays", "workdays")
+    @classmethod
+    def _days(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
+        parse_days(value, f"QUALMON_{info.field_name.upper()}")
+        return value
+
+    def calendar(self) -> Calendar:
+        """The business calendar the detectors' seasons and the premium pace use."""
+        return Calendar(
+            holidays=parse_days(self.holidays, "QUALMON_HOLIDAYS"),
+            workdays=parse_days(self.workdays, "QUALMON_WORKDAYS"),
+        )
 
     @model_validator(mode="after")
     def _lateness_fits_bucket(self) -> Settings:

@@ -76,6 +76,8 @@ class SimConfig:
     start: date | None = None  # None: today in Asia/Shanghai minus ``days``
     scenarios: tuple[str, ...] = ()
     volume: float = 1.0  # multiplies every rate; incident factors stay relative to it
+    #: Public holidays: business drops to HOLIDAY_FACTOR of a weekday (QUALMON_HOLIDAYS).
+    holidays: frozenset[date] = frozenset()
 
     def __post_init__(self) -> None:
         most = {"branches": 990, "product_lines": len(PRODUCT_LINES), "channels": len(CHANNELS)}
@@ -122,7 +124,8 @@ class _Simulator:
             lambda: deque(maxlen=50)  # enough to cover a slice's 15-day cooling-off period
         )
         self.boost: dict[tuple[str, int], float] = {}
-        self.answer: dict[str, float] = {}
+        self.answer: dict[str | None, float] = {}
+        self.active: list[sc.Scenario] = []
 
     def hours(self) -> Iterator[list[Event]]:
         first, ids, rng = self.cfg.first_day(), itertools.count(1), self.rng
@@ -147,15 +150,17 @@ class _Simulator:
                 timed.sort(key=lambda pair: pair[0])
                 for _, event in timed:  # numbered once sorted, so ids rise with time
                     event["event_id"] = f"sim-{self.cfg.seed}-{next(ids)}"
-                yield [event for _, event in timed]
+                yield self._feed_faults([event for _, event in timed])
 
     def _plan(self, day: int, today: date) -> tuple[dict[str, float], dict[str, list[float]]]:
         """Each event type's factor for the day and its cumulative slice weights, incidents in."""
         weekday = 1.0 if today.weekday() < 5 else sc.WEEKEND_FACTOR
+        if today in self.cfg.holidays:
+            weekday = sc.HOLIDAY_FACTOR
         left = ((today.replace(day=28) + timedelta(days=4)).replace(day=1) - today).days
         push = sc.MONTH_END_PUSH[left - 1] if left <= len(sc.MONTH_END_PUSH) else 1.0
         factor = {t: weekday * (push if t in sc.MONTH_END_TYPES else 1.0) for t in sc.DAILY_RATE}
-        active = [x for x in self.incidents if x.active(day)]
+        active = self.active = [x for x in self.incidents if x.active(day)]
         self.answer = {x.org_code: x.answer_rate for x in active if x.answer_rate is not None}
         self.boost, cum = {}, {}
         for etype, base in self.base.items():
@@ -167,6 +172,25 @@ class _Simulator:
                         self.boost[etype, i] = weights[i] / base[i]
             cum[etype] = list(itertools.accumulate(weights))
         return factor, cum
+
+    def _feed_faults(self, events: list[Event]) -> list[Event]:
+        """What broken feeds do to the events of the hour: lose them or get their unit wrong."""
+        faults = [x for x in self.active if x.drop or x.amount_scale != 1.0 or x.resend_share]
+        if not faults:
+            return events
+        out = []
+        for event in events:
+            hit = [x for x in faults if x.covers_event(event)]
+            if any(x.drop for x in hit):
+                continue
+            for x in hit:
+                _scale_amounts(event, x.amount_scale)
+            out.append(event)
+            share = max((x.resend_share for x in hit), default=0.0)
+            # Every n-th event again, so the draw of the other events stays as it was.
+            if share and int(event["event_id"].rsplit("-", 1)[1]) % round(1 / share) == 0:
+                out.append(dict(event))
+        return out
 
     # ---- what each event looks like ------------------------------------------------------------
 
@@ -288,7 +312,8 @@ class _Simulator:
             "handling_org_code": org,
         }
         closure = self._event("claim.closed", at, s, policy, closed, paid)
-        self._close_later(at, rng.gammavariate(2.0, 2.0), closure)
+        delay = sum(x.close_delay_days for x in self.active if x.covers(s))
+        self._close_later(at, rng.gammavariate(2.0, 2.0) + delay, closure)
         return [reported]
 
     def _complaint_received(self, i: int, s: Slice, at: datetime) -> list[Timed]:
@@ -371,6 +396,20 @@ class _Simulator:
         object_type = rng.choice(("POLICY", "CLAIM", "SALES_RECORDING", "SURRENDER"))
         payload = {"object_type": object_type, "compliant": compliant, "findings": findings}
         return [self._event("inspection.sample", at, s, self._policy(s), payload)]
+
+
+_MONEY = ("premium", "sum_assured", "refund", "surrender_amount", "claimed_amount", "paid_amount",
+          "target_premium")  # fmt: skip
+
+
+def _scale_amounts(event: Event, factor: float) -> None:
+    """Multiply every amount of ``event`` by ``factor`` (100: fen sent where yuan are due)."""
+    if "amount" in event:
+        event["amount"] = f"{float(event['amount']) * factor:.2f}"
+    payload = event["payload"]
+    for name in _MONEY:
+        if name in payload:
+            payload[name] = f"{float(payload[name]) * factor:.2f}"
 
 
 # ---- delivery -----------------------------------------------------------------------------------
@@ -546,8 +585,15 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) 
     """Generate, send, print one line per simulated day and the total."""
     try:
         # The flags are named after SimConfig's fields.
-        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(SimConfig)}
-        cfg = SimConfig(**(fields | {"scenarios": tuple(args.scenarios)}))
+        fields = {
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(SimConfig)
+            if f.name != "holidays"  # from the settings, not a flag
+        }
+        cfg = SimConfig(
+            **(fields | {"scenarios": tuple(args.scenarios)}),
+            holidays=settings.calendar().holidays,
+        )
         if not (args.speed >= 0 and args.batch_size >= 1):
             raise ValueError(
                 f"--speed {args.speed} --batch-size {args.batch_size}; expected a speed >= 0 "

@@ -26,11 +26,20 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from streams.cases import CaseBook
 from streams.indicators import contributions, new_accumulator
 from streams.schema import EventBase
 from streams.slices import SliceKey, Slicer
+from streams.targets import TargetBook
 from streams.windows import EventClock, bucket_start
 
+#: Event types whose concentration is watched, with the names their contributors are kept under.
+CONCENTRATING = {
+    "complaint.received": "complaints",
+    "policy.surrendered": "surrenders",
+    "policy.cooling_off_cancel": "cooling_off_cancels",
+}
+TOP_N = 8  # contributors kept per (kind, leaf, dimension) and bucket
 #: (org_path, product_line, channel) of an event: the cell its bucket sums are kept in.
 Cell = tuple[str, str, str]
 
@@ -39,6 +48,21 @@ Cell = tuple[str, str, str]
 class ClosedBucket:
     start: int
     slices: dict[SliceKey, list[float]]
+    #: (kind, org_code, product_line, channel) -> {"agent:<id>" or "product:<code>": count}
+    contributors: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
+    #: org_code -> duplicate events re-sent for this bucket
+    duplicates: dict[str, int] = field(default_factory=dict)
+
+
+def _top(counts: dict[str, int], key: str) -> None:
+    """Space-saving count of ``key`` in at most ``2 * TOP_N`` entries (agents and products)."""
+    if key in counts:
+        counts[key] += 1
+    elif len(counts) < 2 * TOP_N:
+        counts[key] = 1
+    else:  # evict the smallest, inheriting its count: the top stays right for heavy hitters
+        smallest = min(counts, key=counts.__getitem__)
+        counts[key] = counts.pop(smallest) + 1
 
 
 @dataclass
@@ -54,6 +78,12 @@ class Aggregator:
     new_ids: list[tuple[str, int]] = field(default_factory=list)
     #: bucket start -> cell -> sums; a cell is the finest grain an event has.
     buckets: dict[int, dict[Cell, list[float]]] = field(default_factory=dict)
+    cases: CaseBook = field(default_factory=CaseBook)
+    targets: TargetBook = field(default_factory=TargetBook)
+    contributors: dict[int, dict[tuple[str, str, str, str], dict[str, int]]] = field(
+        default_factory=dict
+    )
+    duplicates: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.clock = EventClock(self.bucket_seconds, self.allowed_lateness_seconds)
@@ -66,10 +96,18 @@ class Aggregator:
         self.clock.observe(epoch, partition, now)
         event_id = event.event_id
         if event_id in self.seen:
+            dup_start = self.seen[event_id]
+            if dup_start in self.buckets:
+                per_org = self.duplicates.setdefault(dup_start, {})
+                per_org[event.org_code] = per_org.get(event.org_code, 0) + 1
             return "duplicate"
         start = bucket_start(epoch, self.bucket_seconds)
         self.seen[event_id] = start
         self.new_ids.append((event_id, start))
+        kind = event.event_type  # type: ignore[attr-defined]
+        if kind in _CASE_TYPES or kind == "target.set":
+            # Timers and targets need every event, a late one too: a late close still closes.
+            self._track(event, kind, epoch)
         if self.clock.status(start) == "closed":
             return "late"
         cells = self.buckets.get(start)
@@ -86,12 +124,44 @@ class Aggregator:
             acc = cells[cell] = new_accumulator()
         for i, amount in adds:
             acc[i] += amount
+        if kind in CONCENTRATING:
+            self._contribute(event, CONCENTRATING[kind], start)
         return "accepted"
+
+    def _track(self, event: EventBase, kind: str, epoch: float) -> None:
+        p = event.payload  # type: ignore[attr-defined]
+        leaf = (event.org_path or event.org_code, event.product_line, event.channel)
+        if kind == "complaint.received":
+            self.cases.open_complaint(p.complaint_id, epoch, leaf)
+        elif kind == "complaint.closed":
+            self.cases.close_complaint(p.complaint_id)
+        elif kind == "claim.reported":
+            self.cases.open_claim(p.claim_id, epoch, leaf)
+        elif kind == "claim.closed":
+            self.cases.close_claim(p.claim_id)
+        else:
+            self.targets.set(leaf, p.period, float(p.target_premium), epoch)
+
+    def _contribute(self, event: EventBase, kind: str, start: int) -> None:
+        per_bucket = self.contributors.setdefault(start, {})
+        key = (kind, event.org_code, event.product_line, event.channel)
+        counts = per_bucket.get(key)
+        if counts is None:
+            counts = per_bucket[key] = {}
+        if event.agent_id:
+            _top(counts, "agent:" + event.agent_id)
+        if event.product_code:
+            _top(counts, "product:" + event.product_code)
 
     def close_due(self, now: float = 0.0, lagging: Collection[int] = ()) -> list[ClosedBucket]:
         """Buckets the watermark has passed, oldest first; they are removed from memory."""
         closed = [
-            ClosedBucket(s, self._roll_up(self.buckets.pop(s, {})))
+            ClosedBucket(
+                s,
+                self._roll_up(self.buckets.pop(s, {})),
+                self.contributors.pop(s, {}),
+                self.duplicates.pop(s, {}),
+            )
             for s in self.clock.due(now, lagging)
         ]
         if closed:
@@ -127,3 +197,8 @@ class Aggregator:
     def dedup_horizon(self) -> float:
         """Ids of buckets starting before this are no longer remembered."""
         return self.clock.closed_through - self.dedup_retention_seconds
+
+
+_CASE_TYPES = frozenset(
+    ("complaint.received", "complaint.closed", "claim.reported", "claim.closed")
+)

@@ -70,10 +70,12 @@ def build_app(
     #: Next offset to process per owned input partition, for the consumer-lag gauge.
     positions: dict[int, int] = {}
 
-    async def checkpoint() -> None:
+    async def checkpoint(force: bool = False) -> None:
         """Deliver, persist, then acknowledge — in that order, so a crash repeats, never loses."""
         async with lock:
-            flush = pipeline.take_flush()
+            flush = pipeline.take_flush(force)
+            if flush is None:  # the state was saved moments ago; the next one covers these
+                return
             sends = pending_sends[:]
             pending_sends.clear()
             for a in flush.anomalies:
@@ -163,7 +165,7 @@ def build_app(
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked = args[0]
-        await checkpoint()
+        await checkpoint(force=True)
         gone = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
         pipeline.revoked(gone)
         status.assigned -= gone

@@ -1,10 +1,12 @@
-"""Indicator definitions: what each event adds to a bucket, and how indicators are read off it.
+"""Indicator definitions: what each indicator means, which detector judges it, which gauge shows it.
 
-A bucket of a slice is a flat vector of sums (:data:`FIELDS`); each event adds to a few of them
-(:func:`contributions`), so per-event work is a handful of float additions. When the bucket closes
-every indicator is computed from the sums, together with the evidence it rests on — the count
-``k`` and exposure ``n`` — so that detectors can judge a rate over 12 policies differently from one
-over 12,000. The definitions are documented for users in ``docs/indicators.md``.
+Every indicator is read off a slice's vector of sums (:mod:`streams.fields`) — of one closed
+bucket or of a longer window (:mod:`streams.rolling`) — by a reader (:mod:`streams.readers`),
+together with the evidence it rests on: the count ``k`` and the exposure ``n``, so that detectors
+judge a rate over 12 policies differently from one over 12,000. ``kind`` says which detector
+judges it; an indicator whose ``min_evidence`` is :data:`NEVER` is shown but not judged
+(cumulative or composite values such as attainment or NPS). Users read the same definitions in
+``docs/indicators.md``.
 
 >>> acc = new_accumulator()
 >>> for name, amount in [("calls", 1), ("calls_answered", 1), ("calls", 1)]:
@@ -16,108 +18,23 @@ over 12,000. The definitions are documented for users in ``docs/indicators.md``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from streams.schema import EventBase
+from streams import readers as r
+from streams.fields import FIELD, FIELDS, SNAPSHOT, contributions, new_accumulator
+from streams.readers import Reading, wilson_interval
 
-FIELDS = (
-    "premium_received_yuan",
-    "premium_receipts",
-    "written_premium_yuan",
-    "policies_issued",
-    "cooling_off_cancels",
-    "surrenders",
-    "surrender_yuan",
-    "claims_reported",
-    "claims_closed",
-    "claims_paid_yuan",
-    "settlement_days_sum",
-    "complaints",
-    "complaints_regulator",
-    "complaints_closed",
-    "calls",
-    "calls_answered",
-    "calls_answered_20s",
-    "csat_responses",
-    "csat_sum",
-    "inspections",
-    "inspections_compliant",
-)
-FIELD = {name: i for i, name in enumerate(FIELDS)}
-_F = FIELD
+__all__ = [
+    "FIELD", "FIELDS", "INDICATORS", "NEVER", "SNAPSHOT", "Indicator", "Reading",
+    "contributions", "new_accumulator", "wilson_interval",
+]  # fmt: skip
 
-
-def new_accumulator() -> list[float]:
-    return [0.0] * len(FIELDS)
-
-
-def contributions(event: EventBase) -> list[tuple[int, float]]:
-    """(field index, amount) pairs one event adds to its buckets."""
-    p = event.payload  # type: ignore[attr-defined]
-    kind = event.event_type  # type: ignore[attr-defined]
-    if kind == "premium.received":
-        return [(_F["premium_received_yuan"], float(p.premium)), (_F["premium_receipts"], 1.0)]
-    if kind == "policy.issued":
-        return [(_F["written_premium_yuan"], float(p.premium)), (_F["policies_issued"], 1.0)]
-    if kind == "policy.cooling_off_cancel":
-        return [(_F["cooling_off_cancels"], 1.0)]
-    if kind == "policy.surrendered":
-        return [(_F["surrenders"], 1.0), (_F["surrender_yuan"], float(p.surrender_amount))]
-    if kind == "claim.reported":
-        return [(_F["claims_reported"], 1.0)]
-    if kind == "claim.closed":
-        days = (event.event_time - p.reported_at).total_seconds() / 86400.0
-        return [
-            (_F["claims_closed"], 1.0),
-            (_F["claims_paid_yuan"], float(p.paid_amount)),
-            (_F["settlement_days_sum"], days),
-        ]
-    if kind == "complaint.received":
-        out = [(_F["complaints"], 1.0)]
-        if p.source == "REGULATOR":
-            out.append((_F["complaints_regulator"], 1.0))
-        return out
-    if kind == "complaint.closed":
-        return [(_F["complaints_closed"], 1.0)]
-    if kind == "call.completed":
-        out = [(_F["calls"], 1.0)]
-        if p.answered:
-            out.append((_F["calls_answered"], 1.0))
-            if p.wait_seconds <= 20:
-                out.append((_F["calls_answered_20s"], 1.0))
-        return out
-    if kind == "survey.response":
-        if p.csat_1_5 is None:
-            return []
-        return [(_F["csat_responses"], 1.0), (_F["csat_sum"], float(p.csat_1_5))]
-    if kind == "inspection.sample":
-        out = [(_F["inspections"], 1.0)]
-        if p.compliant:
-            out.append((_F["inspections_compliant"], 1.0))
-        return out
-    return []  # target.set carries no bucket quantity; attainment arrives with its own issue
-
-
+NEVER = math.inf  # min_evidence of an indicator that is shown but not judged
 Kind = Literal["count", "proportion", "level"]
 Direction = Literal["high", "low", "both"]
-
-
-@dataclass(frozen=True)
-class Reading:
-    """An indicator's value in one closed bucket, with its evidence.
-
-    ``k`` is the count the value rests on (complaints, answered calls, closed claims) and ``n``
-    the exposure or sample size (policies, calls); ``value`` is None when a ratio's denominator
-    is zero (a sum, such as premium income, is 0 instead). ``per_k`` is what one unit of ``k``
-    is worth in the indicator's unit, so a detector's expected count can be shown as a rate.
-    """
-
-    value: float | None
-    k: float
-    n: float
-    per_k: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -132,97 +49,121 @@ class Indicator:
     #: Below this much evidence (k) a bucket is shown but not judged, nor learnt from: a loss
     #: ratio over two claims says nothing about the book.
     min_evidence: float = 0.0
+    #: Read off yuan amounts: a unit error in a feed (fen sent as yuan) moves it, so its
+    #: anomalies are withheld while the data-quality watch reports the unit error instead.
+    amounts: bool = False
+
+    @property
+    def judged(self) -> bool:
+        return self.min_evidence < NEVER
 
 
-def _ratio(num: str, den: str, scale: float = 1.0) -> Callable[[list[float]], Reading]:
-    i, j = _F[num], _F[den]
-
-    def read(acc: list[float]) -> Reading:
-        n = acc[j]
-        if not n:
-            return Reading(None, acc[i], n)
-        return Reading(acc[i] / n * scale, acc[i], n, scale / n)
-
-    return read
-
-
-def _mean(total: str, count: str) -> Callable[[list[float]], Reading]:
-    i, j = _F[total], _F[count]
-
-    def read(acc: list[float]) -> Reading:
-        n = acc[j]
-        return Reading(acc[i] / n if n else None, n, n)
-
-    return read
-
-
-def _sum(total: str, count: str) -> Callable[[list[float]], Reading]:
-    i, j = _F[total], _F[count]
-
-    def read(acc: list[float]) -> Reading:
-        k = acc[j]
-        return Reading(acc[i], k, k, acc[i] / k if k else 0.0)
-
-    return read
-
-
-def _loss_ratio(acc: list[float]) -> Reading:
-    # Its noise comes from how many claims closed, so that is its evidence, not the yuan.
-    written, claims = acc[_F["written_premium_yuan"]], acc[_F["claims_closed"]]
-    return Reading(acc[_F["claims_paid_yuan"]] / written if written else None, claims, claims)
-
-
-_DEFINITIONS = (
-    Indicator(
-        "premium_income",
-        "qualmon_indicator_premium_income_yuan",
-        "count",  # judged on the number of receipts: a shortfall is first a shortfall of sales
-        "low",
-        "Premium received in the bucket (sum of premium.received), yuan.",
-        _sum("premium_received_yuan", "premium_receipts"),
-    ),
-    Indicator(
-        "loss_ratio",
-        "qualmon_indicator_loss_ratio",
-        "level",
-        "high",
-        "Simple loss ratio: claims paid (claim.closed) / premium written (policy.issued).",
-        _loss_ratio,
-        min_evidence=30.0,
-    ),
-    Indicator(
-        "complaint_rate_per_10k_policies",
-        "qualmon_indicator_complaints_per_10k_policies",
-        "count",
-        "high",
-        "Complaints received per 10,000 policies issued in the bucket; judged on the count.",
-        _ratio("complaints", "policies_issued", 10_000.0),
-    ),
-    Indicator(
-        "cooling_off_cancel_rate",
-        "qualmon_indicator_cooling_off_cancel_ratio",
-        "count",
-        "high",
-        "Cooling-off cancellations / policies issued in the bucket; a mis-selling signal.",
-        _ratio("cooling_off_cancels", "policies_issued"),
-    ),
-    Indicator(
-        "hotline_answer_rate",
-        "qualmon_indicator_hotline_answer_ratio",
-        "proportion",
-        "low",
-        "Answered calls / calls offered (call.completed).",
-        _ratio("calls_answered", "calls"),
-    ),
-    Indicator(
-        "claim_settlement_days_mean",
-        "qualmon_indicator_claim_settlement_seconds",
-        "level",
-        "high",
-        "Mean days from claim report to close, over claims closed in the bucket.",
-        _mean("settlement_days_sum", "claims_closed"),
-        metric_scale=86400.0,
-        min_evidence=10.0,
-    ),
-)
-INDICATORS: dict[str, Indicator] = {i.name: i for i in _DEFINITIONS}
+_DAY = 86400.0
+_I = Indicator
+DEFINITIONS = (
+    # ---- premium ------------------------------------------------------------------------------
+    _I("premium_income", "qualmon_indicator_premium_income_yuan", "count", "low",
+      "Premium received (sum of premium.received), yuan; judged on the number of receipts.",
+      r.total("premium_received_yuan", "premium_receipts")),
+    _I("premium_attainment", "qualmon_indicator_premium_attainment_ratio", "level", "low",
+      "Month-to-date premium received / the month's target (target.set).",
+      r.attainment, min_evidence=NEVER, amounts=True),
+    _I("premium_pace", "qualmon_indicator_premium_pace_ratio", "level", "low",
+      "Attainment / share of the month's business expected by now (month-end push weighted "
+      "in); below 1 is behind pace.",
+      r.pace, min_evidence=300.0, amounts=True),
+    # ---- claims and loss ----------------------------------------------------------------------
+    _I("loss_ratio", "qualmon_indicator_loss_ratio", "level", "high",
+      "Simple loss ratio: claims paid (claim.closed) / premium written (policy.issued).",
+      r.loss_ratio, min_evidence=NEVER, amounts=True),
+    _I("claim_settlement_days_mean", "qualmon_indicator_claim_settlement_seconds", "level", "high",
+      "Mean days from claim report to close, over claims closed in the bucket.",
+      r.mean("settlement_days_sum", "claims_closed"), metric_scale=_DAY, min_evidence=30.0),
+    _I("claim_settlement_days_p90", "qualmon_indicator_claim_settlement_p90_seconds", "level",
+      "high", "90th percentile of days from report to close (fixed histogram, interpolated).",
+      r.p90, metric_scale=_DAY, min_evidence=30.0),
+    _I("claim_payout_rate", "qualmon_indicator_claim_payout_ratio", "proportion", "low",
+      "Closed claims paid in full or in part / closed claims.",
+      r.proportion("claims_paid", "claims_closed")),
+    _I("claims_open", "qualmon_indicator_claims_open", "count", "high",
+      "Claims reported and not yet closed at the bucket's end (the backlog).",
+      r.count("claims_open"), min_evidence=NEVER),
+    _I("claims_open_age_days_mean", "qualmon_indicator_claims_open_age_seconds", "level", "high",
+      "Mean age of the open claims at the bucket's end.",
+      r.open_age, metric_scale=_DAY, min_evidence=NEVER),
+    _I("claims_overdue", "qualmon_indicator_claims_overdue", "count", "high",
+      "Open claims older than the settlement limit at the bucket's end.",
+      r.overdue("claims_overdue", "claims_open"), min_evidence=NEVER),
+    # ---- surrenders and mis-selling -----------------------------------------------------------
+    _I("surrender_rate", "qualmon_indicator_surrender_ratio", "count", "high",
+      "Surrender amounts paid / premium received; judged on the number of surrenders.",
+      r.surrender_rate, amounts=True),
+    _I("cooling_off_cancel_rate", "qualmon_indicator_cooling_off_cancel_ratio", "count", "high",
+      "Cooling-off cancellations / policies issued in the bucket; a mis-selling signal.",
+      r.ratio("cooling_off_cancels", "policies_issued")),
+    # ---- complaints ---------------------------------------------------------------------------
+    _I("complaint_rate_per_10k_policies", "qualmon_indicator_complaints_per_10k_policies",
+      "count", "high",
+      "Complaints received per 10,000 policies issued in the bucket; judged on the count.",
+      r.ratio("complaints", "policies_issued", 10_000.0)),
+    _I("complaint_rate_per_10k_policies_own", "qualmon_indicator_own_complaints_per_10k_policies",
+      "count", "high", "Complaints made to the company itself per 10,000 policies issued.",
+      r.own_complaints("policies_issued", 10_000.0)),
+    _I("complaint_rate_per_10k_policies_regulator",
+      "qualmon_indicator_regulator_complaints_per_10k_policies", "count", "high",
+      "Complaints transferred by the regulator per 10,000 policies issued.",
+      r.ratio("complaints_regulator", "policies_issued", 10_000.0)),
+    _I("complaint_rate_per_100m_premium", "qualmon_indicator_complaints_per_100m_yuan", "count",
+      "high", "Complaints received per 100 million yuan of premium received (亿元保费投诉量).",
+      r.ratio("complaints", "premium_received_yuan", 1e8), min_evidence=NEVER, amounts=True),
+    _I("complaint_rate_per_100m_premium_own", "qualmon_indicator_own_complaints_per_100m_yuan",
+      "count", "high", "Complaints made to the company per 100 million yuan of premium.",
+      r.own_complaints("premium_received_yuan", 1e8), min_evidence=NEVER, amounts=True),
+    _I("complaint_rate_per_100m_premium_regulator",
+      "qualmon_indicator_regulator_complaints_per_100m_yuan", "count", "high",
+      "Regulator-transferred complaints per 100 million yuan of premium.",
+      r.ratio("complaints_regulator", "premium_received_yuan", 1e8), min_evidence=NEVER,
+      amounts=True),
+    _I("complaint_closed_in_15d_rate", "qualmon_indicator_complaint_closed_in_15d_ratio",
+      "proportion", "low", "Complaints closed within 15 days of receipt / complaints closed.",
+      r.proportion("complaints_closed_15d", "complaints_closed")),
+    _I("complaint_closed_in_30d_rate", "qualmon_indicator_complaint_closed_in_30d_ratio",
+      "proportion", "low", "Complaints closed within 30 days of receipt / complaints closed.",
+      r.proportion("complaints_closed_30d", "complaints_closed"), min_evidence=NEVER),
+    _I("complaint_closed_in_60d_rate", "qualmon_indicator_complaint_closed_in_60d_ratio",
+      "proportion", "low", "Complaints closed within 60 days of receipt / complaints closed.",
+      r.proportion("complaints_closed_60d", "complaints_closed"), min_evidence=NEVER),
+    _I("complaint_handling_days_mean", "qualmon_indicator_complaint_handling_seconds", "level",
+      "high", "Mean days from receipt to close, over complaints closed in the bucket.",
+      r.mean("complaint_days_sum", "complaints_closed"), metric_scale=_DAY, min_evidence=10.0),
+    _I("complaints_open", "qualmon_indicator_complaints_open", "count", "high",
+      "Complaints received and not yet closed at the bucket's end.",
+      r.count("complaints_open"), min_evidence=NEVER),
+    _I("complaints_overdue_15d", "qualmon_indicator_complaints_overdue_15d", "count", "high",
+      "Open complaints older than 15 days at the bucket's end.",
+      r.overdue("complaints_overdue_15d", "complaints_open"), min_evidence=NEVER),
+    _I("complaints_overdue_30d", "qualmon_indicator_complaints_overdue_30d", "count", "high",
+      "Open complaints older than 30 days at the bucket's end.",
+      r.overdue("complaints_overdue_30d", "complaints_open"), min_evidence=NEVER),
+    _I("complaints_overdue_60d", "qualmon_indicator_complaints_overdue_60d", "count", "high",
+      "Open complaints older than 60 days at the bucket's end (each raises an SLA breach).",
+      r.overdue("complaints_overdue_60d", "complaints_open"), min_evidence=NEVER),
+    # ---- service ------------------------------------------------------------------------------
+    _I("hotline_answer_rate", "qualmon_indicator_hotline_answer_ratio", "proportion", "low",
+      "Answered calls / calls offered (call.completed).",
+      r.ratio("calls_answered", "calls")),
+    _I("hotline_answer_20s_rate", "qualmon_indicator_hotline_answer_20s_ratio", "proportion",
+      "low", "Calls answered within 20 seconds / calls offered.",
+      r.ratio("calls_answered_20s", "calls")),
+    _I("csat", "qualmon_indicator_csat_ratio", "proportion", "low",
+      "Customer satisfaction: responses rating 4 or 5 of 5 / responses with a CSAT score.",
+      r.proportion("csat_satisfied", "csat_responses")),
+    _I("nps", "qualmon_indicator_nps", "level", "low",
+      "Net promoter score: % promoters (9-10) - % detractors (0-6), from -100 to 100.",
+      r.nps, min_evidence=NEVER),
+    # ---- compliance ---------------------------------------------------------------------------
+    _I("compliance_rate", "qualmon_indicator_compliance_ratio", "proportion", "low",
+      "Business compliance: compliant samples / inspected samples, with a Wilson interval.",
+      r.proportion("inspections_compliant", "inspections")),
+)  # fmt: skip
+INDICATORS: dict[str, Indicator] = {i.name: i for i in DEFINITIONS}

@@ -22,10 +22,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.aggregate import ClosedBucket
+from streams.calendar import Calendar
 from streams.detectors import DETECTORS, SeriesFilter
+from streams.feedback import FeedbackBook
 from streams.indicators import INDICATORS, Indicator
 from streams.slices import SliceKey
 from streams.windows import iso, season_of
+
+#: What an anomaly is about: the business itself, a concentration in one slice (the trigger for
+#: a special inspection), or the data feeding the monitor.
+CATEGORIES = ("business", "concentration", "data_quality")
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,10 @@ class Anomaly:
     n: float
     detector: str
     severity: str
+    category: str = "business"
+    #: JSON object with what explains the anomaly: top contributors, case ids, the field off by
+    #: a unit; "{}" when the reading says it all.
+    detail: str = "{}"
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -89,10 +99,16 @@ def anomaly_id(indicator: str, key: SliceKey, start: int) -> str:
 class SeriesBank:
     """Every watched series' detector, created on first sight of the series."""
 
-    def __init__(self, bucket_seconds: int) -> None:
+    def __init__(self, bucket_seconds: int, calendar: Calendar | None = None) -> None:
         self.bucket_seconds = bucket_seconds
+        self.calendar = calendar
         self.series: dict[tuple[str, SliceKey], SeriesFilter] = {}
         self.errors = 0  # series-buckets skipped because their detector raised
+
+    def season(self, start: int) -> int:
+        if self.calendar is None:
+            return season_of(start, self.bucket_seconds)
+        return self.calendar.season(start, self.bucket_seconds)
 
     def _filter(self, indicator: Indicator, key: SliceKey) -> SeriesFilter:
         found = self.series.get((indicator.name, key))
@@ -101,23 +117,50 @@ class SeriesBank:
             found = self.series[(indicator.name, key)] = SeriesFilter(detector)
         return found
 
-    def score(self, bucket: ClosedBucket) -> tuple[list[ScoredReading], list[Anomaly]]:
-        season = season_of(bucket.start, self.bucket_seconds)
+    def score(
+        self,
+        bucket: ClosedBucket,
+        withheld: dict[SliceKey, str] | None = None,
+        feedback: FeedbackBook | None = None,
+    ) -> tuple[list[ScoredReading], list[Anomaly]]:
+        """Score every indicator of every slice. ``withheld`` slices (a data-quality finding
+        stands: 'all' indicators or only those on 'amounts') are shown but neither judged nor
+        learnt; ``feedback`` mutes patterns marked expected and holds confirmed incidents."""
+        season = self.season(bucket.start)
         readings: list[ScoredReading] = []
         anomalies: list[Anomaly] = []
+        withheld = withheld or {}
+        if feedback is not None and not (feedback.accepted or feedback.confirmed):
+            feedback = None  # nothing to apply: the plain step is cheaper
+        # A public holiday is shown but neither judged nor learnt: a week or two a year is too
+        # little to learn a season from, and learning it would drag every baseline down.
+        holiday = self.calendar is not None and self.calendar.is_holiday(bucket.start)
         for key, acc in bucket.slices.items():
+            hold = "all" if holiday else withheld.get(key)
             for indicator in INDICATORS.values():
                 reading = indicator.read(acc)
                 if reading.value is None:
+                    continue
+                if not indicator.judged:
+                    v = reading.value
+                    if v == reading.k == reading.n == 0:
+                        continue  # nothing of it here (no open cases, no target): no series
+                    readings.append(ScoredReading(
+                        indicator.name, key, bucket.start, v, reading.k, reading.n, 0.0, v, v, v
+                    ))  # fmt: skip
                     continue
                 x = {"value": reading.value, "k": reading.k, "n": reading.n, "season": season}
                 series = self._filter(indicator, key)
                 try:
                     band = series.detector.expectation(x)
-                    if reading.k < indicator.min_evidence:
+                    if reading.k < indicator.min_evidence or (
+                        hold is not None and (hold == "all" or indicator.amounts)
+                    ):
                         score, anomalous = 0.0, False
-                    else:
+                    elif feedback is None:
                         score, anomalous = series.step(x)
+                    else:
+                        score, anomalous = self._step_with(feedback, series, indicator, key, x)
                 except ArithmeticError as exc:
                     # One series' numeric trouble must not cost the other series their bucket.
                     log.error("%s %s: detector failed on %r: %r", indicator.name, key, x, exc)
@@ -144,6 +187,30 @@ class SeriesBank:
                 if anomalous:
                     anomalies.append(self._anomaly(scored, type(series.detector).__name__))
         return readings, anomalies
+
+    def _step_with(
+        self,
+        feedback: FeedbackBook,
+        series: SeriesFilter,
+        indicator: Indicator,
+        key: SliceKey,
+        x: dict[str, Any],
+    ) -> tuple[float, bool]:
+        name = indicator.name
+        if feedback.holds(name, key):
+            series.run = 0  # a confirmed incident is not to become the new normal
+        score, anomalous = series.step(x)
+        if not anomalous:
+            feedback.release(name, key)
+            return score, False
+        expected = series.detector.expectation(x).expected
+        observed = x["k"] if indicator.kind == "count" else x["value"]
+        if feedback.mutes(name, key, observed, expected):
+            # Not learnt either: learning a known outage would widen the band for every other
+            # deviation of this series. A run of known patterns must not make it adapt.
+            series.run = 0
+            return score, False
+        return score, True
 
     def _anomaly(self, r: ScoredReading, detector: str) -> Anomaly:
         org, product_line, channel = r.slice

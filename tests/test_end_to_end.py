@@ -70,6 +70,17 @@ def test_posted_events_become_indicators_and_an_outage_an_anomaly(service_factor
                         topic_prefix=service.env["QUALMON_TOPIC_PREFIX"])  # fmt: skip
     published = [orjson.loads(r.value) for r in records(settings, settings.anomalies_topic)]
     assert anomaly["anomaly_id"] in {a["anomaly_id"] for a in published}
+    assert anomaly["category"] == "business"
+
+    # Feedback is stored; the day's window is served from the sums the worker checkpointed:
+    # hours 0-14, 14 × 95 + 40 answered of 1,500 calls.
+    url = f"/v1/anomalies/{anomaly['anomaly_id']}/feedback"
+    assert service.client.post(url, json={"verdict": "true_positive"}).status_code == 201
+    params = {"window": "day", "indicator": "hotline_answer_rate", "org": "4403",
+              "product_line": "*", "channel": "*"}  # fmt: skip
+    day = wait_until(lambda: service.client.get("/v1/indicators", params=params).json(), 30,
+                     "the day's window")  # fmt: skip
+    assert [(r["value"], r["k"], r["n"]) for r in day] == [(pytest.approx(1370 / 1500), 1370, 1500)]
 
 
 def test_invalid_batch_is_rejected_whole_and_nothing_reaches_kafka(service_factory, kafka_settings):

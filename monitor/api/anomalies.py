@@ -1,14 +1,22 @@
-"""``GET /v1/anomalies`` and ``GET /v1/anomalies/{id}``: the anomaly history."""
+"""``GET /v1/anomalies``, ``GET /v1/anomalies/{id}`` and ``POST /v1/anomalies/{id}/feedback``.
+
+Feedback is stored and read by the worker when the next bucket closes; from then on it changes
+the decisions for the anomaly's series (see :mod:`streams.feedback`).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.api import Ctx
+from streams.decode import describe_errors
+from streams.scoring import CATEGORIES
 
 router = APIRouter(tags=["anomalies"])
 
@@ -30,6 +38,28 @@ class AnomalyPublic(BaseModel):
     n: float
     detector: str
     severity: str
+    category: str = "business"
+    detail: dict[str, Any] = {}
+
+
+class FeedbackCreate(BaseModel):
+    """A verdict on an anomaly: was it a real problem, a false alarm, or expected?"""
+
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["true_positive", "false_positive", "expected"]
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
+class FeedbackPublic(BaseModel):
+    feedback_id: int
+    anomaly_id: str
+    verdict: str
+    note: str
+    created_at: float
+
+
+class AnomalyDetail(AnomalyPublic):
+    feedback: list[FeedbackPublic] = []
 
 
 class AnomalyPage(BaseModel):
@@ -50,9 +80,14 @@ async def list_anomalies(
     until: Annotated[AwareDatetime | None, Query(description="bucket start < this")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    category: Annotated[
+        Literal["business", "concentration", "data_quality"] | None,
+        Query(description=f"one of {', '.join(CATEGORIES)}"),
+    ] = None,
 ) -> AnomalyPage:
     """Anomalies, newest bucket first, filtered and paginated."""
     rows, total = ctx.store.anomalies(
+        category=category,
         indicator=indicator,
         org=org,
         product_line=product_line,
@@ -62,18 +97,49 @@ async def list_anomalies(
         limit=limit,
         offset=offset,
     )
-    return AnomalyPage(
-        items=[AnomalyPublic(**r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return AnomalyPage(items=[_public(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/v1/anomalies/{anomaly_id}", response_model=AnomalyPublic)
-async def get_anomaly(anomaly_id: str, ctx: Ctx) -> AnomalyPublic:
-    """One anomaly by id."""
+@router.get("/v1/anomalies/{anomaly_id}", response_model=AnomalyDetail)
+async def get_anomaly(anomaly_id: str, ctx: Ctx) -> AnomalyDetail:
+    """One anomaly by id, with the verdicts given on it."""
     row = ctx.store.anomaly(anomaly_id)
     if row is None:
         raise HTTPException(404, f"no anomaly with id {anomaly_id!r}")
-    return AnomalyPublic(**row)
+    feedback = [FeedbackPublic(**f) for f in ctx.store.feedback_on(anomaly_id)]
+    return AnomalyDetail(**_public(row).model_dump(), feedback=feedback)
+
+
+@router.post(
+    "/v1/anomalies/{anomaly_id}/feedback",
+    status_code=201,
+    response_model=FeedbackPublic,
+    responses={
+        404: {"description": "No anomaly with this id."},
+        422: {"description": "The body is not a valid verdict; the errors name the field."},
+    },
+)
+async def post_feedback(anomaly_id: str, request: Request, ctx: Ctx) -> Any:
+    """Tell qualmon whether an anomaly was a real problem, a false alarm, or expected."""
+    try:
+        body = FeedbackCreate.model_validate(orjson.loads(await request.body()))
+    except orjson.JSONDecodeError as exc:
+        return _problem(422, f"body is not JSON: {exc}", [])
+    except ValidationError as exc:
+        return _problem(422, "invalid feedback; nothing was stored", describe_errors(exc))
+    row = ctx.store.add_feedback(anomaly_id, body.verdict, body.note)
+    if row is None:
+        raise HTTPException(404, f"no anomaly with id {anomaly_id!r}")
+    ctx.metrics.feedback.labels(body.verdict).inc()
+    return FeedbackPublic(**row)
+
+
+def _problem(status: int, detail: str, errors: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=status)
+
+
+def _public(row: dict[str, Any]) -> AnomalyPublic:
+    return AnomalyPublic(**{**row, "detail": orjson.loads(row.get("detail") or "{}")})
 
 
 def _utc(value: datetime | None) -> str | None:

@@ -1,4 +1,5 @@
-"""The history store: anomalies, indicator history, checkpoints, alerts, inspections, audit log.
+"""The history store: anomalies, indicator history, checkpoints, alerts, inspections, audit
+log, feedback on anomalies and rolling windows.
 
 SQLite by default (a file in the data directory, WAL mode so the API reads while the worker
 writes); PostgreSQL when ``QUALMON_DATABASE_URL`` is ``postgresql://...``. One schema for both,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from monitor.store.alerts import AlertStore
 from monitor.store.database import Database, Transaction
+from monitor.store.feedback import FeedbackStore
 from monitor.store.history import ANOMALY_COLUMNS, READING_COLUMNS, HistoryStore
 from monitor.store.inspections import InspectionStore
 from monitor.store.migrations import MIGRATIONS
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-class Store(HistoryStore, AlertStore, InspectionStore):
+class Store(HistoryStore, AlertStore, InspectionStore, FeedbackStore):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.migrate()

@@ -29,7 +29,11 @@ ANOMALY_COLUMNS = (
     "n",
     "detector",
     "severity",
+    "category",
+    "detail",
 )
+#: Columns added after the first schema, with the value rows written before them take.
+_ANOMALY_DEFAULTS = {"category": "business", "detail": "{}"}
 READING_COLUMNS = (
     "indicator",
     "org",
@@ -57,6 +61,8 @@ COUNTABLE = frozenset(
         "evaluations",
         "audit_log",
         "silences",
+        "anomaly_feedback",
+        "indicator_windows",
     }
 )
 
@@ -89,7 +95,10 @@ class HistoryStore:
             tx.executemany(
                 f"INSERT INTO anomalies ({', '.join(ANOMALY_COLUMNS)}, created_at) "
                 f"VALUES ({', '.join('?' * (len(ANOMALY_COLUMNS) + 1))}) ON CONFLICT DO NOTHING",
-                ([*(a[col] for col in ANOMALY_COLUMNS), now] for a in anomalies),
+                (
+                    [*(a.get(col, _ANOMALY_DEFAULTS.get(col)) for col in ANOMALY_COLUMNS), now]
+                    for a in anomalies
+                ),
             )
             tx.executemany(
                 "INSERT INTO late_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -122,11 +131,13 @@ class HistoryStore:
         until: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        category: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of anomalies, newest bucket first, and the total matching."""
         where, args = filters(
-            "", indicator=indicator, org=org, product_line=product_line, channel=channel
-        )
+            "", indicator=indicator, org=org, product_line=product_line, channel=channel,
+            category=category,
+        )  # fmt: skip
         if since:
             where.append("bucket_start >= ?")
             args.append(since)

@@ -206,4 +206,27 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_entity ON audit_log (entity, entity_id, at);
     """,
+    # 4: anomaly categories and their explanation, feedback on anomalies, rolling windows.
+    """
+    ALTER TABLE anomalies ADD COLUMN category TEXT NOT NULL DEFAULT 'business';
+    ALTER TABLE anomalies ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX anomalies_by_category ON anomalies (category, bucket_start);
+    CREATE TABLE anomaly_feedback (
+        feedback_id INTEGER PRIMARY KEY,
+        anomaly_id TEXT NOT NULL REFERENCES anomalies (anomaly_id),
+        verdict TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX anomaly_feedback_by_anomaly ON anomaly_feedback (anomaly_id);
+    CREATE TABLE indicator_windows (
+        org TEXT NOT NULL,
+        product_line TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        window_name TEXT NOT NULL,
+        as_of INTEGER NOT NULL,
+        sums BLOB NOT NULL,
+        PRIMARY KEY (org, product_line, channel, window_name)
+    );
+    """,
 ]

@@ -23,7 +23,7 @@ from kafka import KafkaProducer
 from monitor.broker import free_port
 from monitor.simulator import SimConfig, generate
 from tests.conftest import Service, wait_until
-from tests.factories import hotline_hours
+from tests.factories import at, complaint, event, hotline_hours
 
 SIM = SimConfig(
     seed=11, branches=2, product_lines=2, channels=2, days=4, start=date(2026, 3, 2),
@@ -44,6 +44,17 @@ def stream() -> list[dict]:
         extra = hotline_hours(range(h, h + 1), 60, answered, "ops", org_path="00/32/3201",
                               channel="TELE")  # fmt: skip
         hours[h] = sorted(hours[h] + extra, key=lambda e: datetime.fromisoformat(e["event_time"]))
+    # Complaints received on day one and closed on day three, so the handling panels have data
+    # (the simulator closes its complaints after more days than this feed has).
+    for i in range(12):
+        where = {"org_path": "00/32/3201", "channel": "TELE"}
+        hours[2].append(complaint(f"ops-q{i}", at(2 + i / 20), **where))
+        closed = event("complaint.closed", f"ops-qc{i}", at(50 + i / 20),
+                       {"complaint_id": f"c-ops-q{i}", "received_at": at(2 + i / 20),
+                        "outcome": "UPHELD"}, **where)  # fmt: skip
+        hours[50].append(closed)
+    for h in (2, 50):
+        hours[h].sort(key=lambda e: datetime.fromisoformat(e["event_time"]))
     return [e for hour in hours for e in hour]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
@@ -122,3 +123,100 @@ def test_indicators_rejects_unknown_indicator(no_broker: TestClient) -> None:
     response = no_broker.get("/v1/indicators", params={"indicator": "happiness"})
     assert response.status_code == 422
     assert "happiness" in response.json()["detail"] and "loss_ratio" in response.json()["detail"]
+
+
+def _anomaly(anomaly_id: str, **overrides: object) -> dict:
+    row = {"anomaly_id": anomaly_id, "indicator": "hotline_answer_rate", "org": "4403",
+           "product_line": "*", "channel": "*", "bucket_start": "2026-03-02T16:00:00+00:00",
+           "bucket_seconds": 86400, "value": 0.5, "expected": 0.9, "lower": 0.8, "upper": 1.0,
+           "score": 0.6, "k": 5.0, "n": 10.0, "detector": "ProportionDetector",
+           "severity": "minor"}  # fmt: skip
+    return {**row, **overrides}
+
+
+def test_feedback_is_validated_stored_and_404_for_unknown_ids(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    store = open_store(settings.store_url)
+    store.save_checkpoint("w", b"state", anomalies=[_anomaly("a1")])
+    store.close()
+    with _client(settings, f"127.0.0.1:{free_port()}") as client:
+        url = "/v1/anomalies/a1/feedback"
+        bad = client.post(url, json={"verdict": "meh"})
+        assert bad.status_code == 422
+        assert [(e["field"], e["value"]) for e in bad.json()["errors"]] == [("verdict", "meh")]
+        extra = client.post(url, json={"verdict": "expected", "notes": "typo"})
+        assert extra.status_code == 422 and extra.json()["errors"][0]["field"] == "notes"
+        assert client.post(url, content=b"{nope").status_code == 422
+        long = client.post(url, json={"verdict": "expected", "note": "x" * 2001})
+        assert long.status_code == 422 and long.json()["errors"][0]["field"] == "note"
+        missing = client.post("/v1/anomalies/nope/feedback", json={"verdict": "expected"})
+        assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+        ok = client.post(url, json={"verdict": "expected", "note": "bank campaign"})
+        assert ok.status_code == 201
+        body = ok.json()
+        assert (body["anomaly_id"], body["verdict"], body["note"]) == (
+            "a1", "expected", "bank campaign"
+        )  # fmt: skip
+        metrics = client.get("/metrics").text
+        assert 'qualmon_anomaly_feedback_total{verdict="expected"} 1.0' in metrics
+        shown = client.get("/v1/anomalies/a1").json()["feedback"]
+        assert [(f["verdict"], f["note"]) for f in shown] == [("expected", "bank campaign")]
+    store = open_store(settings.store_url)
+    # Only the valid verdict was stored; the worker reads it with its anomaly's fields.
+    [row] = store.feedback_after(0)
+    assert (row["verdict"], row["indicator"], row["org"], row["value"]) == (
+        "expected", "hotline_answer_rate", "4403", 0.5
+    )  # fmt: skip
+    assert store.feedback_after(row["feedback_id"]) == []
+    store.close()
+
+
+def test_anomalies_have_a_category_and_detail_and_filter_by_category(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    store = open_store(settings.store_url)
+    store.save_checkpoint("w", b"s", anomalies=[
+        _anomaly("b1"),
+        _anomaly("d1", indicator="feed_silence", category="data_quality",
+                 detail='{"scope": "org", "org": "4403"}'),
+    ])  # fmt: skip
+    store.close()
+    with _client(settings, f"127.0.0.1:{free_port()}") as client:
+        both = client.get("/v1/anomalies").json()["items"]
+        assert {(a["anomaly_id"], a["category"]) for a in both} == {
+            ("b1", "business"), ("d1", "data_quality")
+        }  # fmt: skip
+        quality = client.get("/v1/anomalies", params={"category": "data_quality"}).json()
+        assert [a["anomaly_id"] for a in quality["items"]] == ["d1"]
+        assert quality["items"][0]["detail"] == {"scope": "org", "org": "4403"}
+        bad = client.get("/v1/anomalies", params={"category": "gossip"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "category"]
+
+
+def test_indicators_over_rolling_windows(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    store = open_store(settings.store_url)
+    as_of = 1_772_467_200  # 3 March 2026 00:00 Shanghai
+    sums = orjson.dumps({"inspections": 50.0, "inspections_compliant": 45.0, "calls": 10.0,
+                         "calls_answered": 8.0, "legacy_field": 3.0})  # fmt: skip
+    store.save_windows(
+        [
+            ("4403", "*", "*", "30d", as_of, sums),
+            ("4403", "*", "*", "7d", as_of, orjson.dumps({"calls": 1.0})),
+        ]
+    )
+    store.close()
+    with _client(settings, f"127.0.0.1:{free_port()}") as client:
+        rows = client.get("/v1/indicators", params={"window": "30d", "org": "4403"}).json()
+        got = {r["indicator"]: r for r in rows}
+        assert set(got) == {"compliance_rate", "hotline_answer_rate", "hotline_answer_20s_rate"}
+        compliance = got["compliance_rate"]
+        assert (compliance["value"], compliance["k"], compliance["n"]) == (0.9, 45.0, 50.0)
+        assert round(compliance["interval_lower"], 4) == 0.7864
+        assert compliance["window"] == "30d" and compliance["as_of"].startswith("2026-03-02T16")
+        assert compliance["score"] is None  # windows are shown, buckets are judged
+        one = client.get(
+            "/v1/indicators", params={"window": "7d", "indicator": "hotline_answer_rate"}
+        )
+        assert [(r["value"], r["n"]) for r in one.json()] == [(0.0, 1.0)]
+        bad = client.get("/v1/indicators", params={"window": "fortnight"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "window"]

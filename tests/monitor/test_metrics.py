@@ -1,10 +1,72 @@
-"""Metrics declared in one place: the expected band keeps its indicator's unit and cap."""
+"""Metrics: a gauge in base units per indicator and its band, bounded windows, children
+created up front."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from monitor.metrics import Metrics
+from monitor.metrics import OTHER_ANOMALIES, Metrics
+from streams.fields import FIELD, new_accumulator
+from streams.indicators import INDICATORS
+
+
+def test_every_indicator_has_a_bucket_gauge_and_a_window_gauge() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    names = {m.name for m in registry.collect()}
+    for indicator in INDICATORS.values():
+        assert indicator.metric in names
+        assert indicator.metric.replace("qualmon_indicator_", "qualmon_window_") in names
+    # Anomaly, category and feedback children exist before anything happened.
+    sample = registry.get_sample_value
+    for name in ("compliance_rate", *OTHER_ANOMALIES):
+        assert sample("qualmon_anomalies_total", {"indicator": name, "severity": "major"}) == 0
+    for category in ("business", "concentration", "data_quality"):
+        assert sample("qualmon_anomalies_by_category_total", {"category": category}) == 0
+    assert sample("qualmon_anomaly_feedback_total", {"verdict": "expected"}) == 0
+    assert metrics.window_gauge.keys() == INDICATORS.keys()
+
+
+def test_compliance_rate_exports_its_wilson_interval() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    key = ("4403", "*", "*")
+    metrics.reading("compliance_rate", key, 0.9, 50.0, 0.0)
+    metrics.interval(key, 45.0, 50.0)
+    labels = {"org": "4403", "product_line": "*", "channel": "*"}
+    sample = registry.get_sample_value
+    # 45 of 50: Wilson 95 % interval 0.7864 - 0.9565 (see streams.readers)
+    lower = sample("qualmon_indicator_compliance_interval_ratio", {"bound": "lower", **labels})
+    upper = sample("qualmon_indicator_compliance_interval_ratio", {"bound": "upper", **labels})
+    assert (round(lower, 4), round(upper, 4)) == (0.7864, 0.9565)
+
+
+def test_window_gauges_for_single_dimension_slices_in_base_units() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, max_series=3)
+    sums = new_accumulator()
+    sums[FIELD["claims_closed"]], sums[FIELD["settlement_days_sum"]] = 4.0, 10.0
+    sums[FIELD["calls"]], sums[FIELD["calls_answered"]] = 10.0, 9.0
+    metrics.windows([
+        (("4403", "*", "*"), "30d", sums),
+        (("4403", "life", "*"), "30d", sums),  # two dimensions: API only
+        (("*", "*", "*"), "bucket", sums),  # the bucket has its own gauges
+        (("*", "*", "*"), "mtd", sums),
+        (("*", "life", "*"), "qtd", sums),
+        (("*", "*", "BANCA"), "7d", sums),  # past max_series
+    ])  # fmt: skip
+    sample = registry.get_sample_value
+    labels = {"window": "30d", "org": "4403", "product_line": "*", "channel": "*"}
+    # 10 days / 4 claims = 2.5 days = 216,000 s
+    assert sample("qualmon_window_claim_settlement_seconds", labels) == 216_000.0
+    assert sample("qualmon_window_hotline_answer_ratio", labels) == 0.9
+    assert sample("qualmon_window_hotline_answer_ratio", {**labels, "product_line": "life"}) is None
+    assert sample("qualmon_window_hotline_answer_ratio",
+                  {**labels, "org": "*", "window": "mtd"}) == 0.9  # fmt: skip
+    assert sample("qualmon_window_hotline_answer_ratio",
+                  {**labels, "org": "*", "channel": "BANCA", "window": "7d"}) is None  # fmt: skip
+    assert sample("qualmon_metric_series_not_exported_total") == 1
+
 
 SLICE = {"org": "4403", "product_line": "*", "channel": "*"}
 

@@ -58,7 +58,7 @@ def test_cli_names_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
             {"webhook_urls": {"44": ["not a url"]}, "webhook_secret": "x" * 16},
             "QUALMON_WEBHOOK_URLS\\['44'\\]",
         ),
-        ({"alert_key_indicators": ["nps"]}, "QUALMON_ALERT_KEY_INDICATORS has unknown"),
+        ({"alert_key_indicators": ["net_promoter"]}, "QUALMON_ALERT_KEY_INDICATORS has unknown"),
         ({"alert_resend_seconds": 300}, "alert_resend_seconds"),
         ({"inspection_min_severity": "huge"}, "inspection_min_severity"),
     ],

@@ -104,10 +104,11 @@ def test_orgs_past_max_orgs_fold_into_other() -> None:
     assert orgs == {ALL, "00", "44", "4403", "4404", OTHER_ORG}  # bounded: max_orgs + '*' + other
 
 
-def test_event_without_contributions_opens_its_bucket_but_no_slice() -> None:
+def test_a_target_counts_as_an_event_and_is_kept_per_leaf_and_period() -> None:
     agg = aggregator()
     assert agg.add(parse_event(example("target.set", "t-1", at(10.5)))) == "accepted"
-    assert h(10) in agg.buckets and agg.slices_of(h(10)) == {}
+    assert agg.slices_of(h(10))[TOTAL][FIELD["targets_set"]] == 1.0
+    assert agg.targets.month_targets(2026, 3) == {("00/44/4403", "life", "AGENCY"): 1_000_000.0}
 
 
 def test_late_events_are_counted_late_and_not_added() -> None:

@@ -18,9 +18,10 @@ from monitor.settings import Settings
 from monitor.store import Store, open_store
 from streams import pipeline as pipeline_module
 from streams.pipeline import Pipeline
-from tests.factories import at, call, premium
+from tests.factories import at, call, complaint, premium
 
 TOPIC = "qualmon.events"
+READINGS = 13 * 7 * 21  # slices × readings per slice × closed hours, see the first test
 HOUR = 3600
 T0 = 1_772_380_800  # tests.factories.at(0): Monday 2 March 2026 00:00 Shanghai
 ORGS = {0: "00/44/4403", 1: "00/44/4404"}  # partition -> org (the topic is keyed by org)
@@ -31,6 +32,7 @@ class FrozenClock:
     test says so, which makes the idle-partition rule deterministic."""
 
     perf_counter = staticmethod(time.perf_counter)  # bucket-close timing stays real
+    monotonic = staticmethod(time.monotonic)  # so does the pacing of state pickles
 
     def __init__(self, now: float = 1_000_000.0) -> None:
         self.now = now
@@ -108,7 +110,9 @@ def events_counted(registry: CollectorRegistry, event_type: str, outcome: str) -
 
 
 def checkpoint(pipeline: Pipeline) -> None:
-    pipeline.save(pipeline.take_flush())
+    flush = pipeline.take_flush()
+    assert flush is not None  # forced: always taken
+    pipeline.save(flush)
 
 
 def dump(db: Path) -> tuple[list[tuple], list[tuple]]:
@@ -158,14 +162,18 @@ def test_records_in_readings_and_anomalies_out(store_at, tmp_path: Path, clock) 
     checkpoint(pipeline)
 
     # 13 slices: total, 00, 44, life, AGENCY (shared), and per org the org and its three
-    # configured combinations (4 × 2). Each has calls and premium: 2 readings. Hours 0–20 closed
-    # (21:00 is still open): 13 × 2 × 21 = 546.
-    assert store.count("indicator_values") == 546
+    # configured combinations (4 × 2). Each has calls and premium: 7 readings (premium income,
+    # answer rate, 20-second rate; surrender rate and the three complaint rates per 100 million
+    # yuan, all 0 — none surrendered or complained of that premium). Hours 0–20 closed (21:00
+    # is still open): 13 × 7 × 21 = 1911.
+    assert store.count("indicator_values") == READINGS
     anomalies, total = store.anomalies(limit=100)
     # Hour 20: org 4403 answered 2 of 20, so every slice holding its calls fell: its own four
     # (2 of 20) and the five shared ones (21 of 40). Org 4404's four slices stayed at 19 of 20.
-    assert total == 9
-    assert {a["indicator"] for a in anomalies} == {"hotline_answer_rate"}
+    # Every answered call waited 5 s, so the 20-second rate fell with it on the same 9 slices.
+    assert total == 18
+    assert {a["indicator"] for a in anomalies} == {"hotline_answer_rate", "hotline_answer_20s_rate"}
+    anomalies = [a for a in anomalies if a["indicator"] == "hotline_answer_rate"]
     assert {a["bucket_start"] for a in anomalies} == {"2026-03-02T12:00:00+00:00"}  # 20:00 +08
     assert sorted((a["org"], a["product_line"], a["channel"], a["value"]) for a in anomalies) == [
         ("*", "*", "*", 21 / 40), ("*", "*", "AGENCY", 21 / 40), ("*", "life", "*", 21 / 40),
@@ -209,7 +217,7 @@ def test_nothing_is_stored_before_the_checkpoint(store_at, tmp_path: Path, clock
     assert store.count("seen_events") == 968  # retention is a week: every id is remembered
     # A second checkpoint with nothing new changes nothing.
     checkpoint(pipeline)
-    assert store.count("indicator_values") == 546
+    assert store.count("indicator_values") == READINGS
 
 
 @pytest.mark.parametrize("lost", [0, 5], ids=["crash-at-checkpoint", "crash-after-5-more"])
@@ -352,8 +360,8 @@ def test_band_detector_time_and_close_delay_are_exported(store_at, tmp_path: Pat
     checkpoint(pipeline)
     assert sample("qualmon_bucket_close_seconds_count") == 21
 
-    (anomaly,) = [a for a in store.anomalies(limit=100)[0] if a["org"] == "4403"
-                  and a["product_line"] == "*" and a["channel"] == "*"]  # fmt: skip
+    (anomaly,) = store.anomalies(indicator="hotline_answer_rate", org="4403", product_line="*",
+                                 channel="*", limit=100)[0]  # fmt: skip
     org_4403 = {"org": "4403", "product_line": "*", "channel": "*"}
     band = {
         bound: sample("qualmon_indicator_band_hotline_answer_ratio", {**org_4403, "bound": bound})
@@ -363,3 +371,104 @@ def test_band_detector_time_and_close_delay_are_exported(store_at, tmp_path: Pat
                     "upper": anomaly["upper"]}  # fmt: skip
     assert band["lower"] < band["expected"] < band["upper"]
     assert band["lower"] > 0.1  # the reading of 2 of 20 lies below its band
+
+
+# ---- feedback and open-case timers through the pipeline ----------------------------------------
+
+
+def outage_plan(outages: dict[int, int], hours: int) -> list[Record]:
+    """Both orgs answer 19 of 20 calls an hour, but org 4403 ``outages[hour]`` in those hours."""
+    plan = []
+    for hour in range(hours):
+        plan += [(0, hour, outages.get(hour, 19)), (1, hour, 19)]
+    return records(plan)
+
+
+def series_anomalies(store: Store, org: str = "4403") -> list[str]:
+    rows, _ = store.anomalies(indicator="hotline_answer_rate", org=org, product_line="*",
+                              channel="*", limit=100)  # fmt: skip
+    return sorted(r["bucket_start"] for r in rows)
+
+
+def test_a_series_marked_expected_stops_alarming_on_the_same_pattern(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("feedback")
+    pipeline, _ = new_pipeline(store, tmp_path)
+    # 4403 answers 2 of 20 at 20:00 and again at 25:00, then none at 28:00 (worse).
+    plan = outage_plan({20: 2, 25: 2, 28: 0}, 30)
+    first = plan[:42]  # hours 0-20 of both partitions
+    assert feed(pipeline, first + plan[42:44]) == []  # hour 21 closes hour 20
+    checkpoint(pipeline)
+    [marked] = series_anomalies(store)
+    assert marked == "2026-03-02T12:00:00+00:00"  # 20:00 Shanghai
+    [row] = store.anomalies(indicator="hotline_answer_rate", org="4403", product_line="*",
+                            channel="*")[0]  # fmt: skip
+    store.add_feedback(row["anomaly_id"], "expected", "planned switch-over")
+
+    assert feed(pipeline, plan[44:]) == []
+    checkpoint(pipeline)
+    # 25:00 (same pattern, 2 of 20) is no longer raised for this series; 28:00 (0 of 20, a
+    # larger deviation) is. Hour 29 is still open.
+    assert series_anomalies(store) == [marked, "2026-03-02T20:00:00+00:00"]  # 04:00 Shanghai
+    # The org's other series were not marked: its 20-second rate alarms at 25:00 as before.
+    twenty, _ = store.anomalies(indicator="hotline_answer_20s_rate", org="4403",
+                                product_line="*", channel="*")  # fmt: skip
+    assert "2026-03-02T17:00:00+00:00" in {r["bucket_start"] for r in twenty}  # 01:00 Shanghai
+    assert pipeline.watch.feedback.cursor == 1  # applied once, remembered in the state
+
+
+def test_a_complaint_open_past_60_days_breaches_before_it_closes_across_a_restart(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("timers")
+    pipeline, _ = new_pipeline(store, tmp_path)
+    received = complaint("c-open", at(1.0))
+    received["payload"]["complaint_id"] = "C-LATE"
+    settled = complaint("c-fast", at(1.5))
+    closed = {
+        **settled,
+        "event_id": "c-fast-close",
+        "event_type": "complaint.closed",
+        "event_time": at(30.0),
+        "payload": {"complaint_id": "c-c-fast", "received_at": at(1.5), "outcome": "UPHELD"},
+    }
+    day = 24
+    feed(pipeline, [Record(0, 0, orjson.dumps([received, settled, closed]), 3)])
+    checkpoint(pipeline)
+    # A restart in between: the open case must survive in the checkpoint.
+    pipeline, _ = new_pipeline(store, tmp_path)
+    later = [call(f"k-{d}", at(d * day + 2.0), True) for d in (59, 61, 62)]
+    feed(pipeline, [Record(0, 1, orjson.dumps(later), 3)])
+    checkpoint(pipeline)
+    breaches, _ = store.anomalies(indicator="complaint_sla_breach")
+    # Received 2 March 01:00, so 60 days are up on 1 May 01:00. Cases are aged at the end of
+    # each closing bucket: 30 April 02:00-03:00 (day 59) is too early; the next to close is
+    # 2 May 02:00-03:00 (day 61), closed by the call of day 62 — no close event needed.
+    assert [(b["org"], b["product_line"], b["channel"]) for b in breaches] == [
+        ("4403", "life", "AGENCY")
+    ]
+    detail = orjson.loads(breaches[0]["detail"])
+    assert detail == {"limit_days": 60, "cases": ["C-LATE"], "count": 1}
+    assert breaches[0]["category"] == "business"
+    assert breaches[0]["bucket_start"] == "2026-05-01T18:00:00+00:00"  # 2 May 02:00 Shanghai
+
+
+def test_state_is_pickled_at_most_once_per_ten_pickling_times_unless_forced(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("pacing")
+    pipeline, _ = new_pipeline(store, tmp_path)
+    plan = records(lockstep_plan())
+    feed(pipeline, plan[:10])  # hours 0-4: four buckets closed
+    first = pipeline.take_flush(force=False)
+    assert first is not None  # never pickled before: taken
+    pipeline._pickle_seconds = 3600.0  # as if pickling took an hour
+    feed(pipeline, plan[10:12])  # another bucket closes: the state changed
+    assert pipeline.take_flush(force=False) is None  # too soon: nothing taken, nothing reset
+    assert pipeline.readings  # the closed bucket's readings wait for the next checkpoint
+    forced = pipeline.take_flush()
+    assert forced is not None and forced.readings
+    pipeline.save(forced)
+    feed(pipeline, plan[12:13])  # no bucket closes: the cached state is reused, no pickling
+    assert pipeline.take_flush(force=False) is not None

@@ -44,10 +44,23 @@ def test_readings_for_every_indicator_with_a_value() -> None:
     )  # fmt: skip
     assert anomalies == []  # nothing judged before the warm-up
     by_key = {(r.indicator, r.slice): r for r in readings}
-    assert {name for name, key in by_key if key == ORG} == set(INDICATORS)
-    # The total has calls and premium only: the ratios over policies and claims have no value.
+    # Without targets, histogram, closed complaints, surveys, inspections or open cases these
+    # have no value (open-case counts that are shown only are skipped at 0); the others are read.
+    no_value = {
+        "premium_attainment", "premium_pace", "claim_settlement_days_p90",
+        "claims_open_age_days_mean", "complaint_closed_in_15d_rate",
+        "complaint_closed_in_30d_rate", "complaint_closed_in_60d_rate",
+        "complaint_handling_days_mean", "csat", "nps", "compliance_rate",
+        "claims_open", "claims_overdue", "complaints_open", "complaints_overdue_15d",
+        "complaints_overdue_30d", "complaints_overdue_60d",
+    }  # fmt: skip
+    assert {name for name, key in by_key if key == ORG} == set(INDICATORS) - no_value
+    # The total has calls and premium only: the ratios over policies and claims have no value;
+    # premium-based rates over no surrenders or complaints are 0.
     assert {name for name, key in by_key if key == TOTAL} == {
-        "hotline_answer_rate", "premium_income"
+        "hotline_answer_rate", "hotline_answer_20s_rate", "premium_income", "surrender_rate",
+        "complaint_rate_per_100m_premium", "complaint_rate_per_100m_premium_own",
+        "complaint_rate_per_100m_premium_regulator",
     }  # fmt: skip
     # Hand-computed values of the full slice:
     expected = {
@@ -63,7 +76,8 @@ def test_readings_for_every_indicator_with_a_value() -> None:
         assert (r.value, r.k, r.n) == (pytest.approx(value), k, n), name
         assert r.bucket_start == MONDAY
         assert r.score == 0.0  # before warm-up
-    assert len(bank.series) == len(INDICATORS) + 2
+    judged = {(r.indicator, r.slice) for r in readings if INDICATORS[r.indicator].judged}
+    assert set(bank.series) == judged  # shown-only indicators keep no detector
 
 
 def history(bank: SeriesBank, days: int = 14, **overrides: float) -> None:
@@ -116,35 +130,28 @@ def test_severity_thresholds(score: float, severity: str) -> None:
     assert severity_of(score) == severity
 
 
-LOSS_SPIKE = {"written_premium_yuan": 100_000.0, "claims_paid_yuan": 300_000.0}  # ratio 3.0
-
-
 @pytest.mark.parametrize(("claims", "alarms"), [(29.0, False), (30.0, True)])
-def test_loss_ratio_needs_thirty_closed_claims(claims: float, alarms: bool) -> None:
+def test_settlement_days_need_thirty_closed_claims(claims: float, alarms: bool) -> None:
     bank = SeriesBank(DAY)
-    for day in range(14):  # a steady 0.6 over 40 claims a day
-        bank.score(
-            bucket(day, org=acc(written_premium_yuan=100_000.0, claims_paid_yuan=60_000.0,
-                                claims_closed=40.0, settlement_days_sum=120.0))
-        )  # fmt: skip
-    # Log scale: log1p(3.0) − log1p(0.6) = 1.386 − 0.470 = 0.916, sd 0.05 × √(40/30) = 0.058:
+    for day in range(14):  # a steady 3 days over 40 claims a day
+        bank.score(bucket(day, org=acc(claims_closed=40.0, settlement_days_sum=120.0)))
+    # Log scale: log1p(9) − log1p(3) = 2.303 − 1.386 = 0.916, sd 0.05 × √(40/30) = 0.058:
     # z ≈ 15.9, far past the threshold — but 29 claims are not enough evidence to judge at all.
-    spike = acc(**LOSS_SPIKE, claims_closed=claims, settlement_days_sum=3.0 * claims)
+    spike = acc(claims_closed=claims, settlement_days_sum=9.0 * claims)
     readings, anomalies = bank.score(bucket(14, org=spike))
-    [loss] = [r for r in readings if r.indicator == "loss_ratio"]
-    assert loss.value == pytest.approx(3.0)
-    assert [a.indicator for a in anomalies] == (["loss_ratio"] if alarms else [])
-    assert (loss.score == 1.0) is alarms
+    [days] = [r for r in readings if r.indicator == "claim_settlement_days_mean"]
+    assert days.value == pytest.approx(9.0)
+    assert [a.indicator for a in anomalies] == (["claim_settlement_days_mean"] if alarms else [])
+    assert (days.score == 1.0) is alarms
     if not alarms:
-        assert loss.score == 0.0
+        assert days.score == 0.0
 
 
 def test_too_little_evidence_is_not_learnt_either() -> None:
     bank = SeriesBank(DAY)
-    for day in range(30):  # only thin buckets: the loss-ratio detector never warms up
-        bank.score(bucket(day, org=acc(written_premium_yuan=1000.0, claims_paid_yuan=600.0,
-                                       claims_closed=3.0)))  # fmt: skip
-    detector = bank.series[("loss_ratio", ORG)].detector
+    for day in range(30):  # only thin buckets: the detector never warms up
+        bank.score(bucket(day, org=acc(claims_closed=3.0, settlement_days_sum=9.0)))
+    detector = bank.series[("claim_settlement_days_mean", ORG)].detector
     assert detector._base.seen == 0
 
 
@@ -168,7 +175,10 @@ def test_one_failing_series_does_not_cost_the_others_their_bucket() -> None:
 
     bank = SeriesBank(DAY)
     bank.score(bucket(0, org=acc(**FULL)))
-    bank.series[("loss_ratio", ORG)].detector = Broken()
+    bank.series[("claim_settlement_days_mean", ORG)].detector = Broken()
     readings, _ = bank.score(bucket(1, org=acc(**FULL)))
-    assert {r.indicator for r in readings} == set(INDICATORS) - {"loss_ratio"}
     assert bank.errors == 1
+    full = {name: i.read(acc(**FULL)) for name, i in INDICATORS.items()}
+    read = {name for name, r in full.items() if r.value is not None}
+    read -= {n for n, r in full.items() if not INDICATORS[n].judged and r.value == r.k == r.n == 0}
+    assert {r.indicator for r in readings} == read - {"claim_settlement_days_mean"}

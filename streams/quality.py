@@ -1,0 +1,181 @@
+"""Data quality, apart from business: silent feeds, duplicate surges, amounts off by a unit.
+
+A monitor that reports a broken feed as a business incident sends the quality department after a
+branch that did nothing wrong. So these are watched on their own and reported with category
+``data_quality``; while one stands, the business anomalies it would cause on the slices it
+touches are withheld (:attr:`Findings.withheld`), and those buckets are not learnt from.
+
+- **Silent feed**: a branch (or, over the whole company, an event type) sends far fewer events
+  than its seasonal baseline — judged by the count detector (Poisson, low side), so a branch that
+  usually sends three events on a Sunday may send none, one that sends three hundred may not.
+- **Duplicate surge**: the share of events re-sent with a known ``event_id`` rises — judged by
+  the proportion detector (binomial, high side) per branch.
+- **Unit jump**: the mean amount per event of a branch (premium, written premium, claims paid,
+  surrender values) moves by a factor of 30 or more against its history — fen sent as yuan is
+  ×100. Natural swings of a daily mean are far below that; no statistics needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.detectors import DETECTORS, SeriesFilter
+from streams.fields import FIELD, TYPE_COUNT
+from streams.slices import ALL, SliceKey
+
+#: (sum, count) of the amounts watched for unit errors; mean = sum / count.
+AMOUNTS = {
+    "premium_received_yuan": "premium_receipts",
+    "written_premium_yuan": "policies_issued",
+    "claims_paid_yuan": "claims_paid",
+    "surrender_yuan": "surrenders",
+}
+#: Each event adds 1 to exactly one of these: together they count a feed's events.
+_TYPE_FIELDS = tuple(FIELD[name] for name in TYPE_COUNT.values())
+UNIT_JUMP_LOG10 = 1.5  # ×31.6: well above any real day-to-day swing of a mean amount
+_UNIT_MIN_EVENTS = 5
+_UNIT_WARMUP = 5
+_ADAPT_AFTER = 7  # a unit that stays changed this many buckets is taken as the new normal
+
+
+@dataclass
+class Finding:
+    """One data-quality anomaly before it is dressed as an :class:`streams.scoring.Anomaly`."""
+
+    check: str  # feed_silence, duplicate_surge, amount_unit_jump
+    slice: SliceKey
+    value: float
+    expected: float
+    lower: float
+    upper: float
+    score: float
+    k: float
+    n: float
+    detector: str
+    detail: dict[str, Any]
+
+
+@dataclass
+class Findings:
+    found: list[Finding]
+    #: slice -> 'all' (every indicator) or 'amounts' (indicators on yuan amounts)
+    withheld: dict[SliceKey, str]
+
+
+@dataclass
+class _Unit:
+    level: float = 0.0  # EW mean of log10(mean amount)
+    seen: int = 0
+    run: int = 0
+
+
+@dataclass
+class QualityWatch:
+    silence: dict[tuple[str, str], SeriesFilter] = field(default_factory=dict)
+    duplicates: dict[str, SeriesFilter] = field(default_factory=dict)
+    units: dict[tuple[str, str], _Unit] = field(default_factory=dict)
+
+    def check(
+        self,
+        slices: dict[SliceKey, list[float]],
+        duplicates: dict[str, int],
+        leaves: dict[str, str],
+        day: dict[SliceKey, list[float]] | None = None,
+        season: int = 0,
+    ) -> Findings:
+        """Judge one closed bucket: duplicates on the bucket; when ``day`` (the sums of a day
+        that just ended, by slice) is given, silent feeds and unit jumps on the whole day — an
+        hour without closures at night is normal, a day without any is not, and a day's mean
+        amount is steady where an hour's swings with the mix of products sold in it.
+        ``leaves`` maps every known selling org to its org path; ``season`` is the day's."""
+        found: list[Finding] = []
+        silent, unit_orgs = set(), set()
+        for org in leaves:
+            acc = slices.get((org, ALL, ALL))
+            if acc is not None:
+                events = sum(acc[i] for i in _TYPE_FIELDS)
+                dups = float(duplicates.get(org, 0))
+                self._duplicates(org, dups, events + dups, found)
+            if day is None:
+                continue
+            today = day.get((org, ALL, ALL))
+            events = sum(today[i] for i in _TYPE_FIELDS) if today else 0.0
+            if self._silence(("org", org), events, season, (org, ALL, ALL), found):
+                silent.add(org)
+            if today is not None and self._units((org, ALL, ALL), today, found):
+                unit_orgs.add(org)
+        total = day.get((ALL, ALL, ALL)) if day is not None else None
+        for event_type, count_field in TYPE_COUNT.items() if day is not None else ():
+            if event_type == "target.set":  # monthly by nature: silence is normal
+                continue
+            k = total[FIELD[count_field]] if total else 0.0
+            self._silence(("type", event_type), k, season, (ALL, ALL, ALL), found)
+        withheld: dict[SliceKey, str] = {}
+        for orgs, what in ((unit_orgs, "amounts"), (silent, "all")):
+            for org in orgs:
+                touched = set(leaves[org].split("/"))
+                for key in slices:
+                    if key[0] == ALL or key[0] in touched:
+                        withheld[key] = what
+        return Findings(found, withheld)
+
+    def _silence(
+        self, series: tuple[str, str], k: float, season: int, key: SliceKey, out: list[Finding]
+    ) -> bool:
+        f = self.silence.get(series)
+        if f is None:
+            f = self.silence[series] = SeriesFilter(DETECTORS["count"](direction="low"))
+        x = {"value": k, "k": k, "n": k, "season": season}
+        band = f.detector.expectation(x)
+        score, anomalous = f.step(x)
+        if anomalous:
+            scope, name = series
+            detail = {"scope": scope, "event_type" if scope == "type" else "org": name}
+            name_ = type(f.detector).__name__
+            out.append(Finding("feed_silence", key, k, band.expected, band.lower, band.upper,
+                               score, k, band.expected, name_, detail))  # fmt: skip
+        return anomalous
+
+    def _duplicates(self, org: str, dups: float, n: float, out: list[Finding]) -> None:
+        f = self.duplicates.get(org)
+        if f is None:
+            f = self.duplicates[org] = SeriesFilter(DETECTORS["proportion"](direction="high"))
+        if n <= 0:
+            return
+        x = {"value": dups / n, "k": dups, "n": n, "season": 0}
+        band = f.detector.expectation(x)
+        score, anomalous = f.step(x)
+        if anomalous:
+            out.append(Finding("duplicate_surge", (org, ALL, ALL), dups / n, band.expected,
+                               band.lower, band.upper, score, dups, n,
+                               type(f.detector).__name__, {"duplicates": int(dups)}))  # fmt: skip
+
+    def _units(self, key: SliceKey, acc: list[float], out: list[Finding]) -> bool:
+        jumped = False
+        for amount, count in AMOUNTS.items():
+            n, total = acc[FIELD[count]], acc[FIELD[amount]]
+            if n < _UNIT_MIN_EVENTS or total <= 0:
+                continue
+            y = math.log10(total / n)
+            unit = self.units.setdefault((f"{key[0]}|{key[1]}", amount), _Unit())
+            shift = y - unit.level
+            if unit.seen >= _UNIT_WARMUP and abs(shift) >= UNIT_JUMP_LOG10:
+                unit.run += 1
+                jumped = True
+                factor = 10**shift
+                out.append(Finding(
+                    "amount_unit_jump", key, total / n, 10**unit.level,
+                    10 ** (unit.level - UNIT_JUMP_LOG10), 10 ** (unit.level + UNIT_JUMP_LOG10),
+                    min(1.0, abs(shift) / 2.0), n, n, "UnitJump",
+                    {"field": amount, "factor": round(factor, 2)},
+                ))  # fmt: skip
+                if unit.run < _ADAPT_AFTER:
+                    continue
+                unit.level, unit.run = y, 0  # the feed changed for good: stop repeating it
+                continue
+            unit.run = 0
+            unit.seen += 1
+            unit.level += (y - unit.level) / min(unit.seen, 10)
+        return jumped

@@ -1,0 +1,207 @@
+"""Everything that happens when a bucket closes, in order, kept as one picklable object.
+
+1. Open cases are aged at the bucket's end (:mod:`streams.cases`) and their counts added to every
+   slice they belong to; new breaches of the last limit become SLA anomalies.
+2. The bucket is rolled into the windows (:mod:`streams.rolling`); month-to-date premium, the
+   month's target and the expected progress of the month are set on each slice with a target.
+3. Data quality is judged (:mod:`streams.quality`); what it finds withholds the business
+   judgement of the slices it touches.
+4. Every indicator of every slice is scored (:class:`streams.scoring.SeriesBank`), with feedback.
+5. At the end of each day, concentration is tested over the last 7 days
+   (:mod:`streams.concentration`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.aggregate import Aggregator, ClosedBucket
+from streams.calendar import Calendar
+from streams.concentration import ConcentrationWatch, detail
+from streams.feedback import FeedbackBook
+from streams.fields import FIELD, new_accumulator
+from streams.quality import Findings, QualityWatch
+from streams.rolling import WINDOWS, Rolling
+from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
+from streams.slices import SliceKey
+from streams.windows import iso, shanghai
+
+_SLA_SCORE = 0.75  # a breach of a hard limit is a fact, not a probability: always 'major'
+
+
+@dataclass
+class Closed:
+    readings: list[ScoredReading]
+    anomalies: list[Anomaly]
+
+
+@dataclass
+class Watch:
+    bucket_seconds: int
+    calendar: Calendar
+    bank: SeriesBank = field(init=False)
+    rolling: Rolling = field(init=False)
+    quality: QualityWatch = field(default_factory=QualityWatch)
+    concentration: ConcentrationWatch = field(default_factory=ConcentrationWatch)
+    feedback: FeedbackBook = field(default_factory=FeedbackBook)
+    #: contributors of the current day's buckets, merged; handed to concentration at day end
+    today: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.bank = SeriesBank(self.bucket_seconds, self.calendar)
+        self.rolling = Rolling(self.bucket_seconds)
+
+    @property
+    def series(self) -> dict[Any, Any]:
+        return self.bank.series
+
+    def close(self, bucket: ClosedBucket, agg: Aggregator) -> Closed:
+        end = bucket.start + self.bucket_seconds
+        slices = bucket.slices
+        anomalies = self._age_cases(agg, slices, end)
+        self.rolling.add(bucket.start, slices)
+        self._targets(agg, slices, end)
+        leaves = {path.rsplit("/", 1)[-1]: path for path, _, _ in agg.slicer._cache}
+        leaves = {code: path for code, path in leaves.items() if code in agg.slicer.depth}
+        day_end = shanghai(end).hour == 0
+        if self.calendar.is_holiday(bucket.start):
+            findings = Findings([], {})  # feeds are quiet on holidays; nothing to learn from them
+        elif day_end:
+            day_sums = {
+                key: sums
+                for key in self.rolling.slices
+                if key[1:] == ("*", "*") and (key[0] == "*" or key[0] in leaves)
+                for sums in (self.rolling.window(key, "day"),)
+                if sums is not None
+            }
+            season = self.calendar.season(end - 86400, 86400)
+            findings = self.quality.check(slices, bucket.duplicates, leaves, day_sums, season)
+        else:
+            findings = self.quality.check(slices, bucket.duplicates, leaves)
+        readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
+        anomalies += business
+        for f in findings.found:
+            anomalies.append(self._anomaly(
+                f.check, f.slice, bucket.start, f.value, f.expected, f.lower, f.upper, f.score,
+                f.k, f.n, f.detector, "data_quality", f.detail,
+            ))  # fmt: skip
+        for key, counts in bucket.contributors.items():
+            day = self.today.setdefault(key, {})
+            for name, n in counts.items():
+                day[name] = day.get(name, 0) + n
+        if day_end:  # the day is complete
+            self.concentration.remember(self.today)
+            self.today = {}
+            for c in self.concentration.check(self.rolling):
+                upper = min(1.0, c.expected_share * 1.25)
+                anomalies.append(self._anomaly(
+                    f"{c.kind}_concentration", c.slice, bucket.start, c.share, c.expected_share,
+                    0.0, upper, c.score, c.k, c.total, "ConcentrationTest", "concentration",
+                    detail(c),
+                ))  # fmt: skip
+        kept = [a for a in anomalies if a.category == "business" or not self._muted(a)]
+        return Closed(readings, kept)
+
+    def _muted(self, a: Anomaly) -> bool:
+        key = (a.org, a.product_line, a.channel)
+        return self.feedback.mutes(a.indicator, key, a.value, a.expected)
+
+    def _age_cases(
+        self, agg: Aggregator, slices: dict[SliceKey, list[float]], end: int
+    ) -> list[Anomaly]:
+        aged = agg.cases.age(float(end))
+        for leaf, row in aged.per_leaf.items():
+            for key in agg.slicer.slices(*leaf):
+                acc = slices.get(key)
+                if acc is None:
+                    acc = slices[key] = new_accumulator()
+                for name, value in row.items():
+                    acc[FIELD[name]] += value
+        out = []
+        start = end - self.bucket_seconds
+        for b in aged.breaches:
+            path, line, channel = b.leaf
+            key = (path.rsplit("/", 1)[-1], line, channel)
+            info = {"limit_days": b.limit_days, "cases": b.case_ids, "count": b.count}
+            out.append(self._anomaly(
+                f"{b.kind}_sla_breach", key, start, float(b.count), 0.0, 0.0, 0.0, _SLA_SCORE,
+                float(b.count), float(b.count), "CaseTimer", "business", info,
+            ))  # fmt: skip
+        return out
+
+    def _targets(self, agg: Aggregator, slices: dict[SliceKey, list[float]], end: int) -> None:
+        local = shanghai(end - 1)
+        targets = agg.targets.month_targets(local.year, local.month)
+        if not targets:
+            return
+        per_slice: dict[SliceKey, float] = {}
+        for leaf, target in targets.items():
+            for key in agg.slicer.slices(*leaf):
+                per_slice[key] = per_slice.get(key, 0.0) + target
+        progress = self.calendar.month_progress(end)
+        premium, receipts = FIELD["premium_received_yuan"], FIELD["premium_receipts"]
+        for key, target in per_slice.items():
+            mtd = self.rolling.window(key, "mtd")
+            acc = slices.get(key)
+            if acc is None:
+                acc = slices[key] = new_accumulator()
+            snapshot = {
+                "mtd_premium_yuan": mtd[premium] if mtd else 0.0,
+                "mtd_receipts": mtd[receipts] if mtd else 0.0,
+                "month_target_yuan": target,
+                "month_progress": progress,
+            }
+            for name, value in snapshot.items():
+                acc[FIELD[name]] = value
+            self.rolling.set_snapshot(key, snapshot)
+
+    def window_rows(self) -> list[tuple[SliceKey, str, list[float]]]:
+        """(slice, window, sums) of every slice and window ending with the last closed bucket."""
+        out = []
+        for key in self.rolling.slices:
+            for name in WINDOWS[1:]:
+                sums = self.rolling.window(key, name)
+                if sums is not None:
+                    out.append((key, name, sums))
+        return out
+
+    @property
+    def as_of(self) -> int:
+        """End of the latest closed bucket: where the windows end."""
+        return self.rolling.now + self.bucket_seconds
+
+    def _anomaly(
+        self, indicator: str, key: SliceKey, start: int, value: float, expected: float,
+        lower: float, upper: float, score: float, k: float, n: float, detector: str,
+        category: str, info: dict[str, Any],
+    ) -> Anomaly:  # fmt: skip
+        org, line, channel = key
+        return Anomaly(
+            anomaly_id=anomaly_id(indicator, key, start),
+            indicator=indicator,
+            org=org,
+            product_line=line,
+            channel=channel,
+            bucket_start=iso(start),
+            bucket_seconds=self.bucket_seconds,
+            value=value,
+            expected=expected,
+            lower=lower,
+            upper=upper,
+            score=score,
+            k=k,
+            n=n,
+            detector=detector,
+            severity=severity_of(score),
+            category=category,
+            detail=orjson.dumps(info).decode(),
+        )
+
+
+def encode_window(key: SliceKey, name: str, as_of: int, sums: list[float]) -> tuple[Any, ...]:
+    """A store row: the non-zero sums by field name, so a later field layout still reads it."""
+    body = {f: v for f, v in zip(FIELD, sums, strict=True) if v}
+    return (*key, name, as_of, orjson.dumps(body))

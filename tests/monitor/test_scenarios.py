@@ -1,0 +1,196 @@
+"""Every incident the simulator can inject is flagged on the right slice, as the right kind of
+anomaly, and a month of normal seasonal traffic raises none.
+
+The simulated events go through the worker's Faust-free core — validation, de-duplication,
+aggregation, bucket close (:class:`streams.watch.Watch`) — exactly as the worker runs them, minus
+Kafka; a run of 45 simulated days takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import date, datetime
+
+import pytest
+
+from monitor.settings import Settings
+from monitor.simulator import SimConfig, generate
+from streams.aggregate import Aggregator
+from streams.schema import parse_event
+from streams.scoring import Anomaly
+from streams.slices import Slicer
+from streams.watch import Watch
+from streams.windows import SHANGHAI
+
+START = date(2026, 3, 2)  # a Monday; the runs cross the March month- and quarter-end
+SMALL = {"seed": 11, "branches": 6, "product_lines": 5, "channels": 3, "start": START}
+INCIDENTS = ("mis-selling", "hotline-outage", "claims-backlog", "surrender-spike", "feed-loss",
+             "unit-error", "duplicate-surge")  # fmt: skip
+DAYS = 45
+# Where each incident plays in a 45-day run (day index from START, see monitor.scenarios).
+MIS_SELLING = range(37, 44)  # 4403 / life / BANCA
+OUTAGE_DAY = 42  # 3101
+BACKLOG = range(5, 14)  # 4401: claims reported on these days stay open 42 days more
+SURRENDERS = range(38, 42)  # every org, universal life
+FEED_LOSS_DAY = 40  # 3102
+UNIT_ERROR = range(33, 35)  # 4402
+DUPLICATES_DAY = 35  # 3103
+
+
+@functools.cache
+def run(scenarios: tuple[str, ...], days: int) -> tuple[Anomaly, ...]:
+    return run_config(SimConfig(days=days, scenarios=scenarios, **SMALL))  # type: ignore[arg-type]
+
+
+def run_config(cfg: SimConfig) -> tuple[Anomaly, ...]:
+    settings = Settings()
+    slicer = Slicer(settings.slice_combinations, settings.max_orgs)
+    aggregator = Aggregator(86400, 3600, 2 * 86400, slicer)
+    watch = Watch(86400, settings.calendar())
+    found: list[Anomaly] = []
+    for hour in generate(cfg):
+        for event in hour:
+            aggregator.add(parse_event(event))
+        for bucket in aggregator.close_due():
+            found += watch.close(bucket, aggregator).anomalies
+    return tuple(found)
+
+
+def day(a: Anomaly) -> int:
+    local = datetime.fromisoformat(a.bucket_start).astimezone(SHANGHAI).date()
+    return (local - START).days
+
+
+def within(a: Anomaly, org: tuple[str, ...], line: str = "*", channel: str = "*") -> bool:
+    """The anomaly's slice holds the incident's slice (itself, or a roll-up of it)."""
+    return a.org in ("*", *org) and a.product_line in ("*", line) and a.channel in ("*", channel)
+
+
+@pytest.fixture(scope="module")
+def incidents() -> tuple[Anomaly, ...]:
+    return run(INCIDENTS, DAYS)
+
+
+def test_a_month_of_normal_seasonal_traffic_raises_no_alarm() -> None:
+    # 35 days: weekends, the March month-end and quarter-end push, the start of April.
+    assert run((), 35) == ()
+
+
+def test_mis_selling_is_flagged_in_its_slice_and_as_a_concentration(incidents) -> None:
+    mine = [a for a in incidents if a.indicator.startswith(("complaint", "cooling_off"))]
+    assert {day(a) for a in mine} <= set(MIS_SELLING)
+    assert all(within(a, ("00", "44", "4403"), "life", "BANCA") for a in mine)
+    business = {a.indicator for a in mine if (a.org, a.product_line, a.channel)
+                == ("4403", "life", "BANCA") and a.category == "business"}  # fmt: skip
+    assert "complaint_rate_per_10k_policies" in business
+    concentrated = [a for a in mine if a.category == "concentration"]
+    # Complaints concentrate for sure; cancellations (a few a day) only on some seeds.
+    assert "complaints_concentration" in {a.indicator for a in concentrated}
+    assert {a.indicator for a in concentrated} <= {
+        "complaints_concentration", "cooling_off_cancels_concentration"
+    }  # fmt: skip
+    assert {(a.org, a.product_line, a.channel) for a in concentrated} == {("4403", "life", "BANCA")}
+    detail = json.loads(concentrated[-1].detail)
+    assert detail["window"] == "7d"
+    assert detail["top_products"][0][0].startswith("P-life-")  # what was sold
+    assert concentrated[-1].value > 5 * concentrated[-1].expected  # share vs expected share
+
+
+def test_hotline_outage_is_flagged_at_its_org_on_its_day(incidents) -> None:
+    mine = [a for a in incidents if a.indicator.startswith("hotline")]
+    assert {day(a) for a in mine} == {OUTAGE_DAY}
+    assert all(within(a, ("00", "31", "3101"), a.product_line, a.channel) for a in mine)
+    assert {(a.indicator, a.org) for a in mine} >= {
+        ("hotline_answer_rate", "3101"), ("hotline_answer_20s_rate", "3101")
+    }  # fmt: skip
+
+
+def test_claims_backlog_breaches_the_limit_before_the_claims_close(incidents) -> None:
+    mine = [a for a in incidents if a.indicator == "claim_sla_breach"]
+    assert mine
+    assert {a.org for a in mine} == {"4401"}
+    # Reported from day 5 on and open past 30 days: the first breach comes 31 days later, while
+    # none of these claims has closed (they close 42 days or more after their report).
+    assert min(day(a) for a in mine) >= BACKLOG.start + 30
+    assert max(day(a) for a in mine) <= BACKLOG.stop + 31
+    assert {a.category for a in mine} == {"business"}
+    detail = json.loads(mine[0].detail)
+    assert detail["limit_days"] == 30 and detail["count"] == len(detail["cases"]) >= 1
+    assert detail["cases"][0].startswith("CL4401")
+
+
+def test_surrender_spike_after_a_rate_cut_is_flagged_on_the_product_line(incidents) -> None:
+    mine = [a for a in incidents if a.indicator.startswith("surrender")]
+    assert {day(a) for a in mine} <= set(range(SURRENDERS.start, SURRENDERS.stop + 7))
+    assert any(
+        (a.indicator, a.org, a.product_line, a.channel) == ("surrender_rate", "*", "universal", "*")
+        for a in mine
+    )
+    for a in mine:
+        if a.category == "concentration":  # a leaf of the universal line
+            assert a.product_line == "universal"
+
+
+def test_feed_loss_is_a_data_quality_anomaly_not_a_business_one(incidents) -> None:
+    silent = [a for a in incidents if a.indicator == "feed_silence"]
+    assert [(day(a), a.org, a.category) for a in silent] == [
+        (FEED_LOSS_DAY, "3102", "data_quality")
+    ]
+    assert silent[0].value == 0.0 and silent[0].expected > 10
+    that_day = [a for a in incidents if day(a) == FEED_LOSS_DAY and a.category == "business"]
+    assert not [a for a in that_day if a.org in ("3102", "31")]
+
+
+def test_unit_error_is_a_data_quality_anomaly_not_a_business_one(incidents) -> None:
+    jumps = [a for a in incidents if a.indicator == "amount_unit_jump"]
+    assert jumps and {(a.org, a.category) for a in jumps} == {("4402", "data_quality")}
+    assert {day(a) for a in jumps} == set(UNIT_ERROR)
+    for a in jumps:
+        assert 50 < json.loads(a.detail)["factor"] < 500  # fen sent as yuan: ×100
+    assert not [a for a in incidents if day(a) in UNIT_ERROR and a.category != "data_quality"]
+
+
+def test_a_duplicate_surge_is_a_data_quality_anomaly_of_its_org(incidents) -> None:
+    surges = [a for a in incidents if a.indicator == "duplicate_surge"]
+    assert [(day(a), a.org, a.category) for a in surges] == [
+        (DUPLICATES_DAY, "3103", "data_quality")
+    ]
+    # Every third event of the day sent twice: a quarter of what arrived was a re-send.
+    assert 0.2 < surges[0].value < 0.3
+
+
+def test_every_anomaly_of_the_incident_run_is_explained_by_an_incident(incidents) -> None:
+    def explained(a: Anomaly) -> bool:
+        d = day(a)
+        if a.indicator.startswith(("complaint", "cooling_off")):
+            return d in MIS_SELLING and within(a, ("00", "44", "4403"), "life", "BANCA")
+        if a.indicator.startswith("hotline"):
+            return d == OUTAGE_DAY and within(a, ("00", "31", "3101"), a.product_line, a.channel)
+        if a.indicator == "claim_sla_breach":
+            return a.org == "4401"
+        if a.indicator.startswith("surrender"):
+            return d in range(SURRENDERS.start, SURRENDERS.stop + 7)
+        if a.indicator == "feed_silence":
+            return d == FEED_LOSS_DAY
+        if a.indicator == "amount_unit_jump":
+            return d in UNIT_ERROR
+        if a.indicator == "duplicate_surge":
+            return d == DUPLICATES_DAY
+        return False
+
+    assert [a for a in incidents if not explained(a)] == []
+
+
+def test_spring_festival_does_not_alarm() -> None:
+    # 26 January - 11 March 2026: Spring Festival (15-23 February) at a quarter of normal
+    # business, with weeks before and after it.
+    settings = Settings()
+    cfg = SimConfig(
+        days=45, holidays=settings.calendar().holidays, **{**SMALL, "start": date(2026, 1, 26)}
+    )  # type: ignore[arg-type]
+    assert run_config(cfg) == ()
+
+
+def test_the_same_days_without_incidents_are_calm() -> None:
+    assert run((), DAYS) == ()

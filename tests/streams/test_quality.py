@@ -1,0 +1,84 @@
+"""Data quality: silent feeds, duplicate surges and unit jumps, and what they withhold."""
+
+from __future__ import annotations
+
+from streams.fields import FIELD, new_accumulator
+from streams.quality import QualityWatch
+
+LEAVES = {"4403": "00/44/4403", "3101": "00/31/3101"}
+
+
+def bucket(events: dict[str, float], premium: dict[str, tuple[float, float]] | None = None):
+    """Org slices and their roll-ups: events per org, (receipts, yuan) per org."""
+    slices = {}
+    total = new_accumulator()
+    for org, n in events.items():
+        acc = new_accumulator()
+        acc[FIELD["calls"]] = n  # a feed's events: the sum of its per-type counts
+        receipts, yuan = (premium or {}).get(org, (0.0, 0.0))
+        acc[FIELD["premium_receipts"]], acc[FIELD["premium_received_yuan"]] = receipts, yuan
+        slices[(org, "*", "*")] = acc
+        for i, v in enumerate(acc):
+            total[i] += v
+    slices[("*", "*", "*")] = total
+    slices[("44", "*", "*")] = slices.get(("4403", "*", "*"), new_accumulator())
+    slices[("4403", "life", "BANCA")] = new_accumulator()
+    return slices
+
+
+def warm(watch: QualityWatch, days: int = 14) -> None:
+    for _ in range(days):
+        day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
+        found = watch.check(day, {}, LEAVES, day)
+        assert found.found == []
+
+
+def test_a_silent_feed_is_found_where_events_are_expected_only() -> None:
+    watch = QualityWatch()
+    warm(watch)
+    # 4403 sends nothing where ~100 are usual; 3101 sends nothing where 3 are usual: noise.
+    day = bucket({"3101": 0.0})
+    result = watch.check(day, {}, LEAVES, day)
+    silent = [(f.check, f.slice, f.value) for f in result.found if f.detail.get("org")]
+    assert silent == [("feed_silence", ("4403", "*", "*"), 0.0)]
+    # Every slice of the bucket holding 4403 is withheld — its parents, its combinations, the
+    # total — and 3101's own slice is not.
+    assert result.withheld == {
+        ("44", "*", "*"): "all", ("4403", "life", "BANCA"): "all", ("*", "*", "*"): "all",
+    }  # fmt: skip
+
+
+def test_silence_and_units_wait_for_the_day_to_end() -> None:
+    watch = QualityWatch()
+    warm(watch)
+    quiet = bucket({"3101": 0.0}, {})
+    assert watch.check(quiet, {}, LEAVES).found == []  # an hour of a day: not judged
+
+
+def test_a_unit_jump_is_found_and_withholds_only_amount_indicators() -> None:
+    watch = QualityWatch()
+    warm(watch)
+    day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 2_000_000.0)})
+    result = watch.check(day, {}, LEAVES, day)
+    [jump] = result.found
+    assert (jump.check, jump.slice, jump.value, jump.expected) == (
+        "amount_unit_jump", ("4403", "*", "*"), 100_000.0, 1_000.0
+    )  # fmt: skip
+    assert jump.detail == {"field": "premium_received_yuan", "factor": 100.0}
+    assert jump.score == 1.0  # |log10 100| / 2
+    assert set(result.withheld.values()) == {"amounts"}
+    # ×3 is a big day, not a unit error.
+    day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 60_000.0)})
+    calm = watch.check(day, {}, LEAVES, day)
+    assert calm.found == []
+
+
+def test_a_duplicate_surge_is_found_per_org() -> None:
+    watch = QualityWatch()
+    warm(watch)
+    # Within the day (no day sums yet): duplicates are judged per bucket.
+    result = watch.check(bucket({"4403": 100.0, "3101": 3.0}), {"4403": 60}, LEAVES)
+    [surge] = [f for f in result.found if f.check == "duplicate_surge"]
+    # 60 re-sent among 160 received: 0.375
+    assert (surge.slice, surge.value, surge.k, surge.n) == (("4403", "*", "*"), 0.375, 60, 160)
+    assert result.withheld == {}  # duplicates are dropped: the business figures are right
