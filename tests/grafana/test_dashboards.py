@@ -61,6 +61,8 @@ def test_every_panel_has_a_unit_and_a_query(path: Path) -> None:
         if panel["type"] == "row":
             continue
         assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']!r} has no unit"
+        # Grafana's JSON model refuses "options": null (grafana-foundation-sdk issue 1203).
+        assert isinstance(panel.get("options"), dict), f"{panel['title']!r} has no options"
         assert panel["targets"], f"{panel['title']!r} has no query"
 
 
