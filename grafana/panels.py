@@ -123,7 +123,8 @@ def label_variable(
     name: str, label: str, metric: str = "qualmon_anomaly_score", multi: bool = False
 ) -> Any:
     """A variable over one slice label; ``*`` (all) by default. Queries compare with ``=``, so
-    a multi-valued one is meant for panels that repeat per value."""
+    a multi-valued one is meant for panels that repeat per value. ``metric`` may carry a
+    selector on earlier variables, so that choices cascade (org → product line → channel)."""
     default = (
         VariableOption(selected=True, text=["*"], value=["*"])
         if multi
