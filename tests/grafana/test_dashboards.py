@@ -44,6 +44,13 @@ def test_dashboard_round_trips_through_the_sdk_model(path: Path) -> None:
     assert again == data
 
 
+def test_the_round_trip_catches_an_unknown_field() -> None:
+    data = load(DASHBOARDS[0])
+    data["panels"][0]["fieldConfig"]["defaults"]["unitt"] = "s"
+    again = json.loads(json.dumps(Dashboard.from_json(data).to_json(), default=_to_json))
+    assert again != data
+
+
 def _to_json(obj: object) -> object:
     return obj.to_json()  # type: ignore[attr-defined]
 
