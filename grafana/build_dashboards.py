@@ -92,6 +92,16 @@ def _slice(org: str = "$org", product_line: str = "*", channel: str = "*") -> st
     return f'org="{org}", product_line="{product_line}", channel="{channel}"'
 
 
+def _slice_variables() -> list[Any]:
+    """Org, then the product lines seen in that org, then the channels seen in both."""
+    return [
+        label_variable("org", "Org"),
+        label_variable("product_line", "Product line", 'qualmon_anomaly_score{org="$org"}'),
+        label_variable("channel", "Channel",
+                       'qualmon_anomaly_score{org="$org", product_line="$product_line"}'),
+    ]  # fmt: skip
+
+
 def _anomaly_annotations() -> db.AnnotationQuery:
     return (
         db.AnnotationQuery().name("Anomalies").datasource(PROM).enable(True)
@@ -133,8 +143,8 @@ def drilldown() -> db.Dashboard:
         "band, and the anomaly score of the three levels.",
         ["quality"],
     )
-    for name in ("org", "product_line", "channel"):
-        d = d.with_variable(label_variable(name, name.replace("_", " ").capitalize()))
+    for variable in _slice_variables():
+        d = d.with_variable(variable)
     d = d.annotation(_anomaly_annotations())
     levels = {
         "org $org": _slice(),
@@ -201,8 +211,8 @@ def anomalies_and_inspections() -> db.Dashboard:
         "improvement measures, and recent anomalies with the feedback given on them.",
         ["quality", "inspections"],
     )  # fmt: skip
-    for name in ("org", "product_line", "channel"):
-        d = d.with_variable(label_variable(name, name.replace("_", " ").capitalize()))
+    for variable in _slice_variables():
+        d = d.with_variable(variable)
     d = d.with_variable(custom_variable("window", "Window", WINDOWS, "1h"))
     return (
         d.with_panel(series(

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Self
 
+from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
+    DynamicConfigValue,
     VariableHide,
     VariableOption,
     VariableRefresh,
@@ -69,40 +72,59 @@ def prom(
 
 
 def series(title: str, unit: str, *queries: prometheus.Dataquery, w: int = 12) -> timeseries.Panel:
-    panel = timeseries.Panel().title(title).unit(unit).datasource(PROM).height(8).span(w)
+    """A time series; series named ``lower``/``expected``/``upper`` are drawn as a band.
+
+    Options are always set: Grafana rejects a panel whose ``options`` is null.
+    """
+    panel = (
+        timeseries.Panel().title(title).unit(unit).datasource(PROM).height(8).span(w)
+        .legend(cb.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)
+                .placement(common.LegendPlacement.BOTTOM).show_legend(True).calcs([]))
+        .tooltip(cb.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                 .sort(common.SortOrder.NONE))
+        .override_by_name("upper", [DynamicConfigValue("custom.fillBelowTo", "lower"),
+                                    DynamicConfigValue("custom.lineWidth", 0),
+                                    DynamicConfigValue("custom.fillOpacity", 15)])
+        .override_by_name("lower", [DynamicConfigValue("custom.lineWidth", 0)])
+        .override_by_name("expected", [DynamicConfigValue(
+            "custom.lineStyle", {"fill": "dash", "dash": [10, 10]})])
+    )  # fmt: skip
     for q in queries:
         panel = panel.with_target(q)
     return panel
 
 
 def single(title: str, unit: str, query: prometheus.Dataquery, w: int = 6) -> stat.Panel:
-    panel = stat.Panel().title(title).unit(unit).datasource(PROM).height(5).span(w)
-    return panel.with_target(query)
+    return (
+        stat.Panel().title(title).unit(unit).datasource(PROM).height(5).span(w)
+        .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .graph_mode(common.BigValueGraphMode.LINE)
+        .color_mode(common.BigValueColorMode.VALUE)
+        .with_target(query)
+    )  # fmt: skip
+
+
+def _table(datasource: DataSourceRef, title: str, unit: str, w: int, h: int) -> table.Panel:
+    return (
+        table.Panel().title(title).unit(unit).datasource(datasource).height(h).span(w)
+        .show_header(True)
+    )  # fmt: skip
 
 
 def sql_table(title: str, sql: str, unit: str = "none", w: int = 24) -> table.Panel:
-    return (
-        table.Panel()
-        .title(title)
-        .unit(unit)
-        .datasource(PG)
-        .height(10)
-        .span(w)
-        .with_target(Sql(sql))
-    )
+    return _table(PG, title, unit, w, 10).with_target(Sql(sql))
 
 
 def prom_table(title: str, unit: str, query: prometheus.Dataquery, w: int = 12) -> table.Panel:
-    return (
-        table.Panel().title(title).unit(unit).datasource(PROM).height(8).span(w).with_target(query)
-    )
+    return _table(PROM, title, unit, w, 8).with_target(query)
 
 
 def label_variable(
     name: str, label: str, metric: str = "qualmon_anomaly_score", multi: bool = False
 ) -> Any:
     """A variable over one slice label; ``*`` (all) by default. Queries compare with ``=``, so
-    a multi-valued one is meant for panels that repeat per value."""
+    a multi-valued one is meant for panels that repeat per value. ``metric`` may carry a
+    selector on earlier variables, so that choices cascade (org → product line → channel)."""
     default = (
         VariableOption(selected=True, text=["*"], value=["*"])
         if multi

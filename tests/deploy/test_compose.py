@@ -92,6 +92,9 @@ def test_qualmon_services_match_the_code() -> None:
     for source in ("monitor", "streams", "alerting", "pyproject.toml"):
         assert f"COPY {source}" in dockerfile and (ROOT / source).exists()
     assert 'ENTRYPOINT ["qualmon"]' in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored  # keeps the build context small
+    assert not {"monitor", "streams", "alerting", "pyproject.toml"} & set(ignored)
 
 
 def test_prometheus_scrapes_the_compose_services() -> None:

@@ -41,6 +41,12 @@ def test_deployments_probe_run_and_configure_qualmon() -> None:
     assert set(deployments) == {"qualmon-api", "qualmon-worker"}
     assert deployments["qualmon-worker"]["spec"]["replicas"] == 1  # see docs/operations.md
     for name, deployment in deployments.items():
+        # deploy/prometheus/prometheus.yml tells how to discover pods by these labels.
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels == {
+            "app.kubernetes.io/name": "qualmon",
+            "app.kubernetes.io/component": name.removeprefix("qualmon-"),
+        }
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert container["args"] == [name.removeprefix("qualmon-")]
         assert container["ports"] == [{"name": "http", "containerPort": 8000}]

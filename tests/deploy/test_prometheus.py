@@ -77,10 +77,7 @@ def test_every_alert_has_the_standard_fields_and_a_runbook(alert: dict) -> None:
 
 def test_every_runbook_belongs_to_an_alert() -> None:
     names = {a["alert"] for a in alerts()}
-    assert {p.stem for p in RUNBOOKS.glob("*.md")} == names
-    index = (RUNBOOKS.parents[0] / "operations.md").read_text()
-    for name in names:
-        assert f"runbooks/{name}.md" in index, f"{name} missing from the runbook index"
+    assert {p.stem for p in RUNBOOKS.glob("*.md")} == names  # the index: tests/docs
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:

@@ -51,7 +51,7 @@ def targets(dashboard: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def promql(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(where, PromQL) with variables substituted; ``label_values(m, l)`` becomes ``m``."""
+    """(where, PromQL) with variables substituted; ``label_values(s, l)`` becomes ``s``."""
     for where, target in targets(dashboard):
         if target.get("datasource", {}).get("type") != "prometheus":
             continue
@@ -59,9 +59,9 @@ def promql(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield where, substitute(target["expr"])
         else:
             query = target["query"]["query"]
-            found = re.fullmatch(r"label_values\((\w+), *(\w+)\)", query)
+            found = re.fullmatch(r"label_values\((.+), *(\w+)\)", query)
             assert found, f"{where}: unexpected variable query {query!r}"
-            yield where, found.group(1)
+            yield where, substitute(found.group(1))
 
 
 def sql(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:

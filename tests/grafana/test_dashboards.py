@@ -44,6 +44,13 @@ def test_dashboard_round_trips_through_the_sdk_model(path: Path) -> None:
     assert again == data
 
 
+def test_the_round_trip_catches_an_unknown_field() -> None:
+    data = load(DASHBOARDS[0])
+    data["panels"][0]["fieldConfig"]["defaults"]["unitt"] = "s"
+    again = json.loads(json.dumps(Dashboard.from_json(data).to_json(), default=_to_json))
+    assert again != data
+
+
 def _to_json(obj: object) -> object:
     return obj.to_json()  # type: ignore[attr-defined]
 
@@ -61,6 +68,8 @@ def test_every_panel_has_a_unit_and_a_query(path: Path) -> None:
         if panel["type"] == "row":
             continue
         assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']!r} has no unit"
+        # Grafana's JSON model refuses "options": null (grafana-foundation-sdk issue 1203).
+        assert isinstance(panel.get("options"), dict), f"{panel['title']!r} has no options"
         assert panel["targets"], f"{panel['title']!r} has no query"
 
 

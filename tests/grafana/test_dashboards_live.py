@@ -1,5 +1,6 @@
 """Every dashboard query returns data from a real Prometheus scraping a running qualmon fed by
-the simulator, and every metric a dashboard reads exists on /metrics."""
+the simulator, every metric a dashboard reads exists on /metrics, and every recording rule
+records."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import wait_until
 from tests.deploy.live import feed, prometheus, query
-from tests.deploy.ops_files import metric_names
+from tests.deploy.ops_files import metric_names, rules
 from tests.grafana.queries import DASHBOARDS, load, promql
 
 pytestmark = pytest.mark.broker
@@ -36,3 +37,8 @@ def test_every_dashboard_query_returns_data_from_prometheus(service_factory, kaf
                 if not query(prom, expr):
                     empty.append(f"{path.stem} {where}: {expr}")
         assert not empty, "queries without data:\n" + "\n".join(empty)
+
+        # The recording rules (loaded into this Prometheus) produce their series too.
+        recorded = [r["record"] for r in rules() if "record" in r]
+        assert recorded
+        wait_until(lambda: all(query(prom, name) for name in recorded), 10, "recorded series")
