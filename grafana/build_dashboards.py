@@ -173,10 +173,11 @@ _SLICE_FILTER = """
   AND ('$product_line' = '*' OR {t}.product_line = '$product_line')
   AND ('$channel' = '*' OR {t}.channel = '$channel')"""
 
+# The store keeps times as epoch seconds (REAL) and bucket starts as ISO-8601 text.
 RECENT_ANOMALIES = (
-    """SELECT a.bucket_start::timestamptz AS "bucket", a.indicator, a.org, a.product_line,
-  a.channel, a.severity, a.score, a.value, a.expected, a.lower, a.upper,
-  f.verdict AS "feedback", f.comment AS "feedback comment", f.created_at AS "feedback at"
+    """SELECT a.bucket_start::timestamptz AS "bucket", a.indicator, a.category, a.org,
+  a.product_line, a.channel, a.severity, a.score, a.value, a.expected, a.lower, a.upper,
+  f.verdict AS "feedback", f.note AS "feedback note", to_timestamp(f.created_at) AS "feedback at"
 FROM anomalies a
 LEFT JOIN anomaly_feedback f ON f.anomaly_id = a.anomaly_id
 WHERE $__timeFilter(a.bucket_start::timestamptz)"""
@@ -184,21 +185,22 @@ WHERE $__timeFilter(a.bucket_start::timestamptz)"""
     + "\nORDER BY a.bucket_start DESC\nLIMIT 500"
 )
 OPEN_INSPECTIONS = (
-    """SELECT i.inspection_id, i.title, i.status, i.org, i.product_line, i.channel, i.indicator,
-  i.owner, i.opened_at, i.due_at,
+    """SELECT i.inspection_id, i.title, i.state, i.rule, i.org, i.product_line, i.channel,
+  i.indicator, to_timestamp(i.opened_at) AS "opened",
   (SELECT count(*) FROM measures m WHERE m.inspection_id = i.inspection_id
-     AND m.status <> 'done') AS "open measures"
+     AND m.state <> 'done') AS "open measures"
 FROM inspections i
-WHERE i.status <> 'closed'"""
+WHERE i.state <> 'closed'"""
     + _SLICE_FILTER.format(t="i")
-    + "\nORDER BY i.due_at NULLS LAST, i.opened_at"
+    + "\nORDER BY i.opened_at"
 )
 OVERDUE_MEASURES = (
-    """SELECT m.measure_id, m.inspection_id, i.title AS "inspection", m.description,
-  m.department, m.owner, m.deadline, now() - m.deadline AS "overdue by", m.status
+    """SELECT m.measure_id, m.inspection_id, i.title AS "inspection", m.title AS "measure",
+  m.department, m.owner, to_timestamp(m.deadline) AS "deadline",
+  now() - to_timestamp(m.deadline) AS "overdue by", m.state
 FROM measures m
 JOIN inspections i ON i.inspection_id = m.inspection_id
-WHERE m.status <> 'done' AND m.deadline < now()"""
+WHERE m.state <> 'done' AND m.deadline < extract(epoch FROM now())"""
     + _SLICE_FILTER.format(t="i")
     + "\nORDER BY m.deadline"
 )

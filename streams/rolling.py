@@ -25,6 +25,7 @@ import pickle
 import zlib
 from array import array
 from dataclasses import dataclass, field
+from operator import add
 
 from streams.fields import FIELD, FIELDS, SNAPSHOT, new_accumulator
 from streams.slices import SliceKey
@@ -32,7 +33,6 @@ from streams.windows import shanghai
 
 WINDOWS = ("bucket", "hour", "day", "7d", "30d", "mtd", "qtd")
 _DAY = 86400
-_SUMMED = tuple(i for i in range(len(FIELDS)) if i not in SNAPSHOT)
 _SNAP = tuple(sorted(SNAPSHOT))
 
 
@@ -42,8 +42,13 @@ def _zeros() -> array[float]:
 
 
 def _add(into: array[float] | list[float], acc: array[float] | list[float]) -> None:
-    for i in _SUMMED:
-        into[i] += acc[i]
+    # One C-level pass over every field, then the few snapshot fields put right: several times
+    # faster than indexing the summed fields one by one, and this runs per slice and window.
+    summed = map(add, into, acc)
+    if isinstance(into, array):
+        into[:] = array("d", summed)
+    else:
+        into[:] = list(summed)
     for i in _SNAP:
         into[i] = acc[i]
 

@@ -18,7 +18,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 from grafana import build_dashboards
 from grafana.panels import POSTGRES_TYPE
 from monitor.metrics import band_metric
-from monitor.store import MIGRATIONS
+from monitor.store import open_store
 from streams.indicators import INDICATORS
 from tests.grafana.queries import DASHBOARDS, ROOT, datasource_refs, load, panels, promql, sql
 
@@ -132,26 +132,21 @@ def test_promtool_check_catches_a_broken_query(tmp_path: Path) -> None:
 
 # -- SQL against a real PostgreSQL -------------------------------------------------------------
 
-#: The tables the inspections dashboard reads besides ``anomalies``; their owner is the
-#: inspections feature of the store. Columns assumed here are listed in docs/operations.md.
-ASSUMED_TABLES = """
-CREATE TABLE anomaly_feedback (anomaly_id TEXT NOT NULL, verdict TEXT NOT NULL, comment TEXT,
-    author TEXT, created_at TIMESTAMPTZ NOT NULL);
-CREATE TABLE inspections (inspection_id TEXT PRIMARY KEY, title TEXT NOT NULL,
-    status TEXT NOT NULL, org TEXT NOT NULL, product_line TEXT NOT NULL, channel TEXT NOT NULL,
-    indicator TEXT, owner TEXT, opened_at TIMESTAMPTZ NOT NULL, due_at TIMESTAMPTZ,
-    closed_at TIMESTAMPTZ);
-CREATE TABLE measures (measure_id TEXT PRIMARY KEY, inspection_id TEXT NOT NULL,
-    description TEXT NOT NULL, department TEXT, owner TEXT, deadline TIMESTAMPTZ,
-    status TEXT NOT NULL, done_at TIMESTAMPTZ);
-INSERT INTO anomalies VALUES ('a1', 'hotline_answer_rate', '4403', '*', '*',
-    '2026-03-04T14:00:00+08:00', 3600, 0.33, 0.95, 0.9, 1.0, 1.0, 20, 60, 'ProportionDetector',
-    'critical', 1772604000);
-INSERT INTO anomaly_feedback VALUES ('a1', 'confirmed', 'switch failure', 'qa', now());
-INSERT INTO inspections VALUES ('i1', 'Hotline outage 4403', 'open', '4403', '*', '*',
-    'hotline_answer_rate', 'qa', now() - interval '3 days', now() + interval '7 days', NULL);
+#: One row each in the store's own tables (created by its migrations), as the worker and the
+#: inspections API would write them.
+SEED = """
+INSERT INTO anomalies (anomaly_id, indicator, org, product_line, channel, bucket_start,
+    bucket_seconds, value, expected, lower, upper, score, k, n, detector, severity, created_at)
+VALUES ('a1', 'hotline_answer_rate', '4403', '*', '*', '2026-03-04T14:00:00+08:00', 3600, 0.33,
+    0.95, 0.9, 1.0, 1.0, 20, 60, 'ProportionDetector', 'critical', 1772604000);
+INSERT INTO anomaly_feedback VALUES (1, 'a1', 'true_positive', 'switch failure',
+    extract(epoch FROM now()));
+INSERT INTO inspections VALUES ('i1', 'alert:x', 'severity', 'Hotline outage 4403',
+    'hotline_answer_rate', '4403', '00/44/4403', '*', '*', 'measures_set', 0,
+    extract(epoch FROM now() - interval '3 days'), extract(epoch FROM now()), NULL);
 INSERT INTO measures VALUES ('m1', 'i1', 'Second carrier', 'IT', 'ops',
-    now() - interval '1 day', 'open', NULL);
+    extract(epoch FROM now() - interval '1 day'), NULL, 'hotline_answer_rate', '4403', '*', '*',
+    0.95, 'planned', NULL, extract(epoch FROM now()), extract(epoch FROM now()));
 """
 
 
@@ -182,8 +177,8 @@ def postgres_database() -> object:
 
 
 def test_every_sql_query_runs_on_postgresql_against_the_store_tables(postgres_database) -> None:
-    (anomalies_ddl,) = [s for s in MIGRATIONS[0].split(";") if "CREATE TABLE anomalies" in s]
-    _psql(postgres_database, anomalies_ddl + ";" + ASSUMED_TABLES)
+    open_store(f"postgresql://postgres@127.0.0.1:5432/{postgres_database}").close()  # migrates
+    _psql(postgres_database, SEED)
     queries = [(p.stem, w, q) for p in DASHBOARDS for w, q in sql(load(p))]
     assert len(queries) == 3
     for stem, where, query in queries:
