@@ -260,9 +260,10 @@ class Settings(BaseSettings):
         description="QUALMON_INSPECTION_MIN_SEVERITY: alerts at least this severe open one.",
     )
     inspection_complaint_indicators: tuple[str, ...] = Field(
-        default=("complaint_rate_per_10k_policies",),
+        default=("complaint_rate_per_10k_policies", "complaints_concentration"),
         description=(
-            "QUALMON_INSPECTION_COMPLAINT_INDICATORS: JSON list; an alert on one of these in "
+            "QUALMON_INSPECTION_COMPLAINT_INDICATORS: JSON list of indicators or concentration "
+            "anomalies (complaints_concentration, ...); an alert on one of these in "
             "an org, product line or channel (not the company total) is a complaint "
             "concentration and opens an inspection whatever its severity."
         ),
@@ -317,13 +318,15 @@ class Settings(BaseSettings):
     @field_validator("alert_key_indicators", "inspection_complaint_indicators")
     @classmethod
     def _known_indicators(cls, value: tuple[str, ...], info: object) -> tuple[str, ...]:
+        from streams.aggregate import CONCENTRATING
         from streams.indicators import INDICATORS
 
-        unknown = [v for v in value if v not in INDICATORS]
+        known = {*INDICATORS, *(f"{kind}_concentration" for kind in CONCENTRATING.values())}
+        unknown = [v for v in value if v not in known]
         if unknown:
             name = f"QUALMON_{getattr(info, 'field_name', '').upper()}"
             raise ValueError(
-                f"{name} has unknown indicators {unknown}; expected some of {sorted(INDICATORS)}"
+                f"{name} has unknown indicators {unknown}; expected some of {sorted(known)}"
             )
         return value
 
