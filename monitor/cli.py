@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -16,12 +17,16 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [
-            f"  QUALMON_{'_'.join(str(p) for p in e['loc']).upper() or '(settings)'}: "
-            f"{e['msg']} (value {e.get('input')!r})"
-            for e in exc.errors(include_url=False)
-        ]
-        sys.exit("qualmon: invalid settings\n" + "\n".join(lines))
+        sys.exit("qualmon: invalid settings\n" + "\n".join(map(_describe, exc.errors())))
+
+
+def _describe(error: Any) -> str:
+    """One invalid setting; its value is shown unless it could be a secret. A rule over several
+    settings (an empty location) has all the raw input as its value, secrets included."""
+    name = "_".join(str(p) for p in error["loc"]).upper()
+    shown = name and "SECRET" not in name and "URL" not in name
+    value = f" (value {error.get('input')!r})" if shown else ""
+    return f"  QUALMON_{name or '(settings)'}: {error['msg']}{value}"
 
 
 def _run(args: argparse.Namespace) -> int:

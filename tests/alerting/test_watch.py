@@ -7,7 +7,8 @@ from datetime import date
 from pathlib import Path
 
 from alerting.engine import AlertEngine
-from monitor.settings import ProductWatch, Settings
+from monitor.alert_settings import ProductWatch
+from monitor.settings import Settings
 from monitor.store import Store
 from tests.alerting.helpers import Clock, reading
 

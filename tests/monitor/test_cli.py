@@ -1,0 +1,26 @@
+"""The ``qualmon`` command refuses invalid settings by name, and never echoes a secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor import cli
+
+
+def _refusal(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["run"])
+    return str(stopped.value.code)
+
+
+def test_an_invalid_setting_is_named_with_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _refusal(monkeypatch, QUALMON_HTTP_PORT="99999")
+    assert "QUALMON_HTTP_PORT" in message and "'99999'" in message
+
+
+def test_a_refused_secret_is_named_but_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _refusal(monkeypatch, QUALMON_WEBHOOK_SECRET="hunter2-short")
+    assert "QUALMON_WEBHOOK_SECRET has 13 characters" in message
+    assert "hunter2" not in message
