@@ -7,9 +7,9 @@ message naming the variable, the value and what was expected.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from monitor.alert_settings import AlertSettings
@@ -17,6 +17,13 @@ from streams.calendar import Calendar, parse_days
 
 #: Slice dimensions that may be combined in ``QUALMON_SLICE_COMBINATIONS``.
 DIMENSIONS = ("org", "product_line", "channel")
+
+
+class ApiKey(BaseModel):
+    """One API key: its role and the secret itself."""
+
+    role: Literal["producer", "reader", "manager"] = Field(description="What the key may do.")
+    key: SecretStr = Field(min_length=24, description="The key: a random string, 24+ chars.")
 
 
 class Settings(AlertSettings):
@@ -53,6 +60,14 @@ class Settings(AlertSettings):
         description="QUALMON_DATA_DIR: where the SQLite store and worker data live.",
     )
     http_host: str = Field(default="127.0.0.1", description="QUALMON_HTTP_HOST")
+    api_keys: dict[str, ApiKey] = Field(
+        default={},
+        description=(
+            'QUALMON_API_KEYS: JSON object key name -> {"role": producer|reader|manager, '
+            '"key": a random string of 24+ characters}; empty: no authentication (keep the API '
+            "on loopback then). The name is who the audit log records."
+        ),
+    )
     http_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=8000, description="QUALMON_HTTP_PORT (0 picks a free port)."
     )
@@ -158,6 +173,14 @@ class Settings(AlertSettings):
         pattern=r"^(debug|info|warning|error)$",
         description="QUALMON_LOG_LEVEL",
     )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _distinct_keys(cls, value: dict[str, ApiKey]) -> dict[str, ApiKey]:
+        secrets = [k.key.get_secret_value() for k in value.values()]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("QUALMON_API_KEYS gives two names the same key; each needs its own")
+        return value
 
     @field_validator("slice_combinations")
     @classmethod

@@ -6,6 +6,7 @@ at start from the settings and shared with the worker when both run in one proce
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from streams.app import WorkerStatus
 
 if TYPE_CHECKING:
     from alerting.engine import AlertEngine
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,14 +51,20 @@ class Context:
 
 
 def _actor(
+    request: Request,
     x_qualmon_user: Annotated[
         str | None,
         Header(
-            description="Who is acting, for the audit log (until roles arrive: not verified).",
+            description="Who is acting, for the audit log; with API keys on, the key's name "
+            "is recorded instead.",
             max_length=200,
         ),
     ] = None,
 ) -> str:
+    principal = getattr(request.state, "principal", None)
+    if principal:
+        # Authenticated: the verified key name, with the person it says it acts for.
+        return f"{principal} ({x_qualmon_user})" if x_qualmon_user else str(principal)
     return x_qualmon_user or "anonymous"
 
 
@@ -64,7 +74,7 @@ def _context(request: Request) -> Context:
 
 
 Ctx = Annotated[Context, Depends(_context)]
-#: Who made a change: the ``X-Qualmon-User`` header, recorded as given (no authentication yet).
+#: Who made a change: the API key's name when keys are on, else the ``X-Qualmon-User`` header.
 Actor = Annotated[str, Depends(_actor)]
 
 
@@ -85,6 +95,7 @@ def install_error_handlers(api: FastAPI) -> None:
 
 def create_api(ctx: Context) -> FastAPI:
     from monitor.api import alerts, anomalies, events, health, indicators, inspections, silences
+    from monitor.api.auth import authorize
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -96,8 +107,16 @@ def create_api(ctx: Context) -> FastAPI:
         version="0.1.0",
         description="Real-time quality-indicator monitor for insurers.",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],
     )
     api.state.qualmon = ctx
+    if not ctx.settings.api_keys and ctx.settings.http_host not in (
+        "127.0.0.1",
+        "localhost",
+        "::1",
+    ):
+        log.warning("API on %s without QUALMON_API_KEYS: anyone who reaches it may post events "
+                    "and change alerts and inspections", ctx.settings.http_host)  # fmt: skip
     api.add_middleware(RequestBodyLimitMiddleware, max_body_size=ctx.settings.max_body_bytes)
     for module in (events, indicators, anomalies, health):
         api.include_router(module.router)
