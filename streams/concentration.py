@@ -84,21 +84,22 @@ class ConcentrationWatch:
     def check(self, rolling: Rolling) -> list[Concentrated]:
         leaves = [key for key in rolling.slices if ALL not in key]
         out: list[Concentrated] = []
-        exposure = {key: rolling.window(key, "30d") for key in leaves}
-        weeks = {key: rolling.window(key, "7d") for key in leaves}
-        policies = sum(w[FIELD["policies_issued"]] for w in exposure.values() if w)
+        fields = (FIELD["policies_issued"], *(FIELD[kind] for kind in CONCENTRATING.values()))
+        exposure = {key: rolling.day_sums(key, 30, fields) for key in leaves}
+        weeks = {key: rolling.day_sums(key, 7, fields) for key in leaves}
+        policies = sum(w[FIELD["policies_issued"]] for w in exposure.values())
         for kind in CONCENTRATING.values():
             i = FIELD[kind]
-            week = {key: weeks[key][i] for key in leaves}  # type: ignore[index]
+            week = {key: weeks[key][i] for key in leaves}
             total = sum(week.values())
             if total < MIN_COUNT:
                 continue
-            before = {key: exposure[key][i] - week[key] for key in leaves}  # type: ignore[index]
+            before = {key: exposure[key][i] - week[key] for key in leaves}
             history = sum(before.values())
             for key in leaves:
                 if week[key] < MIN_COUNT:
                     continue
-                x = exposure[key][FIELD["policies_issued"]] / policies if policies else 0.0  # type: ignore[index]
+                x = exposure[key][FIELD["policies_issued"]] / policies if policies else 0.0
                 p = concentration_p(week[key], total, x, before[key], history, len(leaves))
                 score = score_from_p(p)
                 if score >= ALERT_THRESHOLD:
