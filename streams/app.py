@@ -70,6 +70,15 @@ def build_app(
     #: Next offset to process per owned input partition, for the consumer-lag gauge.
     positions: dict[int, int] = {}
 
+    def highwater(tp: TP) -> int | None:
+        """The end offset the consumer saw on its last fetch of ``tp``; None when unknown."""
+        try:
+            return app.consumer.highwater(tp)
+        except (ConsumerNotStarted, AssertionError):
+            # aiokafka asserts the partition is assigned: it was revoked a moment ago. Not
+            # worth stopping the worker for; the partition's gauge goes with the revocation.
+            return None
+
     async def checkpoint(force: bool = False) -> None:
         """Deliver, persist, then acknowledge — in that order, so a crash repeats, never loses."""
         async with lock:
@@ -105,7 +114,7 @@ def build_app(
         async for event in manual.events():
             message = event.message
             # The last fetched end offset: records after this one mean a backlog, not silence.
-            end = app.consumer.highwater(message.tp)
+            end = highwater(message.tp)
             try:
                 dead = pipeline.handle(
                     message.value, message.topic, message.partition, message.offset,
@@ -143,14 +152,9 @@ def build_app(
         # answer, which is right even where its ListOffsets is not). A partition is measured
         # from its first processed record on; before that its position is unknown here.
         for partition in sorted(status.assigned & positions.keys()):
-            try:
-                highwater = app.consumer.highwater(TP(settings.events_topic, partition))
-            except (ConsumerNotStarted, AssertionError):
-                # aiokafka asserts the partition is assigned: it was revoked a moment ago, and
-                # the revocation handler removes its gauge. Not worth stopping the worker for.
-                continue
-            if highwater is not None:
-                lag = max(0, highwater - positions[partition])
+            end = highwater(TP(settings.events_topic, partition))
+            if end is not None:
+                lag = max(0, end - positions[partition])
                 pipeline.metrics.consumer_lag.labels(str(partition)).set(lag)
 
     # mode's signal stubs do not accept async receivers, though it awaits them.
