@@ -50,9 +50,9 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from monitor import simulator
+    from monitor import simulate
 
-    return simulator.run(args, _settings())
+    return simulate.run(args, _settings())
 
 
 def _detect(args: argparse.Namespace) -> int:
@@ -65,7 +65,7 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from monitor import simulator
+    from monitor import simulate
 
     p = argparse.ArgumentParser(prog="qualmon", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="the stream worker alone")
     sub.add_parser("api", help="the HTTP API alone")
     sim = sub.add_parser("simulate", help="send a realistic synthetic event stream")
-    simulator.add_arguments(sim)
+    simulate.add_arguments(sim)
     det = sub.add_parser("detect", help="score a timestamp,value CSV with the production detector")
     det.add_argument("--input", type=Path, required=True, help="CSV with timestamp,value")
     det.add_argument("--output", type=Path, required=True, help="CSV to write")

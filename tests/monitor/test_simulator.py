@@ -20,15 +20,8 @@ from aiokafka import AIOKafkaConsumer
 
 from monitor.broker import free_port
 from monitor.settings import Settings
-from monitor.simulator import (
-    SendError,
-    SimConfig,
-    add_arguments,
-    generate,
-    run,
-    send_http,
-    send_kafka,
-)
+from monitor.simulate import SendError, add_arguments, run, send_http, send_kafka
+from monitor.simulator import SimConfig, generate
 from streams.schema import EVENT_TYPES, parse_event
 
 # Starts on a Friday: the run covers weekends, mid-March and the last three days of March, and
