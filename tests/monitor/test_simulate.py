@@ -20,14 +20,6 @@ from monitor.settings import Settings
 from monitor.simulate import SendError, add_arguments, run, send_http, send_kafka
 from monitor.simulator import SimConfig, generate
 
-# Starts on a Friday: the run covers weekends, mid-March and the last three days of March, and
-# the hotline outage (day 25) falls on Tuesday 31 March, a full working day.
-FRIDAY_6_MARCH = date(2026, 3, 6)
-MARCH = SimConfig(
-    branches=6, days=28, start=FRIDAY_6_MARCH, scenarios=("mis-selling", "hotline-outage")
-)
-
-
 # ---- delivery over HTTP, against a real server on loopback -----------------------------------
 
 
