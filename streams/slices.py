@@ -45,6 +45,15 @@ class Slicer:
         # Checkpoints written before ``paths`` existed lack it.
         self.__dict__.update({"paths": {}, **state})
 
+    def leaves(self) -> dict[str, str]:
+        """Every selling org seen (and tracked, not folded into ``_other``) -> its org path."""
+        out = {}
+        for path, _, _ in self._cache:
+            code = path.rsplit("/", 1)[-1]
+            if code in self.depth:
+                out[code] = path
+        return out
+
     def _org(self, code: str, depth: int) -> str:
         if code not in self.depth:
             if len(self.depth) >= self.max_orgs:

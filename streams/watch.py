@@ -64,8 +64,7 @@ class Watch:
         anomalies = self._age_cases(agg, slices, end)
         self.rolling.add(bucket.start, slices)
         self._targets(agg, slices, end)
-        leaves = {path.rsplit("/", 1)[-1]: path for path, _, _ in agg.slicer._cache}
-        leaves = {code: path for code, path in leaves.items() if code in agg.slicer.depth}
+        leaves = agg.slicer.leaves()
         day_end = shanghai(end).hour == 0
         if self.calendar.is_holiday(bucket.start):
             findings = Findings([], {})  # feeds are quiet on holidays; nothing to learn from them
