@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from alerting.inspections import SYSTEM_ACTOR
 from monitor.errors import Conflict, NotFound
 from monitor.metrics import Metrics
 from monitor.settings import Settings
@@ -23,8 +24,6 @@ from monitor.store import Store
 
 if TYPE_CHECKING:
     from alerting.engine import AlertEngine
-
-SYSTEM_ACTOR = "qualmon"
 
 
 class Measures:

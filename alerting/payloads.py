@@ -10,33 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.store.alerts import ALERT_COLUMNS
+
 ALERTNAMES = {"anomaly": "QualmonAnomaly", "measure_overdue": "QualmonMeasureOverdue"}
 #: What an alert looks like outside: every column but the internal ones.
-PUBLIC_FIELDS = (
-    "alert_id",
-    "kind",
-    "indicator",
-    "org",
-    "org_path",
-    "product_line",
-    "channel",
-    "severity",
-    "score",
-    "value",
-    "expected",
-    "state",
-    "anomaly_id",
-    "anomalies",
-    "flaps",
-    "flapping",
-    "summary",
-    "acknowledged_by",
-    "acknowledged_at",
-    "inspection_id",
-    "opened_at",
-    "updated_at",
-    "resolved_at",
-)
+PUBLIC_FIELDS = tuple(c for c in ALERT_COLUMNS if c not in ("group_key", "last_bucket"))
 
 
 def iso(ts: float) -> str:

@@ -29,7 +29,7 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 PROVINCES = ("44", "31", "11", "32", "33", "51", "42", "37", "35", "50")
 MAX_SIZE = 15.0  # the biggest branch sells about this many times what the smallest does
@@ -309,3 +309,17 @@ def resolve(
     """The scenarios called ``names``, placed in this world; unknown names raise ``ValueError``."""
     check_names(names)
     return tuple(SCENARIOS[name](orgs, lines, channels, days) for name in dict.fromkeys(names))
+
+
+_MONEY = ("premium", "sum_assured", "refund", "surrender_amount", "claimed_amount", "paid_amount",
+          "target_premium")  # fmt: skip
+
+
+def scale_amounts(event: dict[str, Any], factor: float) -> None:
+    """Multiply every amount of ``event`` by ``factor`` (100: fen sent where yuan are due)."""
+    if "amount" in event:
+        event["amount"] = f"{float(event['amount']) * factor:.2f}"
+    payload = event["payload"]
+    for name in _MONEY:
+        if name in payload:
+            payload[name] = f"{float(payload[name]) * factor:.2f}"

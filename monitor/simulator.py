@@ -173,7 +173,7 @@ class _Simulator:
             if any(x.drop for x in hit):
                 continue
             for x in hit:
-                _scale_amounts(event, x.amount_scale)
+                sc.scale_amounts(event, x.amount_scale)
             out.append(event)
             share = max((x.resend_share for x in hit), default=0.0)
             # Every n-th event again, so the draw of the other events stays as it was.
@@ -385,17 +385,3 @@ class _Simulator:
         object_type = rng.choice(("POLICY", "CLAIM", "SALES_RECORDING", "SURRENDER"))
         payload = {"object_type": object_type, "compliant": compliant, "findings": findings}
         return [self._event("inspection.sample", at, s, self._policy(s), payload)]
-
-
-_MONEY = ("premium", "sum_assured", "refund", "surrender_amount", "claimed_amount", "paid_amount",
-          "target_premium")  # fmt: skip
-
-
-def _scale_amounts(event: Event, factor: float) -> None:
-    """Multiply every amount of ``event`` by ``factor`` (100: fen sent where yuan are due)."""
-    if "amount" in event:
-        event["amount"] = f"{float(event['amount']) * factor:.2f}"
-    payload = event["payload"]
-    for name in _MONEY:
-        if name in payload:
-            payload[name] = f"{float(payload[name]) * factor:.2f}"

@@ -17,30 +17,13 @@ from river import base
 from monitor.detect import DETECTOR
 from streams.detectors import DETECTORS
 from streams.windows import season_of
+from tests.streams.test_detectors import stream
 
 MONDAY = 1_772_380_800  # 2 March 2026 00:00 Shanghai
 DAY = 86400
 STATE_LIMIT = 16 * 1024  # bytes per watched series: 100,000 series in well under 2 GB
 
 CLASSES: list[type] = list(dict.fromkeys([*DETECTORS.values(), DETECTOR]))
-
-
-def stream(seed: int, length: int = 400) -> Iterator[dict[str, Any]]:
-    """Realistic buckets with weekly seasons, mixed with empty buckets and huge values."""
-    rng = random.Random(seed)
-    for i in range(length):
-        season = season_of(MONDAY + i * DAY, DAY)
-        r = rng.random()
-        if r < 0.08:
-            yield {"value": 0.0, "k": 0.0, "n": 0.0, "season": season}
-        elif r < 0.12:
-            yield {"value": 0.0, "k": 0.0, "n": 200.0, "season": season}
-        elif r < 0.16:
-            yield {"value": 1e12, "k": 9e8, "n": 1e9, "season": season}
-        else:
-            n = float(rng.randint(150, 250) if season % 7 < 5 else rng.randint(50, 100))
-            k = float(sum(rng.random() < 0.9 for _ in range(int(n))))
-            yield {"value": k / n * 100, "k": k, "n": n, "season": season}
 
 
 HOSTILE = [0.0, -1.0, 5.0, 1e-300, 1e300, -1e300, math.inf, -math.inf, math.nan]
@@ -80,7 +63,7 @@ def check_docstring(cls: type) -> None:
 
 
 def check_pickle_round_trip_mid_stream(cls: type) -> None:
-    xs = list(stream(1))
+    xs = list(stream(1, 400))
     detector = cls()
     run(detector, xs[:200])
     restored = pickle.loads(pickle.dumps(detector))
@@ -92,7 +75,7 @@ def check_pickle_round_trip_mid_stream(cls: type) -> None:
 def check_clone_is_fresh(cls: type) -> None:
     params = {"direction": "both", "alpha": 0.2}
     detector = cls(**params)
-    xs = list(stream(2))
+    xs = list(stream(2, 400))
     run(detector, xs)
     clone = detector.clone()
     assert type(clone) is cls and clone is not detector
@@ -107,7 +90,7 @@ def check_clone_is_fresh(cls: type) -> None:
 
 def check_scores_in_unit_interval(cls: type) -> None:
     for direction in ("high", "low", "both"):
-        scores = run(cls(direction=direction), stream(3))
+        scores = run(cls(direction=direction), stream(3, 400))
         assert all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores), scores
         assert any(s > 0.0 for s in scores)  # the stream does test something
 
@@ -125,7 +108,7 @@ def check_hostile_input_is_never_a_nan(cls: type) -> None:
 
 def check_score_before_learn(cls: type) -> None:
     detector = cls()
-    for x in stream(5):
+    for x in stream(5, 400):
         before = pickle.dumps(detector)
         first = detector.score_one(x)
         assert detector.score_one(x) == first
@@ -134,7 +117,7 @@ def check_score_before_learn(cls: type) -> None:
 
 
 def check_deterministic(cls: type) -> None:
-    assert run(cls(), stream(6)) == run(cls(), stream(6))
+    assert run(cls(), stream(6, 400)) == run(cls(), stream(6, 400))
     first, second = run(cls(), hostile(7)), run(cls(), hostile(7))
     assert first == second
 
