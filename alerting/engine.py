@@ -55,8 +55,12 @@ class AlertEngine:
         settings: Settings,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        exports_metrics: bool = True,
     ) -> None:
         self.store, self.settings, self.metrics, self.clock = store, settings, metrics, clock
+        #: Whether this process exports the alert-state gauges (read from the store, so one
+        #: process of the deployment should: the worker that closes buckets).
+        self.exports_metrics = exports_metrics
         self.paths = store.org_paths()
         self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
         self._behind_since: float | None = None
@@ -329,7 +333,7 @@ class AlertEngine:
     # ---- metrics -----------------------------------------------------------------------------
 
     def refresh_metrics(self) -> None:
-        if self.metrics is not None:
+        if self.metrics is not None and self.exports_metrics:
             self.metrics.set_alert_state(
                 self.store.alert_counts(),
                 open_inspections=len(self.store.open_inspections()),

@@ -176,7 +176,7 @@ class AlertSettings(BaseSettings):
     @field_validator("alert_key_indicators", "inspection_complaint_indicators")
     @classmethod
     def _known_indicators(cls, value: tuple[str, ...], info: object) -> tuple[str, ...]:
-        from streams.aggregate import CONCENTRATING
+        from streams.combine import CONCENTRATING
         from streams.indicators import INDICATORS
 
         known = {*INDICATORS, *(f"{kind}_concentration" for kind in CONCENTRATING.values())}

@@ -101,6 +101,17 @@ class Metrics:
         )
         for verdict in VERDICTS:
             self.feedback.labels(verdict)
+        self.late_partial_events = Counter(
+            "qualmon_partial_events_late_total",
+            "Events a worker accepted that reached the closing stage after their bucket had "
+            "closed (late, detected there); kept in late_events, not added.",
+            registry=registry,
+        )
+        self.closing = Gauge(
+            "qualmon_worker_closing",
+            "1 on the worker that closes buckets (the owner of input partition 0), else 0.",
+            registry=registry,
+        )
         self.buckets_closed = Counter(
             "qualmon_buckets_closed_total", "Event-time buckets closed and scored.",
             registry=registry,
@@ -253,6 +264,23 @@ class Metrics:
         )
         for verdict in EVALUATION_VERDICTS:
             self.evaluations.labels(verdict)
+
+    def stop_closing(self) -> None:
+        """This worker no longer closes buckets: drop every series the closing stage exports, so
+        that summed over workers each is exported by its owner only."""
+        for gauge in (
+            *self.indicator.values(), *self.window_gauge.values(), *self.indicator_band.values(),
+            self.compliance_interval, self.sample_size, self.score,
+            self.alerts_firing, self.alerts_acknowledged,
+        ):  # fmt: skip
+            gauge.clear()
+        for gauge in (
+            self.watermark, self.series, self.alert_notifications_pending,
+            self.inspections_open, self.measures_overdue, self.closing,
+        ):  # fmt: skip
+            gauge.set(0)
+        self._exported.clear()
+        self._children.clear()
 
     def set_alert_state(
         self, counts: list[dict], *, open_inspections: int, overdue_measures: int, pending: int

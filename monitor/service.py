@@ -8,6 +8,7 @@ also stops, the broker included, on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -30,7 +31,8 @@ from monitor.settings import Settings
 from monitor.store import open_store
 from monitor.topics import ensure_topics
 from streams.app import WorkerStatus, build_app
-from streams.pipeline import Flush, Pipeline
+from streams.closer import Closer, Flush
+from streams.intake import Intake
 
 log = logging.getLogger(__name__)
 #: How far back a starting worker looks for anomalies that never reached the alert engine.
@@ -84,19 +86,27 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     store = open_store(settings.store_url)
-    pipeline = Pipeline.create(settings, metrics, store)
+    intake = Intake.create(settings, metrics, store)
     status = WorkerStatus()
-    engine = AlertEngine(store, settings, metrics)
-    # Anomalies stored just before a crash may not have reached the engine yet.
-    engine.catch_up(time.time() - CATCH_UP_SECONDS)
+    # Alert state is the store's: only the worker that closes buckets exports it, so that
+    # summed over workers it counts once.
+    engine = AlertEngine(store, settings, metrics, exports_metrics=False)
+
+    def open_closer(partitions: int) -> Closer:
+        closer = Closer.create(settings, metrics, store, partitions)
+        # Anomalies stored just before a crash may not have reached the engine yet.
+        engine.catch_up(time.time() - CATCH_UP_SECONDS)
+        return closer
 
     def alert(flush: Flush) -> None:
-        engine.after_checkpoint(
-            [a.as_dict() for a in flush.anomalies], flush.readings,
-            pipeline.aggregator.slicer.paths.values(),
-        )  # fmt: skip
+        closer = status.closer
+        paths = closer.aggregator.slicer.paths.values() if closer is not None else ()
+        engine.after_checkpoint([a.as_dict() for a in flush.anomalies], flush.readings, paths)
 
-    app = build_app(settings, bootstrap, pipeline, status, after_checkpoint=alert)
+    app = build_app(
+        settings, bootstrap, intake, status, open_closer,
+        after_checkpoint=alert, closing_changed=lambda active: dispatching(active),
+    )  # fmt: skip
     outputs = {
         name: app.topic(name, key_serializer="raw", value_serializer="raw")
         for name in (settings.alerts_topic, settings.inspections_topic)
@@ -106,10 +116,15 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
         await (await outputs[topic].send(key=key, value=value))
 
     dispatcher = Dispatcher(engine, publish)
+    delivering: list[asyncio.Task[None]] = []
 
-    @app.task
-    async def deliver_alerts() -> None:
-        await dispatcher.run()
+    def dispatching(active: bool) -> None:
+        # One dispatcher in the group, on the closing worker: two would deliver twice.
+        engine.exports_metrics = active
+        if active and not delivering:
+            delivering.append(asyncio.get_running_loop().create_task(dispatcher.run()))
+        elif not active and delivering:
+            delivering.pop().cancel()
 
     producer: EventProducer | None = None
     if with_api:
@@ -170,7 +185,7 @@ def run_api(settings: Settings, bootstrap: str) -> None:
     metrics = Metrics(registry)
     # Without a worker here, alert changes made through the API wait in the outbox for the
     # worker's dispatcher.
-    engine = AlertEngine(store, settings, metrics)
+    engine = AlertEngine(store, settings, metrics, exports_metrics=False)  # the closing worker's
     api = create_api(Context(settings, producer, store, metrics, registry, alerts=engine))
     print(f"qualmon: API on http://{settings.http_host}:{settings.http_port}", flush=True)
     try:

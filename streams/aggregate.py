@@ -1,47 +1,37 @@
-"""Per-event aggregation: de-duplicate, place in an event-time bucket, add to every slice.
+"""Stage two's buckets: every partition's partials merged per cell, closed by the watermark.
 
-Plain dicts and float vectors on purpose: this runs once per event, and a Faust table write per
-event would cost a changelog record each (see ``docs/design.md``). Durability comes from the
-worker's checkpoints instead (:mod:`streams.checkpoint`).
+Per event nothing happens here: the first stage (:mod:`streams.combine`) has summed events per
+cell; merging a partial adds its cells into the open buckets, replays its case timers and
+targets in order, and reports its partition's progress to the :class:`EventClock`. Partials are
+numbered per partition and a partial already merged is skipped, so reading one twice (after a
+restart) changes nothing. When the watermark passes a bucket the bucket closes: its cells are
+summed into every slice they count in — the total, every org above them, line, channel and the
+configured combinations — once per cell instead of once per event.
 
->>> from streams.schema import parse_event
+>>> from streams.partial import Partial
 >>> from streams.slices import Slicer
->>> agg = Aggregator(86400, 3600, 86400, Slicer((), 100))
->>> def call(i, when):
-...     return parse_event({"event_id": f"c{i}", "event_type": "call.completed",
-...         "event_time": when, "org_code": "01", "product_line": "life", "channel": "TELE",
-...         "payload": {"queue": "q", "answered": True, "wait_seconds": 3}})
->>> agg.add(call(1, "2026-03-02T10:00:00+08:00")), agg.add(call(1, "2026-03-02T10:00:00+08:00"))
-('accepted', 'duplicate')
->>> agg.add(call(2, "2026-03-03T02:00:00+08:00"))   # next day, past the lateness
-'accepted'
->>> [b.start for b in agg.close_due()]
-[1772380800]
->>> agg.add(call(3, "2026-03-02T23:00:00+08:00"))   # belongs to the closed day
-'late'
+>>> from streams.fields import FIELD, new_accumulator
+>>> agg = Aggregator(3600, 0, 86400, Slicer((), 100))
+>>> agg.clock.expect([0])
+>>> p = Partial(partition=0, seq=1, latest=1_772_384_400.0, holding=True)   # 01:00
+>>> p.cells[1_772_380_800] = {("00/44", "life", "TELE"): new_accumulator()}  # 00:00
+>>> p.cells[1_772_380_800][("00/44", "life", "TELE")][FIELD["calls"]] = 2.0
+>>> agg.merge(p), agg.merge(p)   # the second time it is a re-read: skipped
+({}, None)
+>>> [(b.start, b.slices[("44", "*", "*")][FIELD["calls"]]) for b in agg.close_due()]
+[(1772380800, 2.0)]
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from streams.cases import CaseBook
-from streams.indicators import contributions, new_accumulator
-from streams.schema import EventBase
+from streams.combine import TOP_N
+from streams.partial import Cell, ContributorKey, Partial
 from streams.slices import SliceKey, Slicer
 from streams.targets import TargetBook
-from streams.windows import EventClock, bucket_start
-
-#: Event types whose concentration is watched, with the names their contributors are kept under.
-CONCENTRATING = {
-    "complaint.received": "complaints",
-    "policy.surrendered": "surrenders",
-    "policy.cooling_off_cancel": "cooling_off_cancels",
-}
-TOP_N = 8  # contributors kept per (kind, leaf, dimension) and bucket
-#: (org_path, product_line, channel) of an event: the cell its bucket sums are kept in.
-Cell = tuple[str, str, str]
+from streams.windows import EventClock
 
 
 @dataclass
@@ -49,20 +39,9 @@ class ClosedBucket:
     start: int
     slices: dict[SliceKey, list[float]]
     #: (kind, org_code, product_line, channel) -> {"agent:<id>" or "product:<code>": count}
-    contributors: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
+    contributors: dict[ContributorKey, dict[str, int]] = field(default_factory=dict)
     #: org_code -> duplicate events re-sent for this bucket
     duplicates: dict[str, int] = field(default_factory=dict)
-
-
-def _top(counts: dict[str, int], key: str) -> None:
-    """Space-saving count of ``key`` in at most ``2 * TOP_N`` entries (agents and products)."""
-    if key in counts:
-        counts[key] += 1
-    elif len(counts) < 2 * TOP_N:
-        counts[key] = 1
-    else:  # evict the smallest, inheriting its count: the top stays right for heavy hitters
-        smallest = min(counts, key=counts.__getitem__)
-        counts[key] = counts.pop(smallest) + 1
 
 
 @dataclass
@@ -72,101 +51,73 @@ class Aggregator:
     dedup_retention_seconds: int
     slicer: Slicer
     clock: EventClock = field(init=False)
-    #: event_id -> start of its bucket; kept until retention passes so re-sends stay duplicates.
-    seen: dict[str, int] = field(default_factory=dict)
-    #: ids added since the last checkpoint, persisted incrementally.
-    new_ids: list[tuple[str, int]] = field(default_factory=list)
+    #: partition -> number of the last partial merged from it
+    merged: dict[int, int] = field(default_factory=dict)
     #: bucket start -> cell -> sums; a cell is the finest grain an event has.
     buckets: dict[int, dict[Cell, list[float]]] = field(default_factory=dict)
     cases: CaseBook = field(default_factory=CaseBook)
     targets: TargetBook = field(default_factory=TargetBook)
-    contributors: dict[int, dict[tuple[str, str, str, str], dict[str, int]]] = field(
-        default_factory=dict
-    )
+    contributors: dict[int, dict[ContributorKey, dict[str, int]]] = field(default_factory=dict)
     duplicates: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.clock = EventClock(self.bucket_seconds, self.allowed_lateness_seconds)
 
-    def add(self, event: EventBase, partition: int = 0, now: float = 0.0) -> str:
-        """Count one event read from ``partition`` at wall time ``now``; returns 'accepted',
-        'duplicate' or 'late'."""
-        epoch = event.event_time.timestamp()
-        # Every event, even a duplicate or a late one, shows how far its partition has got.
-        self.clock.observe(epoch, partition, now)
-        event_id = event.event_id
-        if event_id in self.seen:
-            dup_start = self.seen[event_id]
-            if dup_start in self.buckets:
-                per_org = self.duplicates.setdefault(dup_start, {})
-                per_org[event.org_code] = per_org.get(event.org_code, 0) + 1
-            return "duplicate"
-        start = bucket_start(epoch, self.bucket_seconds)
-        self.seen[event_id] = start
-        self.new_ids.append((event_id, start))
-        kind = event.event_type  # type: ignore[attr-defined]
-        if kind in _CASE_TYPES or kind == "target.set":
-            # Timers and targets need every event, a late one too: a late close still closes.
-            self._track(event, kind, epoch)
-        if self.clock.status(start) == "closed":
-            return "late"
-        cells = self.buckets.get(start)
-        if cells is None:
-            cells = self.buckets[start] = {}
-        adds = contributions(event)
-        if not adds:
-            return "accepted"
-        # Only the event's own (org path, line, channel) cell is touched here; roll-up slices
-        # are summed from the cells when the bucket closes, once per cell instead of per event.
-        cell = (event.org_path or event.org_code, event.product_line, event.channel)
-        acc = cells.get(cell)
-        if acc is None:
-            acc = cells[cell] = new_accumulator()
-        for i, amount in adds:
-            acc[i] += amount
-        if kind in CONCENTRATING:
-            self._contribute(event, CONCENTRATING[kind], start)
-        return "accepted"
+    def merge(self, partial: Partial) -> dict[int, int] | None:
+        """Add one partial; returns the events it brought for buckets closed already (bucket
+        start -> events, not added), or None when it was merged before."""
+        if partial.seq <= self.merged.get(partial.partition, 0):
+            return None
+        self.merged[partial.partition] = partial.seq
+        cases = self.cases
+        for op, case_id, at, leaf in partial.cases:
+            if op == "open_complaint":
+                cases.open_complaint(case_id, at, leaf)
+            elif op == "close_complaint":
+                cases.close_complaint(case_id)
+            elif op == "open_claim":
+                cases.open_claim(case_id, at, leaf)
+            else:
+                cases.close_claim(case_id)
+        for leaf, period, target, at in partial.targets:
+            self.targets.set(leaf, period, target, at)
+        late: dict[int, int] = {}
+        status = self.clock.status
+        for start, cells in partial.cells.items():
+            if status(start) == "closed":  # summed by a worker that had not heard of the close
+                late[start] = partial.counted.get(start, 0)
+                continue
+            mine = self.buckets.setdefault(start, {})
+            for cell, sums in cells.items():
+                acc = mine.get(cell)
+                if acc is None:
+                    mine[cell] = sums
+                else:
+                    for i, amount in enumerate(sums):
+                        if amount:
+                            acc[i] += amount
+        for start, per_key in partial.contributors.items():
+            if status(start) == "open":
+                _merge_contributors(self.contributors.setdefault(start, {}), per_key)
+        for start, per_org in partial.duplicates.items():
+            if status(start) == "open":
+                mine_dup = self.duplicates.setdefault(start, {})
+                for org, n in per_org.items():
+                    mine_dup[org] = mine_dup.get(org, 0) + n
+        self.clock.report(partial.partition, partial.latest, partial.holding, partial.cells)
+        return late
 
-    def _track(self, event: EventBase, kind: str, epoch: float) -> None:
-        p = event.payload  # type: ignore[attr-defined]
-        leaf = (event.org_path or event.org_code, event.product_line, event.channel)
-        if kind == "complaint.received":
-            self.cases.open_complaint(p.complaint_id, epoch, leaf)
-        elif kind == "complaint.closed":
-            self.cases.close_complaint(p.complaint_id)
-        elif kind == "claim.reported":
-            self.cases.open_claim(p.claim_id, epoch, leaf)
-        elif kind == "claim.closed":
-            self.cases.close_claim(p.claim_id)
-        else:
-            self.targets.set(leaf, p.period, float(p.target_premium), epoch)
-
-    def _contribute(self, event: EventBase, kind: str, start: int) -> None:
-        per_bucket = self.contributors.setdefault(start, {})
-        key = (kind, event.org_code, event.product_line, event.channel)
-        counts = per_bucket.get(key)
-        if counts is None:
-            counts = per_bucket[key] = {}
-        if event.agent_id:
-            _top(counts, "agent:" + event.agent_id)
-        if event.product_code:
-            _top(counts, "product:" + event.product_code)
-
-    def close_due(self, now: float = 0.0, lagging: Collection[int] = ()) -> list[ClosedBucket]:
+    def close_due(self) -> list[ClosedBucket]:
         """Buckets the watermark has passed, oldest first; they are removed from memory."""
-        closed = [
+        return [
             ClosedBucket(
                 s,
                 self._roll_up(self.buckets.pop(s, {})),
                 self.contributors.pop(s, {}),
                 self.duplicates.pop(s, {}),
             )
-            for s in self.clock.due(now, lagging)
+            for s in self.clock.due()
         ]
-        if closed:
-            self._forget_old_ids()
-        return closed
 
     def slices_of(self, start: int) -> dict[SliceKey, list[float]]:
         """The sums so far of an open bucket, per slice."""
@@ -185,20 +136,23 @@ class Aggregator:
                         acc[i] += amount
         return slices
 
-    def _forget_old_ids(self) -> None:
-        horizon = self.clock.closed_through - self.dedup_retention_seconds
-        if horizon == float("-inf"):
-            return
-        stale = [k for k, start in self.seen.items() if start < horizon]
-        for k in stale:
-            del self.seen[k]
-
     @property
     def dedup_horizon(self) -> float:
         """Ids of buckets starting before this are no longer remembered."""
         return self.clock.closed_through - self.dedup_retention_seconds
 
 
-_CASE_TYPES = frozenset(
-    ("complaint.received", "complaint.closed", "claim.reported", "claim.closed")
-)
+def _merge_contributors(
+    mine: dict[ContributorKey, dict[str, int]], theirs: dict[ContributorKey, dict[str, int]]
+) -> None:
+    """Add another partial's top contributors, keeping the ``2 * TOP_N`` largest per key."""
+    for key, counts in theirs.items():
+        known = mine.get(key)
+        if known is None:
+            mine[key] = dict(counts)
+            continue
+        for name, n in counts.items():
+            known[name] = known.get(name, 0) + n
+        if len(known) > 2 * TOP_N:
+            keep = sorted(known.items(), key=lambda kv: -kv[1])[: 2 * TOP_N]
+            mine[key] = dict(keep)

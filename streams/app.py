@@ -1,9 +1,12 @@
-"""The one module that owns the Faust app: built from settings, agents wired to a Pipeline.
+"""The one module that owns the Faust app: built from settings, agents wired to the two stages.
 
-The agent consumes ``<prefix>.events`` as raw bytes with manual acknowledgement: a record is
-acknowledged (and so becomes committable) only after the checkpoint that covers it has been
-written to the store and its anomalies and dead letters have been delivered. No ``group_by``:
-producers already key by ``org_code``; no Faust tables: see :mod:`streams.pipeline`.
+The agent consumes ``<prefix>.events`` as raw bytes with manual acknowledgement, on every worker
+of the consumer group: the intake (:mod:`streams.intake`) counts each owned partition's events
+into partials, and a record is acknowledged (so becomes committable) only once the checkpoint
+that stored its partial is written and its dead letters are delivered. The worker that owns
+input partition 0 also runs the closer (:mod:`streams.closer`): it merges every worker's
+partials, closes and scores buckets and publishes anomalies. No ``group_by`` — producers already
+key by ``org_code`` — and no Faust tables: see :mod:`streams.closer`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -22,9 +24,12 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from monitor.settings import Settings
-from streams.pipeline import Flush, Pipeline
+from streams.closer import Closer, Flush
+from streams.intake import Intake
 
 log = logging.getLogger(__name__)
+#: The input partition whose owner closes buckets.
+CLOSING_PARTITION = 0
 
 
 @dataclass
@@ -32,6 +37,7 @@ class WorkerStatus:
     """What /readyz needs to know about the worker running in this process."""
 
     assigned: set[int] = field(default_factory=set)
+    closer: Closer | None = None  # set while this worker closes buckets
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -42,12 +48,16 @@ def broker_urls(bootstrap: str) -> list[str]:
 def build_app(
     settings: Settings,
     bootstrap: str,
-    pipeline: Pipeline,
+    intake: Intake,
     status: WorkerStatus,
+    open_closer: Callable[[int], Closer],
     after_checkpoint: Callable[[Flush], None] | None = None,
+    closing_changed: Callable[[bool], None] | None = None,
 ) -> faust.App:
-    """``after_checkpoint`` sees each stored and acknowledged checkpoint (the alert engine);
-    it must not block: it may write to the store, never wait on the network."""
+    """``open_closer(partitions)`` resumes the closer when this worker gets partition 0;
+    ``after_checkpoint`` sees each of its stored checkpoints (the alert engine) and must not
+    block: it may write to the store, never wait on the network. ``closing_changed`` hears
+    when this worker starts and stops closing."""
     app = faust.App(
         settings.app_id,
         broker=broker_urls(bootstrap),
@@ -65,7 +75,8 @@ def build_app(
     events = app.topic(settings.events_topic, value_serializer="raw", key_serializer="raw")
     dlq = app.topic(settings.dlq_topic, value_serializer="raw", key_serializer="raw")
     anomalies = app.topic(settings.anomalies_topic, value_serializer="raw", key_serializer="raw")
-    lock = asyncio.Lock()
+    metrics = intake.metrics
+    intake_lock, close_lock = asyncio.Lock(), asyncio.Lock()
     pending_sends: list[Any] = []
     #: Next offset to process per owned input partition, for the consumer-lag gauge.
     positions: dict[int, int] = {}
@@ -79,30 +90,52 @@ def build_app(
             # worth stopping the worker for; the partition's gauge goes with the revocation.
             return None
 
+    async def crash(what: str, exc: BaseException) -> None:
+        # Without a checkpoint nothing can be acknowledged safely: stop rather than buffer
+        # unboundedly. Kafka redelivers everything unacknowledged on restart.
+        log.critical("%s failed, stopping the worker: %r", what, exc)
+        await app.crash(exc)
+
     async def checkpoint(force: bool = False) -> None:
-        """Deliver, persist, then acknowledge — in that order, so a crash repeats, never loses."""
-        async with lock:
-            flush = pipeline.take_flush(force)
-            if flush is None:  # the state was saved moments ago; the next one covers these
-                return
+        """Deliver, persist, then acknowledge — in that order, so a crash repeats, never loses;
+        then let the closer (if it is here) merge what was stored."""
+        async with intake_lock:
+            flush = intake.take_flush()
             sends = pending_sends[:]
             pending_sends.clear()
-            for a in flush.anomalies:
-                sends.append(
-                    await anomalies.send(key=a.org.encode(), value=orjson.dumps(a.as_dict()))
-                )
             if sends:
                 await asyncio.gather(*sends)
             try:
-                pipeline.save(flush)
+                intake.save(flush)
             except Exception as exc:
-                # Without a checkpoint nothing can be acknowledged safely: stop rather than
-                # buffer unboundedly. Kafka redelivers everything unacknowledged on restart.
-                log.critical("checkpoint failed, stopping the worker: %r", exc)
-                await app.crash(exc)
+                await crash("intake checkpoint", exc)
                 raise
             for event in flush.acks:
                 event.ack()
+        await close(force)
+
+    async def close(force: bool = False) -> None:
+        """Merge stored partials, close what is due, publish, persist (closer only)."""
+        async with close_lock:
+            closer = status.closer
+            if closer is None:
+                return
+            try:
+                closer.poll()
+                flush = closer.take_flush(force)
+                if flush is None:  # the state was saved moments ago; the next one covers these
+                    return
+                sends = [
+                    await anomalies.send(key=a.org.encode(), value=orjson.dumps(a.as_dict()))
+                    for a in flush.anomalies
+                ]
+                if sends:
+                    await asyncio.gather(*sends)
+                closer.save(flush)
+            except Exception as exc:
+                await crash("closer checkpoint", exc)
+                raise
+            intake.heard_of_close(flush.closed_through)
             if after_checkpoint is not None:
                 after_checkpoint(flush)
 
@@ -116,7 +149,7 @@ def build_app(
             # The last fetched end offset: records after this one mean a backlog, not silence.
             end = highwater(message.tp)
             try:
-                dead = pipeline.handle(
+                dead = intake.handle(
                     message.value, message.topic, message.partition, message.offset,
                     behind=end is not None and message.offset + 1 < end,
                 )  # fmt: skip
@@ -132,19 +165,17 @@ def build_app(
                 raise
             for letter in dead:
                 pending_sends.append(await dlq.send(key=message.key, value=orjson.dumps(letter)))
-            pipeline.acks.append(event)
+            intake.acks.append(event)
             positions[message.partition] = message.offset + 1
-            if pipeline.anomalies or loop.time() >= due:
+            if loop.time() >= due:
                 await checkpoint()
                 due = loop.time() + settings.checkpoint_seconds
 
     @app.timer(interval=settings.checkpoint_seconds)
     async def idle_checkpoint() -> None:
-        # Covers the tail of a burst: without it the last records would wait for the next one.
-        # Wall time alone can close buckets too, once a partition that held them turns idle.
-        pipeline.close_due(time.time())
-        if pipeline.acks or pipeline.anomalies:
-            await checkpoint()
+        # Covers the tail of a burst (without it the last records would wait for the next
+        # one), tells the closer when a partition turns idle, and merges other workers' partials.
+        await checkpoint()
 
     @app.timer(interval=settings.checkpoint_seconds)
     async def measure_lag() -> None:
@@ -155,30 +186,42 @@ def build_app(
             end = highwater(TP(settings.events_topic, partition))
             if end is not None:
                 lag = max(0, end - positions[partition])
-                pipeline.metrics.consumer_lag.labels(str(partition)).set(lag)
+                metrics.consumer_lag.labels(str(partition)).set(lag)
 
     # mode's signal stubs do not accept async receivers, though it awaits them.
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
-        assigned = args[0]
-        status.assigned = {tp.partition for tp in assigned if tp.topic == settings.events_topic}
-        pipeline.assigned(status.assigned)
-        pipeline.metrics.assigned_partitions.set(len(status.assigned))
-        log.info("assigned partitions %s of %s", sorted(status.assigned), settings.events_topic)
+        assigned = {tp.partition for tp in args[0] if tp.topic == settings.events_topic}
+        status.assigned = assigned
+        intake.assigned(assigned)
+        metrics.assigned_partitions.set(len(assigned))
+        log.info("assigned partitions %s of %s", sorted(assigned), settings.events_topic)
+        if CLOSING_PARTITION in assigned and status.closer is None:
+            known = app.consumer.topic_partitions(settings.events_topic)
+            status.closer = open_closer(known or settings.partitions)
+            metrics.closing.set(1)
+            log.info("closing buckets for all %d partitions", known or settings.partitions)
+            if closing_changed is not None:
+                closing_changed(True)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        revoked = args[0]
+        gone = {tp.partition for tp in args[0] if tp.topic == settings.events_topic}
         await checkpoint(force=True)
-        gone = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
-        pipeline.revoked(gone)
+        intake.revoked(gone)
         status.assigned -= gone
         for partition in gone & positions.keys():
             # Export only what this worker owns: the new owner reports the partition's lag.
             del positions[partition]
             with contextlib.suppress(KeyError):
-                pipeline.metrics.consumer_lag.remove(str(partition))
-        pipeline.metrics.assigned_partitions.set(len(status.assigned))
+                metrics.consumer_lag.remove(str(partition))
+        metrics.assigned_partitions.set(len(status.assigned))
+        if CLOSING_PARTITION in gone and status.closer is not None:
+            status.closer = None  # its last checkpoint is stored: the next owner resumes it
+            metrics.stop_closing()
+            log.info("no longer closing buckets")
+            if closing_changed is not None:
+                closing_changed(False)
 
     app.qualmon_checkpoint = checkpoint  # type: ignore[attr-defined]
     return app

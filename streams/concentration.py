@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.aggregate import CONCENTRATING
+from streams.combine import CONCENTRATING
 from streams.detectors import ALERT_THRESHOLD, binomial_tail, score_from_p
 from streams.fields import FIELD
 from streams.rolling import Rolling

@@ -7,11 +7,11 @@ is a Chinese business day and month/quarter boundaries fall where the quality de
 >>> day = bucket_start(1_772_409_600.0, 86400)   # 2026-03-02T08:00+08:00
 >>> day == 1_772_380_800                           # that day's Shanghai midnight
 True
->>> clock.observe(1_772_409_600.0, partition=0)
->>> clock.observe(day + 86400 + 3600, partition=1)   # partition 1 is a day ahead
->>> clock.due(), clock.status(day)                    # partition 0 holds the day open
+>>> clock.report(0, 1_772_409_600.0, holding=True, starts=[day])
+>>> clock.report(1, day + 86400 + 3600, holding=True)   # partition 1 is a day ahead
+>>> clock.due(), clock.status(day)                       # partition 0 holds the day open
 ([], 'open')
->>> clock.observe(day + 86400 + 3600, partition=0)   # the next day, past the lateness
+>>> clock.report(0, day + 86400 + 3600, holding=True)   # the next day, past the lateness
 >>> clock.due(), clock.status(day)
 ([1772380800], 'closed')
 """
@@ -19,7 +19,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -60,75 +60,50 @@ def season_of(start: int, bucket_seconds: int) -> int:
     return local.weekday() * 24 + local.hour + (168 if month_end else 0)
 
 
-#: How long an assigned partition that has delivered nothing yet holds the watermark: long
-#: enough for the consumer's first fetch of every partition, short enough that an empty one
-#: does not delay every bucket.
-UNHEARD_SECONDS = 5.0
-
-
 @dataclass
 class EventClock:
-    """Watermarks over event time; a bucket closes once the watermark passes its end plus the
+    """The watermark over event time; a bucket closes once the watermark passes its end plus the
     allowed lateness, and closing is final (the watermark never moves backwards).
 
-    Each input partition is ordered on its own but partitions are consumed interleaved, so the
-    watermark is the *slowest* active partition's latest event time: a partition racing ahead
-    must not make the others' events late. A partition silent for ``idle_seconds`` of wall time
-    stops holding the watermark back (an org whose feed stopped must not stall everyone) — unless
-    the caller says it is still lagging: a backlog the consumer has not reached yet is not a
-    silent feed, and declaring it idle would make all of it late.
+    Each input partition is ordered on its own but partitions are read interleaved, by several
+    workers, so the watermark is the *slowest* holding partition's latest event time: a
+    partition racing ahead must not make the others' events late. Whether a partition holds is
+    its owner's word (:meth:`streams.combine.Combiner.holding`): one with a backlog always does,
+    one caught up and silent for a while stops. A partition nobody has reported on yet holds
+    (its owner may still be starting), and so does one whose owner went quiet: a worker that
+    died is not a silent feed.
     """
 
     bucket_seconds: int
     allowed_lateness_seconds: int
-    idle_seconds: float = 30.0
     watermark: float = -math.inf
     open_buckets: set[int] = field(default_factory=set)
     closed_through: float = -math.inf  # every bucket starting before this is closed
-    _latest: dict[int, float] = field(default_factory=dict)  # partition -> latest event time
-    _heard: dict[int, float] = field(default_factory=dict)  # partition -> wall time last heard
+    #: partition -> (latest event time, whether it holds the watermark back)
+    sources: dict[int, tuple[float, bool]] = field(default_factory=dict)
 
-    def observe(self, epoch: float, partition: int = 0, now: float = 0.0) -> None:
-        if epoch > self._latest.get(partition, -math.inf):
-            self._latest[partition] = epoch
-        self._heard[partition] = now
-        start = bucket_start(epoch, self.bucket_seconds)
-        if start >= self.closed_through:  # closing is final
-            self.open_buckets.add(start)
+    def expect(self, partitions: Iterable[int]) -> None:
+        """Partitions of the input topic: each holds the watermark until it is reported on."""
+        for partition in partitions:
+            self.sources.setdefault(partition, (-math.inf, True))
 
-    def resume(self, now: float) -> None:
-        """After a restart: every partition counts as just heard, so that the time the worker
-        was down does not make them all idle and let the first record set the watermark."""
-        for partition in self._heard:
-            self._heard[partition] = now
-
-    def expect(self, partition: int, now: float) -> None:
-        """A partition was assigned: until it is heard from, or :data:`UNHEARD_SECONDS` pass,
-        it holds the watermark where it is — a consumer reads partitions one after another at
-        first, and the first one read must not close buckets the others still have events for."""
-        self._latest.setdefault(partition, -math.inf)
-        self._heard.setdefault(partition, now)
-
-    def forget(self, partition: int) -> None:
-        """A partition moved to another worker: it no longer holds the watermark back."""
-        self._latest.pop(partition, None)
-        self._heard.pop(partition, None)
+    def report(
+        self, partition: int, latest: float, holding: bool, starts: Iterable[int] = ()
+    ) -> None:
+        """What a partition's owner says of it, and the buckets it brought events for."""
+        known = self.sources.get(partition, (-math.inf, True))[0]
+        self.sources[partition] = (max(latest, known), holding)
+        for start in starts:
+            if start >= self.closed_through:  # closing is final
+                self.open_buckets.add(start)
 
     def status(self, start: int) -> str:
         """'open', or 'closed' when events for this bucket are late."""
         return "closed" if start < self.closed_through else "open"
 
-    def due(self, now: float = 0.0, lagging: Collection[int] = ()) -> list[int]:
-        """Buckets that close now, oldest first; afterwards they are closed for good.
-
-        ``lagging``: partitions with records not yet consumed, which are never idle."""
-        active = [
-            latest
-            for p, latest in self._latest.items()
-            if p in lagging
-            or now - self._heard[p]
-            <= (self.idle_seconds if latest > -math.inf else UNHEARD_SECONDS)
-        ]
+    def due(self) -> list[int]:
+        """Buckets that close now, oldest first; afterwards they are closed for good."""
+        active = [latest for latest, holding in self.sources.values() if holding]
         if active:
             self.watermark = max(self.watermark, min(active))
         horizon = self.watermark - self.allowed_lateness_seconds

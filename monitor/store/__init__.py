@@ -1,4 +1,4 @@
-"""The history store: anomalies, indicator history, checkpoints, alerts, inspections, audit
+"""The history store: anomalies, indicator history, checkpoints, partials, alerts, inspections, audit
 log, feedback on anomalies and rolling windows.
 
 SQLite by default (a file in the data directory, WAL mode so the API reads while the worker
@@ -16,6 +16,7 @@ from monitor.store.feedback import FeedbackStore
 from monitor.store.history import ANOMALY_COLUMNS, READING_COLUMNS, HistoryStore
 from monitor.store.inspections import InspectionStore
 from monitor.store.migrations import MIGRATIONS
+from monitor.store.partials import PartialStore
 
 __all__ = [
     "ANOMALY_COLUMNS",
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 
-class Store(HistoryStore, AlertStore, InspectionStore, FeedbackStore):
+class Store(HistoryStore, PartialStore, AlertStore, InspectionStore, FeedbackStore):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.migrate()

@@ -6,11 +6,15 @@ at-least-once: a bucket re-scored after a restart writes the same rows again and
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
+
 from monitor.store.database import Database
+from monitor.store.partials import clock_name
 
 ANOMALY_COLUMNS = (
     "anomaly_id",
@@ -54,6 +58,7 @@ COUNTABLE = frozenset(
         "indicator_values",
         "seen_events",
         "late_events",
+        "partials",
         "alerts",
         "notifications",
         "inspections",
@@ -75,16 +80,28 @@ class HistoryStore:
         name: str,
         state: bytes,
         *,
-        new_ids: Sequence[tuple[str, int]] = (),
+        merged: dict[int, int] | None = None,
+        closed_through: float = float("-inf"),
         forget_before: float | None = None,
         readings: Iterable[Sequence[Any]] = (),
         anomalies: Iterable[dict[str, Any]] = (),
         late: Iterable[tuple[str, int, bytes]] = (),
     ) -> None:
-        """Write everything a checkpoint covers atomically, so a restart sees all of it or none."""
+        """Write everything a closing-stage checkpoint covers atomically, so a restart sees all
+        of it or none: ``merged`` (partition -> last partial merged) deletes those partials."""
         now = time.time()
         with self.db.transaction() as tx:
-            tx.executemany("INSERT INTO seen_events VALUES (?, ?) ON CONFLICT DO NOTHING", new_ids)
+            tx.executemany(
+                "DELETE FROM partials WHERE source_partition = ? AND seq <= ?",
+                list((merged or {}).items()),
+            )
+            through = closed_through if closed_through > -math.inf else None
+            clock = orjson.dumps({"closed_through": through})
+            tx.execute(
+                "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET state = excluded.state, updated_at = excluded.updated_at",
+                (clock_name(name), clock, now),
+            )
             if forget_before is not None and forget_before > float("-inf"):
                 tx.execute("DELETE FROM seen_events WHERE bucket_start < ?", (forget_before,))
             tx.executemany(
@@ -110,15 +127,10 @@ class HistoryStore:
                 (name, state, now),
             )
 
-    def load_checkpoint(self, name: str) -> tuple[bytes | None, dict[str, int]]:
-        """The last saved state and the remembered event ids (id -> bucket start)."""
-        with self.db.transaction() as tx:
-            row = tx.one("SELECT state FROM checkpoints WHERE name = ?", (name,))
-            ids = {
-                r["event_id"]: r["bucket_start"]
-                for r in tx.execute("SELECT event_id, bucket_start FROM seen_events")
-            }
-        return (bytes(row["state"]) if row else None), ids
+    def load_checkpoint(self, name: str) -> bytes | None:
+        """The closing stage's last saved state."""
+        rows = self.db.query("SELECT state FROM checkpoints WHERE name = ?", (name,))
+        return bytes(rows[0]["state"]) if rows else None
 
     def anomalies(
         self,

@@ -229,4 +229,18 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (org, product_line, channel, window_name)
     );
     """,
+    # 5: two stages (scale-out). Remembered ids say which input partition they came from, so a
+    # worker taking a partition over loads its ids; partials are the first stage's sums waiting
+    # for the second (streams/partial.py), deleted once merged.
+    """
+    ALTER TABLE seen_events ADD COLUMN source_partition INTEGER;
+    CREATE INDEX seen_events_by_partition ON seen_events (source_partition);
+    CREATE TABLE partials (
+        source_partition INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (source_partition, seq)
+    );
+    """,
 ]

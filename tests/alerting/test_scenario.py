@@ -19,7 +19,7 @@ from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.simulator import SimConfig, generate
 from monitor.store import Store, open_store
-from streams.pipeline import Pipeline
+from tests.streams.stages import Stages
 from tests.conftest import wait_until
 from tests.receivers import Alertmanager, Receiver
 
@@ -42,16 +42,21 @@ def replay(settings: Settings, store: Store, registry: CollectorRegistry) -> Ite
     """Every simulated hour as one record, each followed by a checkpoint and the alert hook —
     what the worker does, without Kafka; yields after each hour."""
     metrics = Metrics(registry)
-    pipeline = Pipeline.create(settings, metrics, store)
+    stages = Stages(settings, metrics, store, partitions=1)
+    closer = stages.closer
     engine = AlertEngine(store, settings, metrics)
     for offset, hour in enumerate(generate(SIM)):
-        pipeline.handle(orjson.dumps(hour), "events", 0, offset)
-        flush = pipeline.take_flush()
-        pipeline.save(flush)
+        stages.handle(orjson.dumps(hour), "events", 0, offset)
+        stages.intake.save(stages.intake.take_flush())
+        closer.poll()
+        flush = closer.take_flush()
+        assert flush is not None  # forced
+        closer.save(flush)
+        stages.intake.heard_of_close(flush.closed_through)
         engine.after_checkpoint(
             [a.as_dict() for a in flush.anomalies],
             flush.readings,
-            pipeline.aggregator.slicer.paths.values(),
+            closer.aggregator.slicer.paths.values(),
         )
         yield engine
 

@@ -16,12 +16,12 @@ import pytest
 
 from monitor.settings import Settings
 from monitor.simulator import SimConfig, generate
-from streams.aggregate import Aggregator
 from streams.schema import parse_event
 from streams.scoring import Anomaly
 from streams.slices import Slicer
 from streams.watch import Watch
 from streams.windows import SHANGHAI
+from tests.streams.stages import Local
 
 START = date(2026, 3, 2)  # a Monday; the runs cross the March month- and quarter-end
 SMALL = {"seed": 11, "branches": 6, "product_lines": 5, "channels": 3, "start": START}
@@ -46,14 +46,14 @@ def run(scenarios: tuple[str, ...], days: int) -> tuple[Anomaly, ...]:
 def run_config(cfg: SimConfig) -> tuple[Anomaly, ...]:
     settings = Settings()
     slicer = Slicer(settings.slice_combinations, settings.max_orgs)
-    aggregator = Aggregator(86400, 3600, 2 * 86400, slicer)
+    stages = Local(86400, 3600, 2 * 86400, slicer)
     watch = Watch(86400, settings.calendar())
     found: list[Anomaly] = []
     for hour in generate(cfg):
         for event in hour:
-            aggregator.add(parse_event(event))
-        for bucket in aggregator.close_due():
-            found += watch.close(bucket, aggregator).anomalies
+            stages.add(parse_event(event))
+        for bucket in stages.close_due():
+            found += watch.close(bucket, stages.aggregator).anomalies
     return tuple(found)
 
 

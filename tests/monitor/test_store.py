@@ -54,18 +54,24 @@ def test_migrations_apply_once_and_reopening_changes_nothing(store: Store, store
 
 def test_a_checkpoint_round_trips_and_a_redelivered_one_writes_nothing_new(store: Store) -> None:
     for _ in range(2):
+        store.save_intake(
+            "w", partials=[(0, 1, b"p1"), (1, 1, b"q1")], new_ids=[("e1", 10, 0), ("e2", 20, 1)]
+        )
         store.save_checkpoint(
             "w",
             b"\x00state\xff",
-            new_ids=[("e1", 10), ("e2", 20)],
+            merged={0: 1},
+            closed_through=30,
             forget_before=15,
             readings=[READING],
             anomalies=[ANOMALY],
             late=[("e3", 5, b"{}")],
         )
-    state, ids = store.load_checkpoint("w")
-    assert state == b"\x00state\xff"
-    assert ids == {"e2": 20}  # e1's bucket is before forget_before
+    assert store.load_checkpoint("w") == b"\x00state\xff"
+    assert store.closed_through("w") == 30.0
+    assert store.load_partition("w", 1) == (1, {"e2": 20})  # e1's bucket is before forget_before
+    assert store.load_partition("w", 0) == (1, {})
+    assert store.pending_partials({0: 1}) == [(1, 1, b"q1")]  # partition 0's was merged
     assert store.count("anomalies") == 1 and store.count("indicator_values") == 1
     assert store.count("late_events") == 1
     # Written without the columns added later, it reads back with their defaults.

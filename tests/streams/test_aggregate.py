@@ -1,4 +1,5 @@
-"""Per-event aggregation: dedup by id, the slices an event counts in, lateness, id retention."""
+"""Counting and merging: dedup by id, the slices an event counts in, lateness, id retention —
+through both stages (a combiner per partition, partials merged by the aggregator)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from streams.aggregate import Aggregator
 from streams.indicators import FIELD
 from streams.schema import parse_event
 from streams.slices import ALL, OTHER_ORG, TOTAL, Slicer
 from tests.factories import at
 from tests.streams.examples import example
+from tests.streams.stages import Local
 
 HOUR = 3600
 T0 = 1_772_380_800  # Monday 2 March 2026 00:00 Shanghai, the start of tests.factories.at(0)
@@ -30,11 +31,11 @@ def call(event_id: str, hours: float, **envelope: Any):
     return parse_event(example("call.completed", event_id, at(hours), **envelope))
 
 
-def aggregator(retention: int = 7 * 86400, max_orgs: int = 100, combos=COMBINATIONS) -> Aggregator:
-    return Aggregator(HOUR, 0, retention, Slicer(combos, max_orgs))
+def aggregator(retention: int = 7 * 86400, max_orgs: int = 100, combos=COMBINATIONS) -> Local:
+    return Local(HOUR, 0, retention, Slicer(combos, max_orgs))
 
 
-def calls_by_slice(agg: Aggregator, start: int) -> dict[tuple[str, str, str], float]:
+def calls_by_slice(agg: Local, start: int) -> dict[tuple[str, str, str], float]:
     return {key: acc[FIELD["calls"]] for key, acc in agg.slices_of(start).items()}
 
 
@@ -45,7 +46,7 @@ def test_a_resent_event_counts_once() -> None:
     # Same id with different content is still the same event (the id is the dedup key).
     assert agg.add(call("e-1", 10.4, channel="TELE")) == "duplicate"
     assert calls_by_slice(agg, h(10))[TOTAL] == 1.0
-    assert agg.new_ids == [("e-1", h(10))]
+    assert agg.new_ids == [("e-1", h(10), 0)]
 
 
 def test_slices_an_event_lands_in() -> None:

@@ -117,15 +117,20 @@ def h(hours: int) -> int:
     return MIDNIGHT_MAR_2 + hours * HOUR
 
 
+def observe(clock: EventClock, epoch: float, partition: int = 0, holding: bool = True) -> None:
+    """What a partial with one event at ``epoch`` reports."""
+    clock.report(partition, epoch, holding, [bucket_start(epoch, clock.bucket_seconds)])
+
+
 def test_slowest_partition_holds_buckets_open() -> None:
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
-    clock.observe(at(10.5), partition=0)
-    clock.observe(at(13.2), partition=1)
+    observe(clock, at(10.5), partition=0)
+    observe(clock, at(13.2), partition=1)
     # Watermark = min(10:30, 13:12) = 10:30; bucket 10:00 ends 11:00 > 10:30: nothing closes.
     assert clock.due() == []
     assert clock.watermark == at(10.5)
     assert clock.status(h(10)) == "open"
-    clock.observe(at(12.1), partition=0)
+    observe(clock, at(12.1), partition=0)
     # Watermark = min(12:06, 13:12) = 12:06: bucket 10:00 closes; 13:00 is still open.
     assert clock.due() == [h(10)]
     assert clock.watermark == at(12.1)
@@ -137,100 +142,81 @@ def test_slowest_partition_holds_buckets_open() -> None:
 
 def test_out_of_order_event_does_not_move_a_partition_back() -> None:
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
-    clock.observe(at(12.5), partition=0)
-    clock.observe(at(11.2), partition=0)  # older, same partition
+    observe(clock, at(12.5), partition=0)
+    observe(clock, at(11.2), partition=0)  # older, same partition
     assert clock.due() == [h(11)]  # watermark 12:30 closes 11:00, keeps 12:00
     assert clock.watermark == at(12.5)
 
 
 def test_allowed_lateness_delays_closing() -> None:
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=600)
-    clock.observe(at(10.5))
-    clock.observe(at(11) + 599)  # 11:09:59: bucket 10:00 + 10 min not yet passed
+    observe(clock, at(10.5))
+    observe(clock, at(11) + 599)  # 11:09:59: bucket 10:00 + 10 min not yet passed
     assert clock.due() == []
-    clock.observe(at(11) + 600)  # 11:10:00 exactly
+    observe(clock, at(11) + 600)  # 11:10:00 exactly
     assert clock.due() == [h(10)]
 
 
-def test_idle_partition_stops_holding_the_watermark_after_idle_seconds() -> None:
-    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0, idle_seconds=30)
-    clock.observe(at(10.5), partition=0, now=100.0)
-    clock.observe(at(13.2), partition=1, now=100.0)
-    clock.observe(at(13.4), partition=1, now=125.0)
-    # At now=130 partition 0 was heard 30 s ago: still active, still holding at 10:30.
-    assert clock.due(now=130.0) == []
-    assert clock.watermark == at(10.5)
-    # At now=130.5 it is idle: the watermark is partition 1's 13:24 and 10:00 closes.
-    assert clock.due(now=130.5) == [h(10)]
-    assert clock.watermark == at(13.4)
+def test_a_partition_its_owner_calls_idle_stops_holding_the_watermark() -> None:
+    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
+    observe(clock, at(10.5), partition=0)
+    observe(clock, at(13.2), partition=1)
+    assert clock.due() == []
+    clock.report(0, at(10.5), holding=False)  # caught up and silent (streams.combine)
+    assert clock.due() == [h(10)]
+    assert clock.watermark == at(13.2)
 
 
-def test_a_lagging_partition_is_never_idle() -> None:
-    # A backlog replay: partition 0 has records the consumer has not reached for a minute.
-    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0, idle_seconds=30)
-    clock.observe(at(10.5), partition=0, now=100.0)
-    clock.observe(at(13.4), partition=1, now=160.0)
-    assert clock.due(now=160.0, lagging={0}) == []
-    assert clock.watermark == at(10.5)
-    assert clock.due(now=160.0) == [h(10)]  # caught up and silent: idle after all
+def test_an_expected_partition_holds_the_watermark_until_reported_on() -> None:
+    # The closer expects every partition of the input topic: one whose owner has not said
+    # anything yet (still starting, or a worker that died) holds the watermark where it is.
+    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
+    clock.expect([0, 1])
+    observe(clock, at(10.5), partition=1)
+    observe(clock, at(13.4), partition=1)
+    assert clock.due() == [] and clock.watermark == -math.inf
+    observe(clock, at(12.5), partition=0)
+    assert clock.due() == [h(10)] and clock.watermark == at(12.5)
 
 
-def test_an_assigned_partition_holds_the_watermark_until_heard() -> None:
-    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0, idle_seconds=30)
-    clock.expect(0, now=100.0)
-    clock.expect(1, now=100.0)
-    clock.observe(at(13.4), partition=1, now=102.0)  # partition 1 is read first
-    assert clock.due(now=102.0) == []  # partition 0 may still have 10:00 events
-    clock.observe(at(10.5), partition=0, now=104.0)
-    assert clock.due(now=120.0) == [] and clock.watermark == at(10.5)  # heard: idle rule
-    clock.forget(0)  # moved to another worker
-    assert clock.due(now=121.0) == [h(10)]  # 11:00 and 12:00 had no events
-
-
-def test_an_assigned_partition_never_heard_turns_idle() -> None:
-    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0, idle_seconds=30)
-    clock.expect(0, now=100.0)
-    clock.observe(at(10.5), partition=1, now=110.0)
-    clock.observe(at(13.4), partition=1, now=110.0)
-    assert clock.due(now=105.0) == []
-    assert clock.due(now=105.5) == [h(10)]  # partition 0 delivered nothing for 5 s: empty
+def test_a_new_owner_with_nothing_read_yet_keeps_what_was_known() -> None:
+    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
+    observe(clock, at(12.5), partition=0)
+    observe(clock, at(12.7), partition=1)
+    assert clock.due() == []
+    clock.report(0, -math.inf, holding=True)  # partition 0 moved; its new owner read nothing
+    observe(clock, at(13.5), partition=1)
+    assert clock.due() == [] and clock.watermark == at(12.5)  # held where it was known
+    observe(clock, at(13.6), partition=0)  # the new owner's first records
+    assert clock.due() == [h(12)]
 
 
 def test_all_partitions_idle_keeps_the_watermark() -> None:
-    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0, idle_seconds=30)
-    clock.observe(at(10.5), partition=0, now=0.0)
-    clock.observe(at(12.5), partition=1, now=0.0)
-    assert clock.due(now=0.0) == []
-    assert clock.due(now=1000.0) == []  # nobody active: nothing to go by
+    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
+    observe(clock, at(10.5), partition=0)
+    observe(clock, at(12.5), partition=1)
+    assert clock.due() == []
+    clock.report(0, at(10.5), holding=False)
+    clock.report(1, at(12.5), holding=False)
+    assert clock.due() == []  # nobody holding: nothing to go by
     assert clock.watermark == at(10.5)
 
 
 def test_watermark_never_decreases() -> None:
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
-    clock.observe(at(13.5), partition=0)
+    observe(clock, at(13.5), partition=0)
     assert clock.due() == [] and clock.watermark == at(13.5)
-    clock.observe(at(13.8), partition=2)  # a new partition, behind nobody
-    clock.observe(at(9.0), partition=1)  # a newly assigned partition far behind
+    observe(clock, at(13.8), partition=2)  # a new partition, behind nobody
+    observe(clock, at(9.0), partition=1)  # a newly assigned partition far behind
     clock.due()
     assert clock.watermark == at(13.5)  # min(13:30, 09:00, 13:48) = 09:00, but never back
-
-
-def test_forget_releases_the_watermark() -> None:
-    clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
-    clock.observe(at(10.5), partition=0)
-    clock.observe(at(13.4), partition=1)
-    assert clock.due() == []
-    clock.forget(0)  # partition 0 moved to another worker
-    clock.forget(7)  # never seen: harmless
-    assert clock.due() == [h(10)]
-    assert clock.watermark == at(13.4)
 
 
 def test_due_returns_each_bucket_once() -> None:
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
     returned: list[int] = []
     for minutes in range(0, 6 * 60, 7):  # 00:00 .. 05:55, several events per bucket
-        clock.observe(at(minutes / 60))
+        observe(clock, at(minutes / 60))
         returned += clock.due()
         returned += clock.due()  # asking again changes nothing
     assert returned == [h(0), h(1), h(2), h(3), h(4)]  # 05:00 open: watermark is 05:55
@@ -242,10 +228,10 @@ def test_status_turns_closed_when_a_bucket_closes() -> None:
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
     assert clock.status(h(0)) == "open"  # nothing closed yet
     assert clock.closed_through == -math.inf
-    clock.observe(at(1.5))
-    clock.observe(at(2.5))
+    observe(clock, at(1.5))
+    observe(clock, at(2.5))
     assert clock.status(h(1)) == "open"
-    clock.observe(at(3.5))
+    observe(clock, at(3.5))
     assert clock.due() == [h(1), h(2)]
     # Every bucket up to the end of the last closed one is closed; events for them are late.
     assert clock.closed_through == h(3)
@@ -253,14 +239,14 @@ def test_status_turns_closed_when_a_bucket_closes() -> None:
     assert clock.open_buckets == {h(3)}
 
 
-def test_a_late_observation_does_not_reopen_a_closed_bucket() -> None:
-    # "Closing is final": a bucket returned by due() must never be returned again, even if an
-    # event for it is observed afterwards (Aggregator checks status() first, but the clock's own
-    # contract should not depend on every caller doing so).
+def test_a_late_report_does_not_reopen_a_closed_bucket() -> None:
+    # "Closing is final": a bucket returned by due() must never be returned again, even if a
+    # partial brings events for it afterwards (the aggregator checks status() first, but the
+    # clock's own contract should not depend on every caller doing so).
     clock = EventClock(bucket_seconds=HOUR, allowed_lateness_seconds=0)
-    clock.observe(at(10.5))
-    clock.observe(at(12.1))
+    observe(clock, at(10.5))
+    observe(clock, at(12.1))
     assert clock.due() == [h(10)]
-    clock.observe(at(10.75))  # late: bucket 10:00 is closed
+    observe(clock, at(10.75))  # late: bucket 10:00 is closed
     assert clock.status(h(10)) == "closed"
     assert clock.due() == []

@@ -1,11 +1,16 @@
-"""The worker's core, free of Faust: records in; events counted; buckets scored; checkpoints out.
+"""Stage two of the worker, free of Faust: partials in, buckets closed and scored, checkpoints out
+— on the one worker that owns input partition 0.
 
-Durability without Faust tables (whose changelog recovery the embedded broker breaks, see
-``docs/design.md``): the worker acknowledges a record only after a checkpoint covering it is in
-the history store. A checkpoint writes, in one transaction, the open buckets and detector state,
-the event ids seen since the last one, and the readings and anomalies of buckets closed since.
-After a crash, Kafka redelivers everything not yet acknowledged; ids already in the checkpoint are
-recognised as duplicates, the rest are counted for the first time — so every event counts once.
+The closer reads the partials every worker's intake stored (:mod:`streams.intake`), merges them
+(:meth:`streams.aggregate.Aggregator.merge`), closes what the watermark has passed and scores it
+(:mod:`streams.watch`). Its checkpoint writes, in one transaction, its state (open buckets and
+detectors, pickled), the readings and anomalies of the buckets closed since the last one, and
+deletes the partials merged: a crash before it re-reads the same partials, which the state's
+partial numbers then skip or merge exactly as before.
+
+Which worker closes is the consumer group's choice — the owner of input partition 0 — so a
+failed worker's closing moves with its partitions, and one closer sees every partition: several
+workers give the same buckets, readings and anomalies as one.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +26,8 @@ import orjson
 from monitor.metrics import Metrics
 from monitor.store import Store
 from streams.aggregate import Aggregator
-from streams.decode import decode_record
 from streams.feedback import VERDICTS
-from streams.schema import EVENT_TYPES
+from streams.partial import decode
 from streams.scoring import Anomaly
 from streams.slices import Slicer
 from streams.watch import Watch, encode_window
@@ -37,19 +40,19 @@ class Flush:
     """What one checkpoint covers; taken in one synchronous step so it is self-consistent."""
 
     state: bytes
-    new_ids: list[tuple[str, int]]
+    merged: dict[int, int]
+    closed_through: float
     forget_before: float
     readings: list[tuple[Any, ...]]
     anomalies: list[Anomaly]
     late: list[tuple[str, int, bytes]]
-    acks: list[Any]
     windows: list[tuple[Any, ...]] = field(default_factory=list)
     #: ``time.perf_counter()`` when each bucket in this flush closed, for the close-delay metric.
     closed_at: list[float] = field(default_factory=list)
 
 
 @dataclass
-class Pipeline:
+class Closer:
     aggregator: Aggregator
     watch: Watch
     metrics: Metrics
@@ -58,10 +61,7 @@ class Pipeline:
     readings: list[tuple[Any, ...]] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
     late: list[tuple[str, int, bytes]] = field(default_factory=list)
-    acks: list[Any] = field(default_factory=list)
     windows: list[tuple[Any, ...]] = field(default_factory=list)
-    #: input partitions known to have records not consumed yet (see EventClock.due)
-    lagging: set[int] = field(default_factory=set)
     closed_at: list[float] = field(default_factory=list)
     _bank_blob: bytes | None = None
     #: Buckets closed since the windows were last exported; only the latest windows are kept,
@@ -71,14 +71,15 @@ class Pipeline:
     _pickle_seconds: float = 0.0  # and how long that took
 
     @classmethod
-    def create(cls, settings: Any, metrics: Metrics, store: Store) -> Pipeline:
-        """A pipeline resumed from the store's last checkpoint, or a fresh one."""
-        blob, seen = store.load_checkpoint(settings.app_id)
+    def create(cls, settings: Any, metrics: Metrics, store: Store, partitions: int) -> Closer:
+        """A closer resumed from the store's last checkpoint, or a fresh one; ``partitions``
+        is the input topic's partition count (each holds the watermark until reported on)."""
+        blob = store.load_checkpoint(settings.app_id)
         if blob is not None:
             aggregator, bank_blob = pickle.loads(blob)
             watch = pickle.loads(bank_blob)
-            log.info("resumed from checkpoint: %d open buckets, %d series, %d remembered ids",
-                     len(aggregator.buckets), len(watch.series), len(seen))  # fmt: skip
+            log.info("closer resumed from checkpoint: %d open buckets, %d series",
+                     len(aggregator.buckets), len(watch.series))  # fmt: skip
         else:
             slicer = Slicer(settings.slice_combinations, settings.max_orgs)
             aggregator = Aggregator(
@@ -89,60 +90,44 @@ class Pipeline:
             )
             aggregator.cases.claim_limit_days = settings.claim_settlement_limit_days
             watch = Watch(settings.bucket_seconds, settings.calendar())
-        aggregator.seen = seen
-        aggregator.new_ids = []
-        aggregator.clock.resume(time.time())
-        pipeline = cls(aggregator, watch, metrics, store, settings.app_id)
+        aggregator.clock.expect(range(partitions))
+        closer = cls(aggregator, watch, metrics, store, settings.app_id)
         metrics.series.set(len(watch.series))
         if aggregator.clock.watermark > float("-inf"):
             metrics.watermark.set(aggregator.clock.watermark)
-        return pipeline
+        return closer
 
-    def handle(
-        self, value: bytes | None, topic: str, partition: int, offset: int, behind: bool = False
-    ) -> list[dict]:
-        """Count one record's events; returns dead letters for what was not a valid event.
+    @property
+    def closed_through(self) -> float:
+        return self.aggregator.clock.closed_through
 
-        ``behind``: the partition has more records after this one."""
-        if behind:
-            self.lagging.add(partition)
-        else:
-            self.lagging.discard(partition)
-        events, dead = decode_record(value, topic, partition, offset)
-        counts = self.metrics.event_counts
-        now = time.time()
-        for event in events:
-            outcome = self.aggregator.add(event, partition, now)
-            counts[event.event_type, outcome].inc()  # type: ignore[attr-defined]
-            if outcome == "late":
-                body = orjson.dumps(event.model_dump(mode="json"))
-                self.late.append((event.event_id, self.aggregator.seen[event.event_id], body))
-        for letter in dead:
-            self.metrics.dlq.labels(letter["reason"]).inc()
-            counts[_type_of(letter), "invalid"].inc()
-            log.warning(
-                "dead letter %s at %s/%s@%s item %s",
-                letter["reason"], topic, partition, offset, letter["index"],
-            )  # fmt: skip
-        if events:
-            self.close_due(now)
-        return dead
+    def poll(self) -> int:
+        """Merge the partials stored since the last poll and close what is due; returns how
+        many partials were merged."""
+        agg = self.aggregator
+        merged = 0
+        for partition, seq, body in self.store.pending_partials(agg.merged):
+            partial = decode(body)
+            if partial.seq != agg.merged.get(partition, 0) + 1:
+                log.warning("partition %d: partial %d follows %d", partition, seq,
+                            agg.merged.get(partition, 0))  # fmt: skip
+            late = agg.merge(partial)
+            if late is None:
+                continue
+            merged += 1
+            for start, events in late.items():
+                # A worker summed these before it heard the bucket had closed: kept, not added.
+                self.metrics.late_partial_events.inc(events)
+                body_late = orjson.dumps({"partition": partition, "seq": seq, "events": events})
+                self.late.append((f"partial/{partition}/{seq}/{start}", start, body_late))
+                log.warning("partition %d partial %d: %d events for closed bucket %d",
+                            partition, seq, events, start)  # fmt: skip
+        self.close_due()
+        return merged
 
-    def assigned(self, partitions: Iterable[int]) -> None:
-        """Input partitions now owned by this worker; they hold the watermark until heard."""
-        now = time.time()
-        for partition in partitions:
-            self.aggregator.clock.expect(partition, now)
-
-    def revoked(self, partitions: Iterable[int]) -> None:
-        """Input partitions moved to another worker no longer hold the watermark back."""
-        for partition in partitions:
-            self.aggregator.clock.forget(partition)
-            self.lagging.discard(partition)
-
-    def close_due(self, now: float) -> None:
+    def close_due(self) -> None:
         """Score and queue every bucket the watermark has passed."""
-        closing = self.aggregator.close_due(now, self.lagging)
+        closing = self.aggregator.close_due()
         if closing:
             self.apply_feedback()
         for bucket in closing:
@@ -186,10 +171,10 @@ class Pipeline:
     def take_flush(self, force: bool = True) -> Flush | None:
         """Everything the next checkpoint must cover; resets the pending lists.
 
-        Unless ``force``, returns None (nothing taken, nothing to acknowledge yet) when the
-        detector state changed and was pickled less than ten pickling-times ago: a replay closes
-        buckets every second or two, and re-pickling every series each time would cost more
-        than the events themselves. Records stay unacknowledged a little longer instead.
+        Unless ``force``, returns None (nothing taken) when the detector state changed and was
+        pickled less than ten pickling-times ago: a replay closes buckets every second or two,
+        and re-pickling every series each time would cost more than the events themselves. The
+        merged partials simply stay in the store a little longer.
         """
         if (
             not force
@@ -204,23 +189,17 @@ class Pipeline:
             as_of = self.watch.as_of
             self.windows = [encode_window(key, name, as_of, sums) for key, name, sums in rows]
         agg = self.aggregator
-        seen, new_ids = agg.seen, agg.new_ids
-        # The remembered ids are stored incrementally, not inside the state blob.
-        agg.seen, agg.new_ids = {}, []
-        try:
-            if self._bank_blob is None:
-                started = time.monotonic()
-                self._bank_blob = pickle.dumps(self.watch, protocol=pickle.HIGHEST_PROTOCOL)
-                self._pickled_at = time.monotonic()
-                self._pickle_seconds = self._pickled_at - started
-            state = pickle.dumps((agg, self._bank_blob), protocol=pickle.HIGHEST_PROTOCOL)
-        finally:
-            agg.seen, agg.new_ids = seen, []
+        if self._bank_blob is None:
+            started = time.monotonic()
+            self._bank_blob = pickle.dumps(self.watch, protocol=pickle.HIGHEST_PROTOCOL)
+            self._pickled_at = time.monotonic()
+            self._pickle_seconds = self._pickled_at - started
+        state = pickle.dumps((agg, self._bank_blob), protocol=pickle.HIGHEST_PROTOCOL)
         flush = Flush(
-            state, new_ids, agg.dedup_horizon, self.readings, self.anomalies, self.late, self.acks,
-            self.windows, self.closed_at,
+            state, dict(agg.merged), agg.clock.closed_through, agg.dedup_horizon, self.readings,
+            self.anomalies, self.late, self.windows, self.closed_at,
         )  # fmt: skip
-        self.readings, self.anomalies, self.late, self.acks = [], [], [], []
+        self.readings, self.anomalies, self.late = [], [], []
         self.windows, self.closed_at = [], []
         return flush
 
@@ -228,7 +207,8 @@ class Pipeline:
         self.store.save_checkpoint(
             self.checkpoint_name,
             flush.state,
-            new_ids=flush.new_ids,
+            merged=flush.merged,
+            closed_through=flush.closed_through,
             forget_before=flush.forget_before,
             readings=flush.readings,
             anomalies=[a.as_dict() for a in flush.anomalies],
@@ -242,9 +222,3 @@ class Pipeline:
         stored = time.perf_counter()
         for closed in flush.closed_at:
             self.metrics.bucket_close.observe(stored - closed)
-
-
-def _type_of(letter: dict[str, Any]) -> str:
-    original = letter.get("original")
-    kind = original.get("event_type") if isinstance(original, dict) else None
-    return kind if kind in EVENT_TYPES else "unknown"

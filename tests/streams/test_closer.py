@@ -1,5 +1,6 @@
-"""The worker's core against a real SQLite store: records in, readings and anomalies out, and a
-restart from a checkpoint that ends exactly where an uninterrupted run ends."""
+"""Both stages of the worker against a real SQLite store: records in, readings and anomalies out,
+a restart from a checkpoint that ends exactly where an uninterrupted run ends, and several
+workers' intakes that together give what one gives."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from prometheus_client import CollectorRegistry
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, open_store
-from streams import pipeline as pipeline_module
-from streams.pipeline import Pipeline
+from streams import intake as intake_module
+from streams.closer import Closer
+from streams.intake import Intake
 from tests.factories import at, call, complaint, premium
+from tests.streams.stages import Stages
 
 TOPIC = "qualmon.events"
 READINGS = 13 * 7 * 21  # slices × readings per slice × closed hours, see the first test
@@ -28,7 +31,7 @@ ORGS = {0: "00/44/4403", 1: "00/44/4404"}  # partition -> org (the topic is keye
 
 
 class FrozenClock:
-    """Stands in for the ``time`` module inside streams.pipeline: wall time only moves when the
+    """Stands in for the ``time`` module inside streams.intake: wall time only moves when the
     test says so, which makes the idle-partition rule deterministic."""
 
     perf_counter = staticmethod(time.perf_counter)  # bucket-close timing stays real
@@ -44,7 +47,7 @@ class FrozenClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
     frozen = FrozenClock()
-    monkeypatch.setattr(pipeline_module, "time", frozen)
+    monkeypatch.setattr(intake_module, "time", frozen)
     return frozen
 
 
@@ -91,12 +94,14 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, bucket_seconds=3600, allowed_lateness_seconds=0)
 
 
-def new_pipeline(store: Store, tmp_path: Path) -> tuple[Pipeline, CollectorRegistry]:
+def new_pipeline(
+    store: Store, tmp_path: Path, partitions: int = 2
+) -> tuple[Stages, CollectorRegistry]:
     registry = CollectorRegistry()
-    return Pipeline.create(settings(tmp_path), Metrics(registry), store), registry
+    return Stages(settings(tmp_path), Metrics(registry), store, partitions), registry
 
 
-def feed(pipeline: Pipeline, batch: list[Record]) -> list[dict]:
+def feed(pipeline: Stages, batch: list[Record]) -> list[dict]:
     dead = []
     for r in batch:
         dead += pipeline.handle(r.value, TOPIC, r.partition, r.offset)
@@ -109,10 +114,14 @@ def events_counted(registry: CollectorRegistry, event_type: str, outcome: str) -
     )
 
 
-def checkpoint(pipeline: Pipeline) -> None:
-    flush = pipeline.take_flush()
-    assert flush is not None  # forced: always taken
-    pipeline.save(flush)
+def checkpoint(pipeline: Stages) -> None:
+    pipeline.checkpoint()
+
+
+def merge(pipeline: Stages) -> None:
+    """The intake's checkpoint and the closer's merge, without the closer's checkpoint."""
+    pipeline.intake.save(pipeline.intake.take_flush())
+    pipeline.closer.poll()
 
 
 def dump(db: Path) -> tuple[list[tuple], list[tuple]]:
@@ -315,9 +324,10 @@ def test_dead_letters_are_returned_and_counted(store_at, tmp_path: Path, clock) 
 
 def test_late_events_are_kept_in_the_store(store_at, tmp_path: Path, clock) -> None:
     store, _ = store_at("one")
-    pipeline, registry = new_pipeline(store, tmp_path)
+    pipeline, registry = new_pipeline(store, tmp_path, partitions=1)
     pipeline.handle(orjson.dumps([call("a", at(1.5), True)]), TOPIC, 0, 0)
-    pipeline.handle(orjson.dumps([call("b", at(3.5), True)]), TOPIC, 0, 1)  # closes 01:00
+    pipeline.handle(orjson.dumps([call("b", at(3.5), True)]), TOPIC, 0, 1)
+    checkpoint(pipeline)  # closes 01:00
     pipeline.handle(orjson.dumps([call("c", at(1.9), True)]), TOPIC, 0, 2)  # late for 01:00
     checkpoint(pipeline)
     assert events_counted(registry, "call.completed", "late") == 1
@@ -339,10 +349,12 @@ def test_a_backlogged_partition_is_not_idle(store_at, tmp_path: Path, clock, beh
     first, second = records([(0, 0, 19), (1, 0, 19)])
     pipeline.handle(first.value, TOPIC, 0, 0, behind=True)
     pipeline.handle(second.value, TOPIC, 1, 0, behind=behind)
+    checkpoint(pipeline)
     clock.now += 60
     for offset, (_, hour, answered) in enumerate([(0, h, 19) for h in range(1, 6)], start=1):
         (record,) = records([(0, hour, answered)])
         pipeline.handle(record.value, TOPIC, 0, offset, behind=True)
+    checkpoint(pipeline)  # partition 1 was last heard a minute ago: idle unless behind
     (late_hour,) = records([(1, 1, 19)])
     pipeline.handle(late_hour.value, TOPIC, 1, 1, behind=False)
     late = events_counted(registry, "call.completed", "late")
@@ -353,6 +365,7 @@ def test_band_detector_time_and_close_delay_are_exported(store_at, tmp_path: Pat
     store, _ = store_at("one")
     pipeline, registry = new_pipeline(store, tmp_path)
     feed(pipeline, records(lockstep_plan()))
+    merge(pipeline)
     sample = registry.get_sample_value
     assert sample("qualmon_detector_seconds_count") == 21  # one per closed bucket
     # Closed but not yet published and stored: no close delay is known yet.
@@ -415,14 +428,14 @@ def test_a_series_marked_expected_stops_alarming_on_the_same_pattern(
     twenty, _ = store.anomalies(indicator="hotline_answer_20s_rate", org="4403",
                                 product_line="*", channel="*")  # fmt: skip
     assert "2026-03-02T17:00:00+00:00" in {r["bucket_start"] for r in twenty}  # 01:00 Shanghai
-    assert pipeline.watch.feedback.cursor == 1  # applied once, remembered in the state
+    assert pipeline.closer.watch.feedback.cursor == 1  # applied once, remembered in the state
 
 
 def test_a_complaint_open_past_60_days_breaches_before_it_closes_across_a_restart(
     store_at, tmp_path: Path, clock
 ) -> None:
     store, _ = store_at("timers")
-    pipeline, _ = new_pipeline(store, tmp_path)
+    pipeline, _ = new_pipeline(store, tmp_path, partitions=1)
     received = complaint("c-open", at(1.0))
     received["payload"]["complaint_id"] = "C-LATE"
     settled = complaint("c-fast", at(1.5))
@@ -437,7 +450,7 @@ def test_a_complaint_open_past_60_days_breaches_before_it_closes_across_a_restar
     feed(pipeline, [Record(0, 0, orjson.dumps([received, settled, closed]), 3)])
     checkpoint(pipeline)
     # A restart in between: the open case must survive in the checkpoint.
-    pipeline, _ = new_pipeline(store, tmp_path)
+    pipeline, _ = new_pipeline(store, tmp_path, partitions=1)
     later = [call(f"k-{d}", at(d * day + 2.0), True) for d in (59, 61, 62)]
     feed(pipeline, [Record(0, 1, orjson.dumps(later), 3)])
     checkpoint(pipeline)
@@ -460,15 +473,114 @@ def test_state_is_pickled_at_most_once_per_ten_pickling_times_unless_forced(
     store, _ = store_at("pacing")
     pipeline, _ = new_pipeline(store, tmp_path)
     plan = records(lockstep_plan())
+    closer = pipeline.closer
     feed(pipeline, plan[:10])  # hours 0-4: four buckets closed
-    first = pipeline.take_flush(force=False)
+    merge(pipeline)
+    first = closer.take_flush(force=False)
     assert first is not None  # never pickled before: taken
-    pipeline._pickle_seconds = 3600.0  # as if pickling took an hour
+    closer._pickle_seconds = 3600.0  # as if pickling took an hour
     feed(pipeline, plan[10:12])  # another bucket closes: the state changed
-    assert pipeline.take_flush(force=False) is None  # too soon: nothing taken, nothing reset
-    assert pipeline.readings  # the closed bucket's readings wait for the next checkpoint
-    forced = pipeline.take_flush()
+    merge(pipeline)
+    assert closer.take_flush(force=False) is None  # too soon: nothing taken, nothing reset
+    assert closer.readings  # the closed bucket's readings wait for the next checkpoint
+    forced = closer.take_flush()
     assert forced is not None and forced.readings
-    pipeline.save(forced)
+    closer.save(forced)
     feed(pipeline, plan[12:13])  # no bucket closes: the cached state is reused, no pickling
-    assert pipeline.take_flush(force=False) is not None
+    merge(pipeline)
+    assert closer.take_flush(force=False) is not None
+
+
+# ---- scale-out: several workers' intakes, one closer ------------------------------------------
+
+
+def worker(store: Store, tmp_path: Path, partitions: list[int]) -> tuple[Intake, CollectorRegistry]:
+    registry = CollectorRegistry()
+    intake = Intake.create(settings(tmp_path), Metrics(registry), store)
+    intake.assigned(partitions)
+    return intake, registry
+
+
+def test_two_workers_give_what_one_gives_even_when_a_partition_moves(
+    store_at, tmp_path: Path, clock
+) -> None:
+    plan = records(lockstep_plan())
+    reference = uninterrupted(store_at, tmp_path, plan)
+
+    store, db = store_at("two-workers")
+    a, _ = worker(store, tmp_path, [0, 1])  # worker A starts alone, with both partitions
+    b, b_registry = worker(store, tmp_path, [])
+    closer_registry = CollectorRegistry()
+    closer = Closer.create(settings(tmp_path), Metrics(closer_registry), store, 2)
+
+    def close() -> None:
+        closer.poll()
+        flush = closer.take_flush()
+        assert flush is not None
+        closer.save(flush)
+        a.heard_of_close(flush.closed_through)
+
+    cut = 17
+    for r in plan[:cut]:
+        a.handle(r.value, TOPIC, r.partition, r.offset)
+    a.save(a.take_flush())
+    close()
+    # Worker B joins: partition 1 moves to it. A's records of partition 1 after its last
+    # checkpoint were never acknowledged, so Kafka hands them to B again.
+    unacknowledged = [r for r in plan[cut : cut + 4] if r.partition == 1]
+    for r in plan[cut : cut + 4]:
+        if r.partition == 0:
+            a.handle(r.value, TOPIC, r.partition, r.offset)
+    a.save(a.take_flush())
+    a.revoked([1])
+    b.assigned([1])
+    for r in [*unacknowledged, *plan[cut + 4 :]]:
+        (a if r.partition == 0 else b).handle(r.value, TOPIC, r.partition, r.offset)
+        if r.offset % 3 == 0:  # the workers checkpoint on their own beats
+            (a if r.partition == 0 else b).save((a if r.partition == 0 else b).take_flush())
+        if r.offset % 5 == 0:
+            close()
+    a.save(a.take_flush())
+    b.save(b.take_flush())
+    close()
+
+    assert dump(db) == reference
+    assert store.count("partials") == 0  # every partial merged, and deleted with the merge
+    assert events_counted(b_registry, "call.completed", "duplicate") == 0  # B had none yet
+    assert closer_registry.get_sample_value("qualmon_partial_events_late_total") == 0
+
+
+def test_events_summed_before_their_worker_heard_of_the_close_are_kept_not_added(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, db = store_at("race")
+    a, _ = worker(store, tmp_path, [0])
+    b, _ = worker(store, tmp_path, [1])
+    registry = CollectorRegistry()
+    closer = Closer.create(settings(tmp_path), Metrics(registry), store, 2)
+    a.handle(orjson.dumps([call("a1", at(1.5), True, org_path=ORGS[0])]), TOPIC, 0, 0)
+    b.handle(orjson.dumps([call("b1", at(1.6), True, org_path=ORGS[1])]), TOPIC, 1, 0)
+    a.handle(orjson.dumps([call("a2", at(3.5), True, org_path=ORGS[0])]), TOPIC, 0, 1)
+    b.handle(orjson.dumps([call("b2", at(3.5), True, org_path=ORGS[1])]), TOPIC, 1, 1)
+    a.save(a.take_flush())
+    b.save(b.take_flush())
+    closer.poll()  # the watermark is 03:30: 01:00 closes
+    closer.save(closer.take_flush())
+    # B has not checkpointed since, so it does not know: an out-of-order event for 01:00 is
+    # summed into its next partial, and the closer finds its bucket closed.
+    b.closed_through = float("-inf")
+    b.handle(orjson.dumps([call("b3", at(1.7), True, org_path=ORGS[1])]), TOPIC, 1, 2)
+    b.save(b.take_flush())
+    closer.poll()
+    closer.save(closer.take_flush())
+    assert registry.get_sample_value("qualmon_partial_events_late_total") == 1
+    with sqlite3.connect(db) as conn:
+        [(event_id, start)] = conn.execute("SELECT event_id, bucket_start FROM late_events")
+        calls = conn.execute(
+            "SELECT n FROM indicator_values WHERE indicator = 'hotline_answer_rate' AND org = '*' "
+            "AND product_line = '*' AND channel = '*' AND bucket_start = ?",
+            (T0 + HOUR,),
+        ).fetchone()
+    assert (event_id, start) == ("partial/1/2/" + str(T0 + HOUR), T0 + HOUR)
+    assert calls == (2.0,)  # a1 and b1: the closed bucket was not changed
+    assert store.count("partials") == 0

@@ -1,0 +1,151 @@
+"""Stage one of the worker, free of Faust: records in, events de-duplicated and summed, partials
+out — on every worker, for the input partitions it owns.
+
+Every checkpoint the intake writes, in one transaction, each owned partition's partial (what it
+counted since the previous one, :mod:`streams.partial`), the event ids it counted and its late
+events; only then are the records acknowledged. After a crash Kafka redelivers whatever was not
+acknowledged: ids already stored are duplicates, the rest were in no partial and count now. So
+an event counts once, whichever worker reads it and however often. A partition taken over from
+another worker starts from that worker's stored ids and partial number.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from monitor.metrics import Metrics
+from monitor.store import Store
+from streams.combine import Combiner
+from streams.decode import decode_record
+from streams.partial import encode
+from streams.schema import EVENT_TYPES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IntakeFlush:
+    """What one first-stage checkpoint covers; taken in one synchronous step."""
+
+    partials: list[tuple[int, int, bytes]]  # (partition, seq, encoded partial)
+    new_ids: list[tuple[str, int, int]]  # (event id, bucket start, partition)
+    late: list[tuple[str, int, bytes]]
+    acks: list[Any]
+
+
+@dataclass
+class Intake:
+    name: str  # the consumer group: partition states are stored under it
+    bucket_seconds: int
+    dedup_retention_seconds: int
+    metrics: Metrics
+    store: Store
+    combiners: dict[int, Combiner] = field(default_factory=dict)
+    #: every bucket starting before this is closed: as far as this worker has heard
+    closed_through: float = -math.inf
+    late: list[tuple[str, int, bytes]] = field(default_factory=list)
+    acks: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, settings: Any, metrics: Metrics, store: Store) -> Intake:
+        intake = cls(
+            settings.app_id, settings.bucket_seconds, settings.dedup_retention_seconds,
+            metrics, store,
+        )  # fmt: skip
+        intake.closed_through = store.closed_through(settings.app_id)
+        return intake
+
+    def handle(
+        self, value: bytes | None, topic: str, partition: int, offset: int, behind: bool = False
+    ) -> list[dict]:
+        """Count one record's events; returns dead letters for what was not a valid event.
+
+        ``behind``: the partition has more records after this one."""
+        combiner = self.combiners.get(partition)
+        if combiner is None:  # a record of a partition assigned a moment ago
+            self.assigned([partition])
+            combiner = self.combiners[partition]
+        combiner.heard = time.time()
+        combiner.behind = behind
+        events, dead = decode_record(value, topic, partition, offset)
+        counts = self.metrics.event_counts
+        closed_through = self.closed_through
+        for event in events:
+            outcome = combiner.add(event, closed_through)
+            counts[event.event_type, outcome].inc()  # type: ignore[attr-defined]
+            if outcome == "late":
+                body = orjson.dumps(event.model_dump(mode="json"))
+                self.late.append((event.event_id, combiner.seen[event.event_id], body))
+        for letter in dead:
+            self.metrics.dlq.labels(letter["reason"]).inc()
+            counts[_type_of(letter), "invalid"].inc()
+            log.warning(
+                "dead letter %s at %s/%s@%s item %s",
+                letter["reason"], topic, partition, offset, letter["index"],
+            )  # fmt: skip
+        return dead
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """Input partitions now owned here: each resumes from its stored ids and partial number,
+        and holds the watermark until it is heard from (or briefly, if it stays empty)."""
+        now = time.time()
+        for partition in partitions:
+            if partition in self.combiners:
+                continue
+            seq, seen = self.store.load_partition(self.name, partition)
+            self.combiners[partition] = Combiner(
+                partition, self.bucket_seconds, self.dedup_retention_seconds, seq, seen,
+                heard=now,
+            )  # fmt: skip
+            log.info("partition %d: resumed after partial %d, %d remembered ids",
+                     partition, seq, len(seen))  # fmt: skip
+
+    def revoked(self, partitions: Iterable[int]) -> None:
+        """Partitions moved to another worker; call after the checkpoint that covers them."""
+        for partition in partitions:
+            self.combiners.pop(partition, None)
+
+    def heard_of_close(self, closed_through: float) -> None:
+        """The closing stage closed more buckets: later events for them are late, and ids of
+        buckets past the de-duplication retention can be forgotten."""
+        if closed_through <= self.closed_through:
+            return
+        self.closed_through = closed_through
+        horizon = closed_through - self.dedup_retention_seconds
+        for combiner in self.combiners.values():
+            combiner.forget_before(horizon)
+
+    def take_flush(self) -> IntakeFlush:
+        """Everything the next checkpoint covers: a partial per partition with news."""
+        now = time.time()
+        partials, new_ids = [], []
+        for combiner in self.combiners.values():
+            partial = combiner.take(now)
+            if partial is not None:
+                partials.append((partial.partition, partial.seq, encode(partial)))
+            new_ids += combiner.new_ids
+            combiner.new_ids = []
+        flush = IntakeFlush(partials, new_ids, self.late, self.acks)
+        self.late, self.acks = [], []
+        return flush
+
+    def save(self, flush: IntakeFlush) -> None:
+        if flush.partials or flush.new_ids or flush.late:
+            self.store.save_intake(
+                self.name, partials=flush.partials, new_ids=flush.new_ids, late=flush.late
+            )
+        # Another worker may be the one closing: learn how far it got.
+        self.heard_of_close(self.store.closed_through(self.name))
+
+
+def _type_of(letter: dict[str, Any]) -> str:
+    original = letter.get("original")
+    kind = original.get("event_type") if isinstance(original, dict) else None
+    return kind if kind in EVENT_TYPES else "unknown"
