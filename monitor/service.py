@@ -83,6 +83,8 @@ class _Worker(faust.Worker):
 
 
 def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
+    # Faust keeps its own files there, also when the store is elsewhere (PostgreSQL).
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     store = open_store(settings.store_url)

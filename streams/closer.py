@@ -115,6 +115,10 @@ class Closer:
             if late is None:
                 continue
             merged += 1
+            # Partials are merged in the order they were stored, and the watermark is judged
+            # after each, as the worker would have after each record: a partition that went
+            # idle later must not hide that the others had got ahead before.
+            self.close_due()
             for start, events in late.items():
                 # A worker summed these before it heard the bucket had closed: kept, not added.
                 self.metrics.late_partial_events.inc(events)
@@ -122,7 +126,6 @@ class Closer:
                 self.late.append((f"partial/{partition}/{seq}/{start}", start, body_late))
                 log.warning("partition %d partial %d: %d events for closed bucket %d",
                             partition, seq, events, start)  # fmt: skip
-        self.close_due()
         return merged
 
     def close_due(self) -> None:

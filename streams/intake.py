@@ -35,6 +35,7 @@ class IntakeFlush:
     """What one first-stage checkpoint covers; taken in one synchronous step."""
 
     partials: list[tuple[int, int, bytes]]  # (partition, seq, encoded partial)
+    states: dict[int, tuple[int, float]]  # partition -> (last seq, latest event time)
     new_ids: list[tuple[str, int, int]]  # (event id, bucket start, partition)
     late: list[tuple[str, int, bytes]]
     acks: list[Any]
@@ -99,10 +100,12 @@ class Intake:
         for partition in partitions:
             if partition in self.combiners:
                 continue
-            seq, seen = self.store.load_partition(self.name, partition)
+            # The latest event time read so far comes along: a partition with nothing left to
+            # read is then an idle feed after IDLE_SECONDS, not an empty one after a moment.
+            seq, latest, seen = self.store.load_partition(self.name, partition)
             self.combiners[partition] = Combiner(
                 partition, self.bucket_seconds, self.dedup_retention_seconds, seq, seen,
-                heard=now,
+                latest=latest, heard=now,
             )  # fmt: skip
             log.info("partition %d: resumed after partial %d, %d remembered ids",
                      partition, seq, len(seen))  # fmt: skip
@@ -125,22 +128,24 @@ class Intake:
     def take_flush(self) -> IntakeFlush:
         """Everything the next checkpoint covers: a partial per partition with news."""
         now = time.time()
-        partials, new_ids = [], []
+        partials, states, new_ids = [], {}, []
         for combiner in self.combiners.values():
             partial = combiner.take(now)
             if partial is not None:
                 partials.append((partial.partition, partial.seq, encode(partial)))
+                states[partial.partition] = (partial.seq, partial.latest)
             new_ids += combiner.new_ids
             combiner.new_ids = []
-        flush = IntakeFlush(partials, new_ids, self.late, self.acks)
+        flush = IntakeFlush(partials, states, new_ids, self.late, self.acks)
         self.late, self.acks = [], []
         return flush
 
     def save(self, flush: IntakeFlush) -> None:
         if flush.partials or flush.new_ids or flush.late:
             self.store.save_intake(
-                self.name, partials=flush.partials, new_ids=flush.new_ids, late=flush.late
-            )
+                self.name, partials=flush.partials, states=flush.states, new_ids=flush.new_ids,
+                late=flush.late,
+            )  # fmt: skip
         # Another worker may be the one closing: learn how far it got.
         self.heard_of_close(self.store.closed_through(self.name))
 

@@ -63,11 +63,12 @@ def wait_until(
 
 @dataclass
 class Service:
-    """A ``qualmon run`` child process; stopped by its pid."""
+    """A ``qualmon run`` (or ``worker``) child process; stopped by its pid."""
 
     env: dict[str, str]
     log: Path
     port: int
+    command: str = "run"  # or "worker", "api"
     process: subprocess.Popen[bytes] | None = None
     client: httpx.Client = field(init=False)
 
@@ -77,7 +78,10 @@ class Service:
     def start(self, ready_timeout: float = 60) -> Service:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "monitor.cli", "run"], env=self.env, stdout=out, stderr=out
+                [sys.executable, "-m", "monitor.cli", self.command],
+                env=self.env,
+                stdout=out,
+                stderr=out,
             )
         wait_until(self._ready, ready_timeout, f"/readyz of qualmon (log: {self.log})")
         return self

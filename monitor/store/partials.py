@@ -11,6 +11,7 @@ in a partial.
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -39,15 +40,14 @@ class PartialStore:
         name: str,
         *,
         partials: Sequence[tuple[int, int, bytes]] = (),
+        states: dict[int, tuple[int, float]] | None = None,
         new_ids: Sequence[tuple[str, int, int]] = (),
         late: Iterable[tuple[str, int, bytes]] = (),
     ) -> None:
-        """One first-stage checkpoint: (partition, seq, body) partials, the (event id, bucket,
-        partition) ids they counted and late events, atomically."""
+        """One first-stage checkpoint, atomically: (partition, seq, body) partials, each
+        partition's (last seq, latest event time), the (event id, bucket, partition) ids
+        counted, and late events."""
         now = time.time()
-        last: dict[int, int] = {}
-        for partition, seq, _ in partials:
-            last[partition] = max(seq, last.get(partition, 0))
         with self.db.transaction() as tx:
             tx.executemany(
                 "INSERT INTO seen_events (event_id, bucket_start, source_partition) "
@@ -66,13 +66,14 @@ class PartialStore:
                 "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
                 "SET state = excluded.state, updated_at = excluded.updated_at",
                 (
-                    (partition_state_name(name, p), orjson.dumps({"seq": seq}), now)
-                    for p, seq in last.items()
+                    (partition_state_name(name, p), _state(seq, latest), now)
+                    for p, (seq, latest) in (states or {}).items()
                 ),
             )
 
-    def load_partition(self, name: str, partition: int) -> tuple[int, dict[str, int]]:
-        """The last partial's number and the remembered ids (id -> bucket) of one partition.
+    def load_partition(self, name: str, partition: int) -> tuple[int, float, dict[str, int]]:
+        """One partition's last partial number, latest event time read, and remembered ids
+        (id -> bucket).
 
         Ids stored before partitions were recorded belong to whichever worker asks."""
         with self.db.transaction() as tx:
@@ -86,19 +87,28 @@ class PartialStore:
                     (partition,),
                 )
             }
-        seq = int(orjson.loads(bytes(row["state"]))["seq"]) if row else 0
-        return seq, ids
+        if row is None:
+            return 0, -math.inf, ids
+        state = orjson.loads(bytes(row["state"]))
+        latest = state.get("latest")
+        return int(state["seq"]), (-math.inf if latest is None else float(latest)), ids
 
     def pending_partials(self, merged: dict[int, int]) -> list[tuple[int, int, bytes]]:
-        """Partials not merged yet, each partition's in order."""
+        """Partials not merged yet, in the order they were stored — each partition's in its
+        own order even where the workers' clocks disagree."""
         rows = self.db.query(
-            "SELECT source_partition, seq, body FROM partials ORDER BY source_partition, seq"
+            "SELECT source_partition, seq, body, created_at FROM partials "
+            "ORDER BY source_partition, seq"
         )
-        return [
-            (r["source_partition"], r["seq"], bytes(r["body"]))
-            for r in rows
-            if r["seq"] > merged.get(r["source_partition"], 0)
-        ]
+        lanes: dict[int, list[tuple[float, int, int, bytes]]] = {}
+        for r in rows:
+            partition = r["source_partition"]
+            if r["seq"] > merged.get(partition, 0):
+                lane = lanes.setdefault(partition, [])
+                # A partition's stored time never goes back, whatever the worker's clock did.
+                at = max(r["created_at"], lane[-1][0]) if lane else r["created_at"]
+                lane.append((at, partition, r["seq"], bytes(r["body"])))
+        return [(p, seq, body) for _, p, seq, body in heapq.merge(*lanes.values())]
 
     def closed_through(self, name: str) -> float:
         """Every bucket starting before this is closed (-inf before the first close)."""
@@ -107,3 +117,7 @@ class PartialStore:
             return -math.inf
         value: Any = orjson.loads(bytes(rows[0]["state"]))["closed_through"]
         return -math.inf if value is None else float(value)
+
+
+def _state(seq: int, latest: float) -> bytes:
+    return orjson.dumps({"seq": seq, "latest": latest if latest > -math.inf else None})
