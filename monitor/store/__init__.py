@@ -1,5 +1,5 @@
-"""The history store: anomalies, indicator history, checkpoints, partials, alerts, inspections, audit
-log, feedback on anomalies and rolling windows.
+"""The history store: anomalies, indicator history, checkpoints, partials between the worker's
+stages, alerts, inspections, audit log, feedback on anomalies and rolling windows.
 
 SQLite by default (a file in the data directory, WAL mode so the API reads while the worker
 writes); PostgreSQL when ``QUALMON_DATABASE_URL`` is ``postgresql://...``. One schema for both,

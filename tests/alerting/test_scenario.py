@@ -19,9 +19,9 @@ from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.simulator import SimConfig, generate
 from monitor.store import Store, open_store
-from tests.streams.stages import Stages
 from tests.conftest import wait_until
 from tests.receivers import Alertmanager, Receiver
+from tests.streams.stages import Stages
 
 SECRET = "test-secret-0123456789"
 #: 6 branches × 2 lines × 2 channels for four weeks: ~37,000 events, a few seconds to replay.
