@@ -28,3 +28,8 @@ class Conflict(QualmonError):
 class InsufficientData(QualmonError):
     """The stored history cannot support the computation asked for; the message says what is
     missing."""
+
+
+class ClosingTakenOver(QualmonError):
+    """Another worker has started closing buckets since this one did: this one must stop writing
+    (it lost input partition 0 without noticing, e.g. after a long pause)."""

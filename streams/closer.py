@@ -58,6 +58,7 @@ class Closer:
     metrics: Metrics
     store: Store
     checkpoint_name: str
+    epoch: int | None = None  # fences off an earlier closer (see HistoryStore.save_checkpoint)
     readings: list[tuple[Any, ...]] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
     late: list[tuple[str, int, bytes]] = field(default_factory=list)
@@ -74,7 +75,8 @@ class Closer:
     def create(cls, settings: Any, metrics: Metrics, store: Store, partitions: int) -> Closer:
         """A closer resumed from the store's last checkpoint, or a fresh one; ``partitions``
         is the input topic's partition count (each holds the watermark until reported on)."""
-        blob = store.load_checkpoint(settings.app_id)
+        epoch = store.claim_closing(settings.app_id)  # before reading: a fenced closer's
+        blob = store.load_checkpoint(settings.app_id)  # last write cannot follow the read
         if blob is not None:
             aggregator, bank_blob = pickle.loads(blob)
             watch = pickle.loads(bank_blob)
@@ -91,7 +93,7 @@ class Closer:
             aggregator.cases.claim_limit_days = settings.claim_settlement_limit_days
             watch = Watch(settings.bucket_seconds, settings.calendar())
         aggregator.clock.expect(range(partitions))
-        closer = cls(aggregator, watch, metrics, store, settings.app_id)
+        closer = cls(aggregator, watch, metrics, store, settings.app_id, epoch)
         metrics.series.set(len(watch.series))
         if aggregator.clock.watermark > float("-inf"):
             metrics.watermark.set(aggregator.clock.watermark)
@@ -210,6 +212,7 @@ class Closer:
         self.store.save_checkpoint(
             self.checkpoint_name,
             flush.state,
+            epoch=self.epoch,
             merged=flush.merged,
             closed_through=flush.closed_through,
             forget_before=flush.forget_before,

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
+from monitor.errors import ClosingTakenOver
 from monitor.store.database import Database
-from monitor.store.partials import clock_name
+from monitor.store.partials import clock_name, closer_name
 
 ANOMALY_COLUMNS = (
     "anomaly_id",
@@ -80,6 +81,7 @@ class HistoryStore:
         name: str,
         state: bytes,
         *,
+        epoch: int | None = None,
         merged: dict[int, int] | None = None,
         closed_through: float = float("-inf"),
         forget_before: float | None = None,
@@ -88,9 +90,22 @@ class HistoryStore:
         late: Iterable[tuple[str, int, bytes]] = (),
     ) -> None:
         """Write everything a closing-stage checkpoint covers atomically, so a restart sees all
-        of it or none: ``merged`` (partition -> last partial merged) deletes those partials."""
+        of it or none: ``merged`` (partition -> last partial merged) deletes those partials.
+
+        With ``epoch`` (:meth:`claim_closing`) nothing is written once a later closer has
+        claimed: :class:`ClosingTakenOver` is raised instead."""
         now = time.time()
         with self.db.transaction() as tx:
+            if epoch is not None:
+                tx.execute(
+                    "UPDATE checkpoints SET updated_at = ? WHERE name = ? AND state = ?",
+                    (now, closer_name(name), str(epoch).encode()),
+                )
+                if tx.rowcount() != 1:
+                    raise ClosingTakenOver(
+                        f"closer epoch {epoch} of {name!r} is no longer the latest: another "
+                        "worker closes buckets now; this one stops"
+                    )
             tx.executemany(
                 "DELETE FROM partials WHERE source_partition = ? AND seq <= ?",
                 list((merged or {}).items()),

@@ -32,6 +32,11 @@ def clock_name(name: str) -> str:
     return f"{name}/clock"
 
 
+def closer_name(name: str) -> str:
+    """Checkpoint row holding the closing stage's epoch: which start of it may write."""
+    return f"{name}/closer"
+
+
 class PartialStore:
     db: Database
 
@@ -109,6 +114,18 @@ class PartialStore:
                 at = max(r["created_at"], lane[-1][0]) if lane else r["created_at"]
                 lane.append((at, partition, r["seq"], bytes(r["body"])))
         return [(p, seq, body) for _, p, seq, body in heapq.merge(*lanes.values())]
+
+    def claim_closing(self, name: str) -> int:
+        """Start closing: a new epoch, which fences off any earlier closer still writing."""
+        with self.db.transaction() as tx:
+            row = tx.one("SELECT state FROM checkpoints WHERE name = ?", (closer_name(name),))
+            epoch = int(bytes(row["state"])) + 1 if row else 1
+            tx.execute(
+                "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET state = excluded.state, updated_at = excluded.updated_at",
+                (closer_name(name), str(epoch).encode(), time.time()),
+            )
+        return epoch
 
     def closed_through(self, name: str) -> float:
         """Every bucket starting before this is closed (-inf before the first close)."""

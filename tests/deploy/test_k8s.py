@@ -39,7 +39,10 @@ def test_deployments_probe_run_and_configure_qualmon() -> None:
     Settings(**{k.removeprefix("QUALMON_").lower(): v for k, v in config["data"].items()})
     deployments = {d["metadata"]["name"]: d for d in documents() if d["kind"] == "Deployment"}
     assert set(deployments) == {"qualmon-api", "qualmon-worker"}
-    assert deployments["qualmon-worker"]["spec"]["replicas"] == 1  # see docs/operations.md
+    # Workers scale out (docs/operations.md), and a rolling update never leaves none running.
+    worker = deployments["qualmon-worker"]["spec"]
+    assert worker["replicas"] == 2
+    assert worker["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     for name, deployment in deployments.items():
         # deploy/prometheus/prometheus.yml tells how to discover pods by these labels.
         labels = deployment["spec"]["template"]["metadata"]["labels"]

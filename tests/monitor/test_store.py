@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.errors import ConfigError
+from monitor.errors import ClosingTakenOver, ConfigError
 from monitor.store import MIGRATIONS, Store, open_store
 
 ANOMALY = {
@@ -123,3 +123,13 @@ def test_unusable_database_urls_are_refused_by_name(url: str) -> None:
     with pytest.raises(ConfigError, match="QUALMON_DATABASE_URL") as caught:
         open_store(url)
     assert "secret" not in str(caught.value)
+
+
+def test_a_later_claim_fences_off_an_earlier_closer(store: Store) -> None:
+    first, second = store.claim_closing("w"), store.claim_closing("w")
+    assert second == first + 1
+    with pytest.raises(ClosingTakenOver):
+        store.save_checkpoint("w", b"old", epoch=first, readings=[READING])
+    assert store.load_checkpoint("w") is None and store.count("indicator_values") == 0
+    store.save_checkpoint("w", b"new", epoch=second, readings=[READING])
+    assert store.load_checkpoint("w") == b"new"

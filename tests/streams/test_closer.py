@@ -14,6 +14,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from monitor.errors import ClosingTakenOver
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, open_store
@@ -584,3 +585,20 @@ def test_events_summed_before_their_worker_heard_of_the_close_are_kept_not_added
     assert (event_id, start) == ("partial/1/2/" + str(T0 + HOUR), T0 + HOUR)
     assert calls == (2.0,)  # a1 and b1: the closed bucket was not changed
     assert store.count("partials") == 0
+
+
+def test_a_closer_that_was_taken_over_writes_nothing(store_at, tmp_path: Path, clock) -> None:
+    # A worker paused past its session loses partition 0; the new owner starts closing. When
+    # the old one wakes up, its checkpoint must not overwrite the new one's.
+    store, _ = store_at("fenced")
+    old, _ = new_pipeline(store, tmp_path)
+    feed(old, records(lockstep_plan())[:10])
+    old.intake.save(old.intake.take_flush())
+    new = Closer.create(settings(tmp_path), Metrics(CollectorRegistry()), store, 2)
+    old.closer.poll()
+    with pytest.raises(ClosingTakenOver, match="another worker closes buckets now"):
+        old.closer.save(old.closer.take_flush())
+    assert store.count("indicator_values") == 0 and store.count("partials") == 2
+    new.poll()
+    new.save(new.take_flush())
+    assert store.count("indicator_values") > 0 and store.count("partials") == 0
