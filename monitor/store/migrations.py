@@ -230,11 +230,11 @@ MIGRATIONS: list[str] = [
     );
     """,
     # 5: two stages (scale-out). Remembered ids say which input partition they came from, so a
-    # worker taking a partition over loads its ids; partials are the first stage's sums waiting
-    # for the second (streams/partial.py), deleted once merged.
+    # worker taking a partition over loads its ids (a scan, only then: an index would cost every
+    # insert); partials are the first stage's sums waiting for the second (streams/partial.py),
+    # deleted once merged.
     """
     ALTER TABLE seen_events ADD COLUMN source_partition INTEGER;
-    CREATE INDEX seen_events_by_partition ON seen_events (source_partition);
     CREATE TABLE partials (
         source_partition INTEGER NOT NULL,
         seq INTEGER NOT NULL,
