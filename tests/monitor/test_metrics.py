@@ -101,3 +101,27 @@ def test_consumer_lag_child_can_be_removed_when_a_partition_is_revoked() -> None
     assert registry.get_sample_value("qualmon_consumer_lag_records", {"partition": "3"}) == 42
     metrics.consumer_lag.remove("3")
     assert registry.get_sample_value("qualmon_consumer_lag_records", {"partition": "3"}) is None
+
+
+def test_a_worker_that_stops_closing_drops_the_series_only_the_closer_exports() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    key = ("4403", "*", "*")
+    metrics.closing.set(1)
+    metrics.reading("hotline_answer_rate", key, 0.9, 20, 0.1, (0.8, 0.9, 1.0))
+    metrics.events.labels("call.completed", "accepted").inc(5)
+    labels = dict(zip(("org", "product_line", "channel"), key, strict=True))
+    sample = registry.get_sample_value
+    assert sample("qualmon_indicator_hotline_answer_ratio", labels) == 0.9
+    metrics.stop_closing()
+    assert sample("qualmon_indicator_hotline_answer_ratio", labels) is None
+    assert sample("qualmon_anomaly_score", {"indicator": "hotline_answer_rate", **labels}) is None
+    assert sample("qualmon_alerts_firing", {"kind": "anomaly", "indicator": "loss_ratio",
+                                            "severity": "major"}) is None  # fmt: skip
+    assert sample("qualmon_worker_closing") == 0
+    # What the worker itself read stays: summed over workers it counts each event once.
+    labels_events = {"event_type": "call.completed", "outcome": "accepted"}
+    assert sample("qualmon_events_total", labels_events) == 5
+    # Closing again later exports afresh.
+    metrics.reading("hotline_answer_rate", key, 0.8, 20, 0.1)
+    assert sample("qualmon_indicator_hotline_answer_ratio", labels) == 0.8
