@@ -254,6 +254,8 @@ def pipeline_health() -> db.Dashboard:
         .with_panel(single("Consumer lag", "short", prom("sum(qualmon_consumer_lag_records)")))
         .with_panel(single("Partitions owned", "short",
                            prom("sum(qualmon_worker_assigned_partitions)")))
+        .with_panel(single("Workers closing buckets (one expected)", "short",
+                           prom("sum(qualmon_worker_closing)")))
         .with_panel(single("Event-time watermark behind now", "s",
                            prom("time() - max(qualmon_watermark_timestamp_seconds)")))
         .with_panel(series("Events/s by type and outcome", "ops",
@@ -264,7 +266,9 @@ def pipeline_health() -> db.Dashboard:
         .with_panel(series("Dead letters/s by reason", "ops",
                            prom("sum by (reason) (rate(qualmon_dlq_messages_total[$window]))",
                                 "{{reason}}")))
-        .with_panel(series("Late events/s by type", "ops", prom(late, "{{event_type}}")))
+        .with_panel(series("Late events/s by type", "ops", prom(late, "{{event_type}}"),
+                           prom("sum(rate(qualmon_partial_events_late_total[$window]))",
+                                "found late when merged", "B")))
         .with_panel(series("Consumer lag by partition", "short",
                            prom("sum by (instance, partition) (qualmon_consumer_lag_records)",
                                 "{{instance}} p{{partition}}")))
