@@ -25,6 +25,7 @@ configured combinations — once per cell instead of once per event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import add
 
 from streams.cases import CaseBook
 from streams.combine import TOP_N
@@ -90,12 +91,7 @@ class Aggregator:
             mine = self.buckets.setdefault(start, {})
             for cell, sums in cells.items():
                 acc = mine.get(cell)
-                if acc is None:
-                    mine[cell] = sums
-                else:
-                    for i, amount in enumerate(sums):
-                        if amount:
-                            acc[i] += amount
+                mine[cell] = sums if acc is None else list(map(add, acc, sums))
         for start, per_key in partial.contributors.items():
             if status(start) == "open":
                 _merge_contributors(self.contributors.setdefault(start, {}), per_key)

@@ -12,8 +12,9 @@ A partial also says how far its partition has got (``latest`` event time) and wh
 holds the watermark back (``holding``: it has a backlog or was heard from recently); only the
 partition's owner can tell a quiet feed from a dead worker.
 
-Sums travel by field name, so a partial written by an older version of the field layout still
-reads (a rolling upgrade has both versions running).
+Sums travel as plain lists (orjson writes and reads them in C) under a header naming the fields,
+so a partial written with another version's field layout still reads, by name (a rolling
+upgrade has both versions running).
 
 >>> p = Partial(partition=1, seq=7, latest=3600.0, holding=True)
 >>> p.cells[0] = {("00/44", "life", "TELE"): [0.0] * len(FIELDS)}
@@ -75,14 +76,12 @@ def encode(p: Partial) -> bytes:
             "seq": p.seq,
             "latest": p.latest if p.latest > -math.inf else None,
             "holding": p.holding,
+            "fields": FIELDS,
             "buckets": [
                 {
                     "start": start,
                     "counted": p.counted.get(start, 0),
-                    "cells": [
-                        [*cell, {FIELDS[i]: v for i, v in enumerate(sums) if v}]
-                        for cell, sums in p.cells.get(start, {}).items()
-                    ],
+                    "cells": [[*cell, sums] for cell, sums in p.cells.get(start, {}).items()],
                     "contributors": [
                         [*key, counts] for key, counts in p.contributors.get(start, {}).items()
                     ],
@@ -100,16 +99,19 @@ def decode(body: bytes) -> Partial:
     d = orjson.loads(body)
     latest = d["latest"]
     p = Partial(d["partition"], d["seq"], -math.inf if latest is None else latest, d["holding"])
+    layout = None if tuple(d["fields"]) == FIELDS else _layout(d["fields"])
     for b in d["buckets"]:
         start = b["start"]
         if b["cells"] or b["counted"]:
             cells = p.cells[start] = {}
             for path, line, channel, sums in b["cells"]:
-                acc = cells[path, line, channel] = new_accumulator()
-                for name, value in sums.items():
-                    index = FIELD.get(name)
-                    if index is not None:  # a field this version no longer has
-                        acc[index] = value
+                if layout is not None:
+                    acc = new_accumulator()
+                    for i, value in zip(layout, sums, strict=True):
+                        if i is not None:  # a field this version no longer has is dropped
+                            acc[i] = value
+                    sums = acc
+                cells[path, line, channel] = sums
         if b["counted"]:
             p.counted[start] = b["counted"]
         if b["contributors"]:
@@ -122,3 +124,8 @@ def decode(body: bytes) -> Partial:
     p.cases = [[op, case_id, at, tuple(leaf)] for op, case_id, at, leaf in d["cases"]]
     p.targets = [[tuple(leaf), period, target, at] for leaf, period, target, at in d["targets"]]
     return p
+
+
+def _layout(fields: list[str]) -> list[int | None]:
+    """Where each field of another version's layout goes in this one's."""
+    return [FIELD.get(name) for name in fields]
