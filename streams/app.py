@@ -163,6 +163,8 @@ def build_app(
                 )  # fmt: skip
                 await app.crash(exc)
                 raise
+            if dead is None:  # its partition was revoked a moment ago
+                continue
             for letter in dead:
                 pending_sends.append(await dlq.send(key=message.key, value=orjson.dumps(letter)))
             intake.acks.append(event)

@@ -65,14 +65,19 @@ class Intake:
 
     def handle(
         self, value: bytes | None, topic: str, partition: int, offset: int, behind: bool = False
-    ) -> list[dict]:
-        """Count one record's events; returns dead letters for what was not a valid event.
+    ) -> list[dict] | None:
+        """Count one record's events; returns dead letters for what was not a valid event, or
+        None for a record of a partition this worker does not own (left unacknowledged: its
+        owner reads it).
 
         ``behind``: the partition has more records after this one."""
         combiner = self.combiners.get(partition)
-        if combiner is None:  # a record of a partition assigned a moment ago
-            self.assigned([partition])
-            combiner = self.combiners[partition]
+        if combiner is None:
+            # Only a record fetched just before its partition was revoked: counting it here
+            # would make two owners of one partition.
+            log.warning("record %s/%s@%s of a partition not owned here: left to its owner",
+                        topic, partition, offset)  # fmt: skip
+            return None
         combiner.heard = time.time()
         combiner.behind = behind
         events, dead = decode_record(value, topic, partition, offset)

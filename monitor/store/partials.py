@@ -59,8 +59,10 @@ class PartialStore:
                 "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 new_ids,
             )
+            # No ON CONFLICT: a partial number taken twice means two owners of one partition,
+            # and failing the checkpoint (the worker stops) beats losing one of the partials.
             tx.executemany(
-                "INSERT INTO partials VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO partials VALUES (?, ?, ?, ?)",
                 ((p, seq, body, now) for p, seq, body in partials),
             )
             tx.executemany(

@@ -89,7 +89,9 @@ class Stages:
 
     def handle(self, value: bytes | None, topic: str, partition: int, offset: int,
                behind: bool = False) -> list[dict]:  # fmt: skip
-        return self.intake.handle(value, topic, partition, offset, behind)
+        dead = self.intake.handle(value, topic, partition, offset, behind)
+        assert dead is not None, f"partition {partition} is not assigned"
+        return dead
 
     def checkpoint(self) -> None:
         """Store the intake's partials, then merge, close, score and store them."""

@@ -602,3 +602,26 @@ def test_a_closer_that_was_taken_over_writes_nothing(store_at, tmp_path: Path, c
     new.poll()
     new.save(new.take_flush())
     assert store.count("indicator_values") > 0 and store.count("partials") == 0
+
+
+def test_a_record_of_a_partition_not_owned_is_left_to_its_owner(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("unowned")
+    a, registry = worker(store, tmp_path, [0])
+    assert a.handle(orjson.dumps([call("x", at(1), True)]), TOPIC, 1, 0) is None
+    assert a.acks == [] and events_counted(registry, "call.completed", "accepted") == 0
+
+
+def test_two_owners_of_one_partition_fail_the_checkpoint_rather_than_lose_a_partial(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("two-owners")
+    a, _ = worker(store, tmp_path, [0])
+    b, _ = worker(store, tmp_path, [0])  # a mistake: both resumed partition 0 at partial 0
+    a.handle(orjson.dumps([call("x", at(1), True)]), TOPIC, 0, 0)
+    b.handle(orjson.dumps([call("y", at(1), True)]), TOPIC, 0, 0)
+    a.save(a.take_flush())
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        b.save(b.take_flush())
+    assert store.count("partials") == 1 and store.count("seen_events") == 1
