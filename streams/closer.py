@@ -21,13 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from monitor.metrics import Metrics
 from monitor.store import Store
 from streams.aggregate import Aggregator
 from streams.feedback import VERDICTS
-from streams.partial import decode
+from streams.partial import Partial, decode, encode
 from streams.scoring import Anomaly
 from streams.slices import Slicer
 from streams.watch import Watch, encode_window
@@ -99,10 +97,6 @@ class Closer:
             metrics.watermark.set(aggregator.clock.watermark)
         return closer
 
-    @property
-    def closed_through(self) -> float:
-        return self.aggregator.clock.closed_through
-
     def poll(self) -> int:
         """Merge the partials stored since the last poll and close what is due; returns how
         many partials were merged."""
@@ -122,10 +116,12 @@ class Closer:
             # idle later must not hide that the others had got ahead before.
             self.close_due()
             for start, events in late.items():
-                # A worker summed these before it heard the bucket had closed: kept, not added.
+                # A worker summed these before it heard the bucket had closed: kept, as a
+                # partial of that one bucket, not added.
                 self.metrics.late_partial_events.inc(events)
-                body_late = orjson.dumps({"partition": partition, "seq": seq, "events": events})
-                self.late.append((f"partial/{partition}/{seq}/{start}", start, body_late))
+                kept = Partial(partition, seq, partial.latest, partial.holding)
+                kept.cells, kept.counted = {start: partial.cells[start]}, {start: events}
+                self.late.append((f"partial/{partition}/{seq}/{start}", start, encode(kept)))
                 log.warning("partition %d partial %d: %d events for closed bucket %d",
                             partition, seq, events, start)  # fmt: skip
         return merged

@@ -20,7 +20,9 @@ from monitor.settings import Settings
 from monitor.store import Store, open_store
 from streams import intake as intake_module
 from streams.closer import Closer
+from streams.fields import FIELD
 from streams.intake import Intake
+from streams.partial import decode
 from tests.factories import at, call, complaint, premium
 from tests.streams.stages import Stages
 
@@ -576,13 +578,17 @@ def test_events_summed_before_their_worker_heard_of_the_close_are_kept_not_added
     closer.save(closer.take_flush())
     assert registry.get_sample_value("qualmon_partial_events_late_total") == 1
     with sqlite3.connect(db) as conn:
-        [(event_id, start)] = conn.execute("SELECT event_id, bucket_start FROM late_events")
+        [(event_id, start, body)] = conn.execute(
+            "SELECT event_id, bucket_start, body FROM late_events"
+        )
         calls = conn.execute(
             "SELECT n FROM indicator_values WHERE indicator = 'hotline_answer_rate' AND org = '*' "
             "AND product_line = '*' AND channel = '*' AND bucket_start = ?",
             (T0 + HOUR,),
         ).fetchone()
     assert (event_id, start) == ("partial/1/2/" + str(T0 + HOUR), T0 + HOUR)
+    [kept] = decode(body).cells[T0 + HOUR].values()  # the sums are kept, not lost
+    assert kept[FIELD["calls"]] == 1.0
     assert calls == (2.0,)  # a1 and b1: the closed bucket was not changed
     assert store.count("partials") == 0
 
