@@ -20,6 +20,7 @@ from monitor.broker import free_port
 from monitor.settings import Settings
 from monitor.topics import ensure_topics
 from tests.conftest import Service, wait_until
+from tests.deploy.live import prometheus, query
 from tests.factories import at, call, premium
 
 pytestmark = pytest.mark.broker
@@ -181,6 +182,19 @@ def test_two_workers_with_one_killed_and_restarted_give_what_one_gives(
         assert closing.metric("qualmon_indicator_hotline_answer_ratio", **total) > 0
         assert other.metric("qualmon_indicator_hotline_answer_ratio", **total) == 0
         assert dump(db) == reference
+        # And in PromQL, as a dashboard or an alert rule sums over the workers.
+        with prometheus([a.port, b.port]) as prom:
+
+            def scraped() -> bool:
+                return len(query(prom, 'up{job="qualmon-worker"} == 1')) == 2
+
+            wait_until(scraped, 30, "Prometheus to scrape both workers")
+            [row] = query(prom, 'sum(qualmon_events_total{outcome="accepted"})')
+            assert float(row["value"][1]) == accepted
+            [row] = query(prom, "sum(qualmon_worker_closing)")
+            assert float(row["value"][1]) == 1
+            ratio = 'qualmon_indicator_hotline_answer_ratio{org="*",product_line="*",channel="*"}'
+            assert len(query(prom, ratio)) == 1  # one series, from the closing worker
     finally:
         for w in workers:
             stop(w)

@@ -82,10 +82,13 @@ def feed(service: Service, bootstrap: str, topic: str) -> int:
 
 
 @contextmanager
-def prometheus(scrape_port: int, alertmanager_port: int | None = None) -> Iterator[httpx.Client]:
-    """A real Prometheus on a free loopback port scraping ``127.0.0.1:scrape_port`` every second,
-    with qualmon's rules loaded (and sending alerts to a local Alertmanager when given one);
-    stopped (by its pid) on exit."""
+def prometheus(
+    scrape_port: int | list[int], alertmanager_port: int | None = None
+) -> Iterator[httpx.Client]:
+    """A real Prometheus on a free loopback port scraping ``127.0.0.1:scrape_port`` (or each of
+    several ports) every second, with qualmon's rules loaded (and sending alerts to a local
+    Alertmanager when given one); stopped (by its pid) on exit."""
+    ports = [scrape_port] if isinstance(scrape_port, int) else scrape_port
     rules = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
     with tempfile.TemporaryDirectory(prefix="qualmon-prom-") as tmp:
         work = Path(tmp)
@@ -95,7 +98,7 @@ def prometheus(scrape_port: int, alertmanager_port: int | None = None) -> Iterat
             "rule_files": ["rules/*.yml"],
             "scrape_configs": [
                 {"job_name": "qualmon-worker",
-                 "static_configs": [{"targets": [f"127.0.0.1:{scrape_port}"]}]}
+                 "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}]}
             ],
         }  # fmt: skip
         if alertmanager_port is not None:
