@@ -99,15 +99,13 @@ class Intake:
         return dead
 
     def assigned(self, partitions: Iterable[int]) -> None:
-        """Input partitions now owned here: each resumes from its stored ids and partial number,
-        and holds the watermark until it is heard from (or briefly, if it stays empty)."""
+        """Input partitions now owned here: each resumes from its stored ids, partial number and
+        latest event time, and holds the watermark until it turns idle."""
         now = time.time()
-        for partition in partitions:
-            if partition in self.combiners:
-                continue
+        new = [p for p in partitions if p not in self.combiners]
+        for partition, (seq, latest, seen) in self.store.load_partitions(self.name, new).items():
             # The latest event time read so far comes along: a partition with nothing left to
             # read is then an idle feed after IDLE_SECONDS, not an empty one after a moment.
-            seq, latest, seen = self.store.load_partition(self.name, partition)
             self.combiners[partition] = Combiner(
                 partition, self.bucket_seconds, self.dedup_retention_seconds, seq, seen,
                 latest=latest, heard=now,

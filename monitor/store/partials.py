@@ -78,27 +78,40 @@ class PartialStore:
                 ),
             )
 
-    def load_partition(self, name: str, partition: int) -> tuple[int, float, dict[str, int]]:
-        """One partition's last partial number, latest event time read, and remembered ids
-        (id -> bucket).
+    def load_partitions(
+        self, name: str, partitions: Iterable[int]
+    ) -> dict[int, tuple[int, float, dict[str, int]]]:
+        """Each partition's last partial number, latest event time read, and remembered ids
+        (id -> bucket), read in one pass over the ids (a rebalance moves several at once).
 
-        Ids stored before partitions were recorded belong to whichever worker asks."""
+        Ids stored before partitions were recorded go to every partition asked for."""
+        wanted = sorted(set(partitions))
+        out: dict[int, tuple[int, float, dict[str, int]]] = {}
+        if not wanted:
+            return out
+        marks = ", ".join("?" * len(wanted))
         with self.db.transaction() as tx:
-            state_name = partition_state_name(name, partition)
-            row = tx.one("SELECT state FROM checkpoints WHERE name = ?", (state_name,))
-            ids = {
-                r["event_id"]: r["bucket_start"]
+            names = [partition_state_name(name, p) for p in wanted]
+            states = {
+                r["name"]: orjson.loads(bytes(r["state"]))
                 for r in tx.execute(
-                    "SELECT event_id, bucket_start FROM seen_events "
-                    "WHERE source_partition = ? OR source_partition IS NULL",
-                    (partition,),
+                    f"SELECT name, state FROM checkpoints WHERE name IN ({marks})", names
                 )
             }
-        if row is None:
-            return 0, -math.inf, ids
-        state = orjson.loads(bytes(row["state"]))
-        latest = state.get("latest")
-        return int(state["seq"]), (-math.inf if latest is None else float(latest)), ids
+            ids: dict[int | None, dict[str, int]] = {p: {} for p in wanted}
+            for r in tx.execute(
+                "SELECT event_id, bucket_start, source_partition FROM seen_events "
+                f"WHERE source_partition IN ({marks}) OR source_partition IS NULL",
+                wanted,
+            ):
+                ids.setdefault(r["source_partition"], {})[r["event_id"]] = r["bucket_start"]
+        legacy = ids.pop(None, {})
+        for p, state_name in zip(wanted, names, strict=True):
+            state = states.get(state_name, {"seq": 0, "latest": None})
+            latest = state.get("latest")
+            seen = {**legacy, **ids[p]} if legacy else ids[p]
+            out[p] = (int(state["seq"]), -math.inf if latest is None else float(latest), seen)
+        return out
 
     def pending_partials(self, merged: dict[int, int]) -> list[tuple[int, int, bytes]]:
         """Partials not merged yet, in the order they were stored — each partition's in its
