@@ -22,6 +22,7 @@ from monitor.topics import ensure_topics
 from tests.conftest import Service, wait_until
 from tests.deploy.live import prometheus, query
 from tests.factories import at, call, premium
+from tests.streams.stages import dump
 
 pytestmark = pytest.mark.broker
 
@@ -66,19 +67,6 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, int]])
         producer.flush(timeout=30)
     finally:
         producer.close()
-
-
-def dump(db: Path) -> tuple[list[tuple], list[tuple]]:
-    with sqlite3.connect(db) as conn:
-        readings = conn.execute(
-            "SELECT * FROM indicator_values ORDER BY indicator, org, product_line, channel, "
-            "bucket_start"
-        ).fetchall()
-        anomalies = conn.execute(
-            "SELECT anomaly_id, indicator, org, product_line, channel, bucket_start, value, "
-            "expected, lower, upper, score, k, n, severity FROM anomalies ORDER BY anomaly_id"
-        ).fetchall()
-    return readings, anomalies
 
 
 def finished(db: Path) -> bool:

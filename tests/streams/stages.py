@@ -2,11 +2,14 @@
 
 :class:`Local` is the bare data path — a combiner per partition, partials through their wire
 format, one aggregator — for tests about sums, lateness and the watermark. :class:`Stages` is the
-whole of it over a real store: intake, stored partials, closer, checkpoints.
+whole of it over a real store: intake, stored partials, closer, checkpoints. :func:`dump` reads
+what a run stored, to compare runs.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from monitor.metrics import Metrics
@@ -101,3 +104,18 @@ class Stages:
         assert flush is not None  # forced: always taken
         self.closer.save(flush)
         self.intake.heard_of_close(flush.closed_through)
+
+
+def dump(db: Path) -> tuple[list[tuple], list[tuple]]:
+    """Every stored reading and anomaly (without its wall-clock creation time), in a fixed order."""
+    with sqlite3.connect(db) as conn:
+        readings = conn.execute(
+            "SELECT * FROM indicator_values ORDER BY indicator, org, product_line, channel, "
+            "bucket_start"
+        ).fetchall()
+        anomalies = conn.execute(
+            "SELECT anomaly_id, indicator, org, product_line, channel, bucket_start, value, "
+            "expected, lower, upper, score, k, n, detector, severity FROM anomalies "
+            "ORDER BY anomaly_id"
+        ).fetchall()
+    return readings, anomalies

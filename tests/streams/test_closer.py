@@ -24,7 +24,7 @@ from streams.fields import FIELD
 from streams.intake import Intake
 from streams.partial import decode
 from tests.factories import at, call, complaint, premium
-from tests.streams.stages import Stages
+from tests.streams.stages import Stages, dump
 
 TOPIC = "qualmon.events"
 READINGS = 13 * 7 * 21  # slices × readings per slice × closed hours, see the first test
@@ -125,21 +125,6 @@ def merge(pipeline: Stages) -> None:
     """The intake's checkpoint and the closer's merge, without the closer's checkpoint."""
     pipeline.intake.save(pipeline.intake.take_flush())
     pipeline.closer.poll()
-
-
-def dump(db: Path) -> tuple[list[tuple], list[tuple]]:
-    """Every stored reading and anomaly (without its wall-clock creation time), in a fixed order."""
-    with sqlite3.connect(db) as conn:
-        readings = conn.execute(
-            "SELECT * FROM indicator_values ORDER BY indicator, org, product_line, channel, "
-            "bucket_start"
-        ).fetchall()
-        anomalies = conn.execute(
-            "SELECT anomaly_id, indicator, org, product_line, channel, bucket_start, value, "
-            "expected, lower, upper, score, k, n, detector, severity FROM anomalies "
-            "ORDER BY anomaly_id"
-        ).fetchall()
-    return readings, anomalies
 
 
 @pytest.fixture
