@@ -33,3 +33,8 @@ class InsufficientData(QualmonError):
 class ClosingTakenOver(QualmonError):
     """Another worker has started closing buckets since this one did: this one must stop writing
     (it lost input partition 0 without noticing, e.g. after a long pause)."""
+
+
+class PartitionTakenOver(QualmonError):
+    """Another worker has checkpointed an input partition this one still counted: this one
+    lost the partition without noticing and must stop writing for it."""

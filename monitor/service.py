@@ -105,9 +105,22 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
         paths = closer.aggregator.slicer.paths.values() if closer is not None else ()
         engine.after_checkpoint([a.as_dict() for a in flush.anomalies], flush.readings, paths)
 
+    delivering: list[asyncio.Task[None]] = []  # the dispatcher's run, while closing here
+
+    async def dispatching(active: bool) -> None:
+        # One dispatcher in the group, on the closing worker: two would deliver twice.
+        engine.exports_metrics = active
+        if active and not delivering:
+            delivering.append(asyncio.get_running_loop().create_task(dispatcher.run()))
+        elif not active and delivering:
+            task = delivering.pop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # its client is closed before another run opens one
+
     app = build_app(
         settings, bootstrap, intake, status, open_closer,
-        after_checkpoint=alert, closing_changed=lambda active: dispatching(active),
+        after_checkpoint=alert, closing_changed=dispatching,
     )  # fmt: skip
     outputs = {
         name: app.topic(name, key_serializer="raw", value_serializer="raw")
@@ -118,15 +131,6 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
         await (await outputs[topic].send(key=key, value=value))
 
     dispatcher = Dispatcher(engine, publish)
-    delivering: list[asyncio.Task[None]] = []
-
-    def dispatching(active: bool) -> None:
-        # One dispatcher in the group, on the closing worker: two would deliver twice.
-        engine.exports_metrics = active
-        if active and not delivering:
-            delivering.append(asyncio.get_running_loop().create_task(dispatcher.run()))
-        elif not active and delivering:
-            delivering.pop().cancel()
 
     producer: EventProducer | None = None
     if with_api:
@@ -152,6 +156,7 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # async receivers are awaited
     async def stop_http(sender: object, *args: object, **kwargs: object) -> None:
         server.should_exit = True
+        await dispatching(False)
         if producer is not None:
             await producer.stop()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -38,6 +38,9 @@ class WorkerStatus:
 
     assigned: set[int] = field(default_factory=set)
     closer: Closer | None = None  # set while this worker closes buckets
+    #: Between a revocation and the next assignment nothing is written: partition 0 may be
+    #: given to another worker, and this one only knows once it is assigned again.
+    suspended: bool = False
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -52,7 +55,7 @@ def build_app(
     status: WorkerStatus,
     open_closer: Callable[[int], Closer],
     after_checkpoint: Callable[[Flush], None] | None = None,
-    closing_changed: Callable[[bool], None] | None = None,
+    closing_changed: Callable[[bool], Awaitable[None]] | None = None,
 ) -> faust.App:
     """``open_closer(partitions)`` resumes the closer when this worker gets partition 0;
     ``after_checkpoint`` sees each of its stored checkpoints (the alert engine) and must not
@@ -100,6 +103,8 @@ def build_app(
         """Deliver, persist, then acknowledge — in that order, so a crash repeats, never loses;
         then let the closer (if it is here) merge what was stored."""
         async with intake_lock:
+            if status.suspended:
+                return
             flush = intake.take_flush()
             sends = pending_sends[:]
             pending_sends.clear()
@@ -118,7 +123,7 @@ def build_app(
         """Merge stored partials, close what is due, publish, persist (closer only)."""
         async with close_lock:
             closer = status.closer
-            if closer is None:
+            if closer is None or status.suspended:
                 return
             try:
                 closer.poll()
@@ -190,40 +195,49 @@ def build_app(
                 lag = max(0, end - positions[partition])
                 metrics.consumer_lag.labels(str(partition)).set(lag)
 
-    # mode's signal stubs do not accept async receivers, though it awaits them.
+    # mode's signal stubs do not accept async receivers, though it awaits them. Rebalances are
+    # eager: every partition is revoked, then the new assignment given. So revoking only
+    # checkpoints and suspends, and the assignment decides what this worker keeps: a partition
+    # (or the closing) that stays here is not reloaded from the store.
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = {tp.partition for tp in args[0] if tp.topic == settings.events_topic}
-        status.assigned = assigned
-        intake.assigned(assigned)
-        metrics.assigned_partitions.set(len(assigned))
-        log.info("assigned partitions %s of %s", sorted(assigned), settings.events_topic)
-        if CLOSING_PARTITION in assigned and status.closer is None:
-            known = app.consumer.topic_partitions(settings.events_topic)
-            status.closer = open_closer(known or settings.partitions)
-            metrics.closing.set(1)
-            log.info("closing buckets for all %d partitions", known or settings.partitions)
-            if closing_changed is not None:
-                closing_changed(True)
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        gone = {tp.partition for tp in args[0] if tp.topic == settings.events_topic}
-        await checkpoint(force=True)
-        intake.revoked(gone)
-        status.assigned -= gone
-        for partition in gone & positions.keys():
+        for partition in positions.keys() - assigned:
             # Export only what this worker owns: the new owner reports the partition's lag.
             del positions[partition]
             with contextlib.suppress(KeyError):
                 metrics.consumer_lag.remove(str(partition))
-        metrics.assigned_partitions.set(len(status.assigned))
-        if CLOSING_PARTITION in gone and status.closer is not None:
+        status.assigned = assigned
+        intake.assigned(assigned)
+        metrics.assigned_partitions.set(len(assigned))
+        log.info("assigned partitions %s of %s", sorted(assigned), settings.events_topic)
+        closer = status.closer
+        if CLOSING_PARTITION not in assigned and closer is not None:
             status.closer = None  # its last checkpoint is stored: the next owner resumes it
             metrics.stop_closing()
             log.info("no longer closing buckets")
             if closing_changed is not None:
-                closing_changed(False)
+                await closing_changed(False)
+        elif CLOSING_PARTITION in assigned:
+            known = app.consumer.topic_partitions(settings.events_topic)
+            if not known:  # metadata not known yet: the partitions seen are all there is
+                known = max(assigned) + 1
+                log.warning("partition count of %s unknown; assuming %d",
+                            settings.events_topic, known)  # fmt: skip
+            if closer is None:
+                status.closer = open_closer(known)
+                metrics.closing.set(1)
+                log.info("closing buckets for all %d partitions", known)
+                if closing_changed is not None:
+                    await closing_changed(True)
+            else:
+                closer.aggregator.clock.expect(range(known))  # the topic may have grown
+        status.suspended = False
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        await checkpoint(force=True)
+        status.suspended = True
 
     app.qualmon_checkpoint = checkpoint  # type: ignore[attr-defined]
     return app

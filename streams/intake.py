@@ -15,13 +15,14 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from monitor.metrics import Metrics
 from monitor.store import Store
+from monitor.store.partials import PartitionState
 from streams.combine import Combiner
 from streams.decode import decode_record
 from streams.partial import encode
@@ -35,7 +36,7 @@ class IntakeFlush:
     """What one first-stage checkpoint covers; taken in one synchronous step."""
 
     partials: list[tuple[int, int, bytes]]  # (partition, seq, encoded partial)
-    states: dict[int, tuple[int, float]]  # partition -> (last seq, latest event time)
+    states: dict[int, tuple[PartitionState, PartitionState]]  # partition -> (stored, next)
     new_ids: list[tuple[str, int, int]]  # (event id, bucket start, partition)
     late: list[tuple[str, int, bytes]]
     acks: list[Any]
@@ -49,6 +50,10 @@ class Intake:
     metrics: Metrics
     store: Store
     combiners: dict[int, Combiner] = field(default_factory=dict)
+    #: each owned partition's state as stored by its last checkpoint
+    stored: dict[int, PartitionState] = field(default_factory=dict)
+    #: each owned partition's last record handled
+    offsets: dict[int, int] = field(default_factory=dict)
     #: every bucket starting before this is closed: as far as this worker has heard
     closed_through: float = -math.inf
     late: list[tuple[str, int, bytes]] = field(default_factory=list)
@@ -78,6 +83,11 @@ class Intake:
             log.warning("record %s/%s@%s of a partition not owned here: left to its owner",
                         topic, partition, offset)  # fmt: skip
             return None
+        if offset <= self.stored[partition].offset:
+            # Counted and stored already: Kafka redelivers what was stored but not yet
+            # committed when a partition moves or a worker restarts. Not a re-sent event.
+            return []
+        self.offsets[partition] = offset
         combiner.heard = time.time()
         combiner.behind = behind
         events, dead = decode_record(value, topic, partition, offset)
@@ -99,24 +109,27 @@ class Intake:
         return dead
 
     def assigned(self, partitions: Iterable[int]) -> None:
-        """Input partitions now owned here: each resumes from its stored ids, partial number and
-        latest event time, and holds the watermark until it turns idle."""
+        """The input partitions owned here from now on: the others are dropped (call after the
+        checkpoint that covers them); a new one resumes from its stored ids, partial number,
+        offset and latest event time, and holds the watermark until it turns idle."""
         now = time.time()
-        new = [p for p in partitions if p not in self.combiners]
-        for partition, (seq, latest, seen) in self.store.load_partitions(self.name, new).items():
+        owned = set(partitions)
+        for partition in self.combiners.keys() - owned:
+            del self.combiners[partition], self.stored[partition]
+            self.offsets.pop(partition, None)
+        # What has closed meanwhile decides which of the loaded ids are still of use.
+        self.heard_of_close(self.store.closed_through(self.name))
+        new = [p for p in owned if p not in self.combiners]
+        for partition, (state, seen) in self.store.load_partitions(self.name, new).items():
             # The latest event time read so far comes along: a partition with nothing left to
             # read is then an idle feed after IDLE_SECONDS, not an empty one after a moment.
             self.combiners[partition] = Combiner(
-                partition, self.bucket_seconds, self.dedup_retention_seconds, seq, seen,
-                latest=latest, heard=now,
+                partition, self.bucket_seconds, self.dedup_retention_seconds, state.seq, seen,
+                latest=state.latest, heard=now,
             )  # fmt: skip
-            log.info("partition %d: resumed after partial %d, %d remembered ids",
-                     partition, seq, len(seen))  # fmt: skip
-
-    def revoked(self, partitions: Iterable[int]) -> None:
-        """Partitions moved to another worker; call after the checkpoint that covers them."""
-        for partition in partitions:
-            self.combiners.pop(partition, None)
+            self.stored[partition] = state
+            log.info("partition %d: resumed after partial %d (offset %d), %d remembered ids",
+                     partition, state.seq, state.offset, len(seen))  # fmt: skip
 
     def heard_of_close(self, closed_through: float) -> None:
         """The closing stage closed more buckets: later events for them are late, and ids of
@@ -132,11 +145,14 @@ class Intake:
         """Everything the next checkpoint covers: a partial per partition with news."""
         now = time.time()
         partials, states, new_ids = [], {}, []
-        for combiner in self.combiners.values():
+        for p, combiner in self.combiners.items():
             partial = combiner.take(now)
             if partial is not None:
-                partials.append((partial.partition, partial.seq, encode(partial)))
-                states[partial.partition] = (partial.seq, partial.latest)
+                partials.append((p, partial.seq, encode(partial)))
+            before = self.stored[p]
+            offset = self.offsets.get(p, before.offset)
+            if partial is not None or offset > before.offset:
+                states[p] = (before, PartitionState(combiner.seq, combiner.latest, offset))
             new_ids += combiner.new_ids
             combiner.new_ids = []
         flush = IntakeFlush(partials, states, new_ids, self.late, self.acks)
@@ -144,11 +160,14 @@ class Intake:
         return flush
 
     def save(self, flush: IntakeFlush) -> None:
-        if flush.partials or flush.new_ids or flush.late:
+        if flush.partials or flush.states or flush.new_ids or flush.late:
             self.store.save_intake(
                 self.name, partials=flush.partials, states=flush.states, new_ids=flush.new_ids,
                 late=flush.late,
             )  # fmt: skip
+        for p, (_, after) in flush.states.items():
+            if p in self.stored:  # what the next checkpoint of the partition must replace
+                self.stored[p] = replace(after, raw=after.encode())
         # Another worker may be the one closing: learn how far it got.
         self.heard_of_close(self.store.closed_through(self.name))
 

@@ -15,10 +15,12 @@ import heapq
 import math
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from monitor.errors import PartitionTakenOver
 from monitor.store.database import Database
 
 
@@ -37,6 +39,27 @@ def closer_name(name: str) -> str:
     return f"{name}/closer"
 
 
+@dataclass(frozen=True)
+class PartitionState:
+    """Where one input partition's first stage stands, as stored with its last checkpoint."""
+
+    seq: int = 0  # number of the last partial
+    latest: float = -math.inf  # latest event time read
+    offset: int = -1  # last record covered: records up to it are counted already
+    raw: bytes | None = None  # the stored row, which the next write must replace (None: none)
+
+    def encode(self) -> bytes:
+        latest = self.latest if self.latest > -math.inf else None
+        return orjson.dumps({"seq": self.seq, "latest": latest, "offset": self.offset})
+
+    @classmethod
+    def decode(cls, raw: bytes) -> PartitionState:
+        d = orjson.loads(raw)
+        latest = d.get("latest")
+        latest = -math.inf if latest is None else float(latest)
+        return cls(int(d["seq"]), latest, int(d.get("offset", -1)), raw)
+
+
 class PartialStore:
     db: Database
 
@@ -45,15 +68,34 @@ class PartialStore:
         name: str,
         *,
         partials: Sequence[tuple[int, int, bytes]] = (),
-        states: dict[int, tuple[int, float]] | None = None,
+        states: dict[int, tuple[PartitionState, PartitionState]] | None = None,
         new_ids: Sequence[tuple[str, int, int]] = (),
         late: Iterable[tuple[str, int, bytes]] = (),
     ) -> None:
         """One first-stage checkpoint, atomically: (partition, seq, body) partials, each
-        partition's (last seq, latest event time), the (event id, bucket, partition) ids
-        counted, and late events."""
+        partition's (previous, new) state, the (event id, bucket, partition) ids counted, and
+        late events.
+
+        A partition whose stored state is no longer the previous one given has been taken over
+        by another worker: :class:`PartitionTakenOver` is raised and nothing is written."""
         now = time.time()
         with self.db.transaction() as tx:
+            for partition, (before, after) in (states or {}).items():
+                row = partition_state_name(name, partition)
+                if before.raw is None:  # fails if another worker wrote one meanwhile
+                    tx.execute(
+                        "INSERT INTO checkpoints VALUES (?, ?, ?)", (row, after.encode(), now)
+                    )
+                    continue
+                tx.execute(
+                    "UPDATE checkpoints SET state = ?, updated_at = ? WHERE name = ? AND state = ?",
+                    (after.encode(), now, row, before.raw),
+                )
+                if tx.rowcount() != 1:
+                    raise PartitionTakenOver(
+                        f"partition {partition} of {name!r} was checkpointed by another worker "
+                        "since this one read it: this one no longer owns it and stops"
+                    )
             tx.executemany(
                 "INSERT INTO seen_events (event_id, bucket_start, source_partition) "
                 "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -69,31 +111,23 @@ class PartialStore:
                 "INSERT INTO late_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 ((i, b, body, now) for i, b, body in late),
             )
-            tx.executemany(
-                "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
-                "SET state = excluded.state, updated_at = excluded.updated_at",
-                (
-                    (partition_state_name(name, p), _state(seq, latest), now)
-                    for p, (seq, latest) in (states or {}).items()
-                ),
-            )
 
     def load_partitions(
         self, name: str, partitions: Iterable[int]
-    ) -> dict[int, tuple[int, float, dict[str, int]]]:
-        """Each partition's last partial number, latest event time read, and remembered ids
-        (id -> bucket), read in one pass over the ids (a rebalance moves several at once).
+    ) -> dict[int, tuple[PartitionState, dict[str, int]]]:
+        """Each partition's stored state and remembered ids (id -> bucket), read in one pass
+        over the ids (a rebalance moves several at once).
 
         Ids stored before partitions were recorded go to every partition asked for."""
         wanted = sorted(set(partitions))
-        out: dict[int, tuple[int, float, dict[str, int]]] = {}
+        out: dict[int, tuple[PartitionState, dict[str, int]]] = {}
         if not wanted:
             return out
         marks = ", ".join("?" * len(wanted))
         with self.db.transaction() as tx:
             names = [partition_state_name(name, p) for p in wanted]
             states = {
-                r["name"]: orjson.loads(bytes(r["state"]))
+                r["name"]: PartitionState.decode(bytes(r["state"]))
                 for r in tx.execute(
                     f"SELECT name, state FROM checkpoints WHERE name IN ({marks})", names
                 )
@@ -107,10 +141,8 @@ class PartialStore:
                 ids.setdefault(r["source_partition"], {})[r["event_id"]] = r["bucket_start"]
         legacy = ids.pop(None, {})
         for p, state_name in zip(wanted, names, strict=True):
-            state = states.get(state_name, {"seq": 0, "latest": None})
-            latest = state.get("latest")
             seen = {**legacy, **ids[p]} if legacy else ids[p]
-            out[p] = (int(state["seq"]), -math.inf if latest is None else float(latest), seen)
+            out[p] = (states.get(state_name, PartitionState()), seen)
         return out
 
     def pending_partials(self, merged: dict[int, int]) -> list[tuple[int, int, bytes]]:
@@ -149,7 +181,3 @@ class PartialStore:
             return -math.inf
         value: Any = orjson.loads(bytes(rows[0]["state"]))["closed_through"]
         return -math.inf if value is None else float(value)
-
-
-def _state(seq: int, latest: float) -> bytes:
-    return orjson.dumps({"seq": seq, "latest": latest if latest > -math.inf else None})

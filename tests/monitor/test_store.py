@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.errors import ClosingTakenOver, ConfigError
+from monitor.errors import ClosingTakenOver, ConfigError, PartitionTakenOver
 from monitor.store import MIGRATIONS, Store, open_store
+from monitor.store.partials import PartitionState
 
 ANOMALY = {
     "anomaly_id": "a1",
@@ -56,7 +57,10 @@ def test_a_checkpoint_round_trips_and_a_redelivered_one_writes_nothing_new(store
     store.save_intake(
         "w",
         partials=[(0, 1, b"p1"), (1, 1, b"q1")],
-        states={0: (1, 25.0), 1: (1, float("-inf"))},
+        states={
+            0: (PartitionState(), PartitionState(1, 25.0, 7)),
+            1: (PartitionState(), PartitionState(1, float("-inf"), 3)),
+        },  # fmt: skip
         new_ids=[("e1", 10, 0), ("e2", 20, 1)],
     )
     for _ in range(2):  # the closer's checkpoint, written again after a crash
@@ -72,11 +76,19 @@ def test_a_checkpoint_round_trips_and_a_redelivered_one_writes_nothing_new(store
         )
     assert store.load_checkpoint("w") == b"\x00state\xff"
     assert store.closed_through("w") == 30.0
-    assert store.load_partitions("w", [0, 1, 2]) == {
-        0: (1, 25.0, {}),
-        1: (1, float("-inf"), {"e2": 20}),  # e1's bucket is before forget_before
-        2: (0, float("-inf"), {}),  # never seen
+    loaded = store.load_partitions("w", [0, 1, 2])
+    assert {p: (s.seq, s.latest, s.offset, ids) for p, (s, ids) in loaded.items()} == {
+        0: (1, 25.0, 7, {}),
+        1: (1, float("-inf"), 3, {"e2": 20}),  # e1's bucket is before forget_before
+        2: (0, float("-inf"), -1, {}),  # never seen
     }
+    # The next write must name what it replaces: another worker's write in between fails it.
+    state_0 = loaded[0][0]
+    store.save_intake("w", states={0: (state_0, PartitionState(2, 26.0, 9))})
+    with pytest.raises(PartitionTakenOver, match="partition 0 of 'w'"):
+        store.save_intake("w", partials=[(0, 2, b"p2")],
+                          states={0: (state_0, PartitionState(2, 27.0, 9))})  # fmt: skip
+    assert store.pending_partials({}) == [(1, 1, b"q1")]  # partial 2 was not written
     assert store.pending_partials({0: 1}) == [(1, 1, b"q1")]  # partition 0's was merged
     assert store.count("anomalies") == 1 and store.count("indicator_values") == 1
     assert store.count("late_events") == 1
