@@ -60,7 +60,7 @@ def test_a_checkpoint_round_trips_and_a_redelivered_one_writes_nothing_new(store
         states={
             0: (PartitionState(), PartitionState(1, 25.0, 7)),
             1: (PartitionState(), PartitionState(1, float("-inf"), 3)),
-        },  # fmt: skip
+        },
         new_ids=[("e1", 10, 0), ("e2", 20, 1)],
     )
     for _ in range(2):  # the closer's checkpoint, written again after a crash
