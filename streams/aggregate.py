@@ -141,7 +141,14 @@ class Aggregator:
 def _merge_contributors(
     mine: dict[ContributorKey, dict[str, int]], theirs: dict[ContributorKey, dict[str, int]]
 ) -> None:
-    """Add another partial's top contributors, keeping the ``2 * TOP_N`` largest per key."""
+    """Add another partial's top contributors into a bounded summary per key.
+
+    Counts are added; when more than ``2 * TOP_N`` names remain, the next-largest count is
+    taken off every name and those left at zero go (the Misra-Gries merge): a contributor
+    with more than 1/17 of a key's events is never lost, however the partials were cut. Plain
+    "keep the largest" would drop a steady heavy hitter that is small in every single partial.
+    """
+    keep = 2 * TOP_N
     for key, counts in theirs.items():
         known = mine.get(key)
         if known is None:
@@ -149,6 +156,6 @@ def _merge_contributors(
             continue
         for name, n in counts.items():
             known[name] = known.get(name, 0) + n
-        if len(known) > 2 * TOP_N:
-            keep = sorted(known.items(), key=lambda kv: -kv[1])[: 2 * TOP_N]
-            mine[key] = dict(keep)
+        if len(known) > keep:
+            cut = sorted(known.values(), reverse=True)[keep]
+            mine[key] = {name: n - cut for name, n in known.items() if n > cut}

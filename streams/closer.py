@@ -92,10 +92,24 @@ class Closer:
             watch = Watch(settings.bucket_seconds, settings.calendar())
         aggregator.clock.expect(range(partitions))
         closer = cls(aggregator, watch, metrics, store, settings.app_id, epoch)
-        metrics.series.set(len(watch.series))
-        if aggregator.clock.watermark > float("-inf"):
-            metrics.watermark.set(aggregator.clock.watermark)
+        closer.export_latest()
         return closer
+
+    def export_latest(self) -> None:
+        """Export what the last closes found, as this worker had closed them: after a restart
+        or a move of the closing, dashboards must not go blank until the next bucket closes
+        (a day, with daily buckets)."""
+        metrics = self.metrics
+        for r in self.store.latest_readings(limit=metrics.max_series):
+            key = (r["org"], r["product_line"], r["channel"])
+            band = (r["lower"], r["expected"], r["upper"])
+            metrics.reading(r["indicator"], key, r["value"], r["n"], r["score"], band)
+            if r["indicator"] == "compliance_rate":
+                metrics.interval(key, r["k"], r["n"])
+        metrics.windows(self.watch.window_rows())
+        metrics.series.set(len(self.watch.series))
+        if self.aggregator.clock.watermark > float("-inf"):
+            metrics.watermark.set(self.aggregator.clock.watermark)
 
     def poll(self) -> int:
         """Merge the partials stored since the last poll and close what is due; returns how

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from streams.indicators import FIELD
+from streams.partial import Partial
 from streams.schema import parse_event
 from streams.slices import ALL, OTHER_ORG, TOTAL, Slicer
 from tests.factories import at
@@ -179,3 +180,19 @@ def test_a_partition_whose_events_are_late_still_holds_the_watermark() -> None:
     # 02:00 stays open for its next event.
     assert agg.clock.watermark == at_epoch(2.5)
     assert agg.add(call("p1-b", 2.7), partition=1) == "accepted"
+
+
+def test_a_steady_top_contributor_survives_any_cutting_of_the_partials() -> None:
+    # One agent behind one complaint in sixteen, each partial also full of one-off agents:
+    # in no single partial is it large, over the bucket it is the top contributor.
+    agg = aggregator()
+    agg.aggregator.clock.expect([0])
+    key = ("complaints", "4403", "life", "AGENCY")
+    for seq in range(1, 301):
+        p = Partial(partition=0, seq=seq, latest=at_epoch(10.5), holding=True)
+        one_offs = {f"agent:once-{seq}-{i}": 1 for i in range(15)}
+        p.contributors[h(10)] = {key: {"agent:steady": 1, **one_offs}}
+        p.cells[h(10)] = {}
+        agg.aggregator.merge(p)
+    counts = agg.aggregator.contributors[h(10)][key]
+    assert len(counts) <= 16 and max(counts, key=counts.__getitem__) == "agent:steady"

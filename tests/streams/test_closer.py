@@ -640,3 +640,20 @@ def test_a_worker_that_lost_its_partition_unawares_cannot_write_for_it(
     with pytest.raises(PartitionTakenOver, match="partition 0"):
         a.save(a.take_flush())
     assert [(p, seq) for p, seq, _ in store.pending_partials({})] == [(0, 1), (0, 2)]  # A's, B's
+
+
+def test_a_closer_taking_over_exports_the_last_readings_at_once(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("takeover")
+    first, _ = new_pipeline(store, tmp_path)
+    feed(first, records(lockstep_plan()))
+    checkpoint(first)
+    registry = CollectorRegistry()
+    Closer.create(settings(tmp_path), Metrics(registry), store, 2)  # on another worker
+    org_4403 = {"org": "4403", "product_line": "*", "channel": "*"}
+    sample = registry.get_sample_value
+    assert sample("qualmon_indicator_hotline_answer_ratio", org_4403) == 0.1  # hour 20's
+    assert sample("qualmon_anomaly_score", {"indicator": "hotline_answer_rate", **org_4403}) > 0.5
+    assert sample("qualmon_window_hotline_answer_ratio", {"window": "day", **org_4403}) > 0.1
+    assert sample("qualmon_watermark_timestamp_seconds") > T0
