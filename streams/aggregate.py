@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import add
+from typing import Any
 
 from streams.cases import CaseBook
 from streams.combine import TOP_N
@@ -63,6 +64,13 @@ class Aggregator:
 
     def __post_init__(self) -> None:
         self.clock = EventClock(self.bucket_seconds, self.allowed_lateness_seconds)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint of the single-stage worker kept the remembered ids in here (they are in
+        # the store's seen_events too) and had merged no partial yet.
+        state.pop("seen", None)
+        state.pop("new_ids", None)
+        self.__dict__.update({"merged": {}, **state})
 
     def merge(self, partial: Partial) -> dict[int, int] | None:
         """Add one partial; returns the events it brought for buckets closed already (bucket

@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 #: Asia/Shanghai has been a fixed UTC+08:00 since 1991.
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -81,6 +82,14 @@ class EventClock:
     closed_through: float = -math.inf  # every bucket starting before this is closed
     #: partition -> (latest event time, whether it holds the watermark back)
     sources: dict[int, tuple[float, bool]] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "sources" not in state:  # a clock of the single-stage worker: every partition held
+            latest = state.pop("_latest", {})
+            state.pop("_heard", None)
+            state.pop("idle_seconds", None)
+            state["sources"] = {p: (t, True) for p, t in latest.items()}
+        self.__dict__.update(state)
 
     def expect(self, partitions: Iterable[int]) -> None:
         """Partitions of the input topic: each holds the watermark until it is reported on."""

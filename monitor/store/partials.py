@@ -148,18 +148,24 @@ class PartialStore:
     def pending_partials(self, merged: dict[int, int]) -> list[tuple[int, int, bytes]]:
         """Partials not merged yet, in the order they were stored — each partition's in its
         own order even where the workers' clocks disagree."""
+        # Merged partials wait for the closer's next checkpoint to be deleted: not read again.
+        known = sorted(merged)
+        where = " OR ".join(["(source_partition = ? AND seq > ?)"] * len(known))
+        if known:
+            where += f" OR source_partition NOT IN ({', '.join('?' * len(known))})"
+        args = [x for p in known for x in (p, merged[p])] + known
         rows = self.db.query(
             "SELECT source_partition, seq, body, created_at FROM partials "
-            "ORDER BY source_partition, seq"
+            f"{'WHERE ' + where if known else ''} ORDER BY source_partition, seq",
+            args,
         )
         lanes: dict[int, list[tuple[float, int, int, bytes]]] = {}
         for r in rows:
             partition = r["source_partition"]
-            if r["seq"] > merged.get(partition, 0):
-                lane = lanes.setdefault(partition, [])
-                # A partition's stored time never goes back, whatever the worker's clock did.
-                at = max(r["created_at"], lane[-1][0]) if lane else r["created_at"]
-                lane.append((at, partition, r["seq"], bytes(r["body"])))
+            lane = lanes.setdefault(partition, [])
+            # A partition's stored time never goes back, whatever the worker's clock did.
+            at = max(r["created_at"], lane[-1][0]) if lane else r["created_at"]
+            lane.append((at, partition, r["seq"], bytes(r["body"])))
         return [(p, seq, body) for _, p, seq, body in heapq.merge(*lanes.values())]
 
     def claim_closing(self, name: str) -> int:

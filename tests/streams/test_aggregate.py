@@ -3,10 +3,13 @@ through both stages (a combiner per partition, partials merged by the aggregator
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
 
+from streams.aggregate import Aggregator
+from streams.fields import new_accumulator
 from streams.indicators import FIELD
 from streams.partial import Partial
 from streams.schema import parse_event
@@ -196,3 +199,24 @@ def test_a_steady_top_contributor_survives_any_cutting_of_the_partials() -> None
         agg.aggregator.merge(p)
     counts = agg.aggregator.contributors[h(10)][key]
     assert len(counts) <= 16 and max(counts, key=counts.__getitem__) == "agent:steady"
+
+
+def test_a_checkpoint_of_the_single_stage_worker_resumes() -> None:
+    # What the worker pickled before it had two stages: ids inside, a clock of its own.
+    agg = Aggregator(HOUR, 0, 86400, Slicer((), 100))
+    agg.buckets[h(10)] = {("00/44/4403", "life", "AGENCY"): new_accumulator()}
+    agg.clock.open_buckets.add(h(10))
+    old = {k: v for k, v in agg.__dict__.items() if k != "merged"}
+    agg.__dict__ = {**old, "seen": {"e-1": h(10)}, "new_ids": []}
+    clock = {k: v for k, v in agg.clock.__dict__.items() if k != "sources"}
+    agg.clock.__dict__ = {**clock, "_latest": {0: at_epoch(10.5)}, "_heard": {0: 1.0},
+                          "idle_seconds": 30.0}  # fmt: skip
+    resumed = pickle.loads(pickle.dumps(agg))
+    assert resumed.merged == {} and not hasattr(resumed, "seen")
+    assert resumed.clock.sources == {0: (at_epoch(10.5), True)}
+    resumed.clock.expect([0, 1])
+    p = Partial(partition=1, seq=1, latest=at_epoch(11.5), holding=True)
+    p.cells[h(11)] = {}
+    resumed.merge(p)
+    resumed.clock.report(0, at_epoch(11.6), holding=True)
+    assert [b.start for b in resumed.close_due()] == [h(10)]
