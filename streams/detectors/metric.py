@@ -22,7 +22,6 @@ from streams.detectors.tails import ALERT_THRESHOLD, score_from_p
 _ALARM_P = 10.0 ** (-8.0 * ALERT_THRESHOLD)  # the p the alert threshold stands for: 1e-4
 _EPISODE_CAP = 0.98 * ALERT_THRESHOLD  # highest score inside an episode already reported
 _TESTS = 3  # point, run and novelty: Bonferroni
-_MIN_VALUES = 10  # values in the window before any residual is measured
 _FULL_SCALE_Z = 16.0  # robust z at which a value counts fully in the running average
 _Z_MAX = 1e6  # larger deviations count as this (keeps every statistic finite)
 _VALUE_MAX = 1e100  # inputs are clipped to ±this for the same reason
@@ -125,13 +124,17 @@ class MetricDetector(base.AnomalyDetector):
         return max(-_VALUE_MAX, min(_VALUE_MAX, value))
 
     def _evidence(self, value: float, season: int) -> tuple[float, float | None] | None:
-        """(robust z, transition novelty) of ``value``, or None while the window fills."""
-        if len(self._values) < _MIN_VALUES:
+        """(robust z, transition novelty) of ``value``, or None while the window fills.
+
+        A z measured against a part-filled window is noise about noise: learnt by the tail and
+        the running tests, a few such z's in the first rows would widen them for a long time.
+        """
+        if len(self._values) < self.window:
             return None
         centre, scale = centre_and_scale(self._values)
         z = _robust_z(value, centre, scale, self.direction)
         profile = self._profile.get(season)
-        if profile is not None and len(self._residuals) >= _MIN_VALUES:
+        if profile is not None and len(self._residuals) == self.window:
             r_centre, r_scale = centre_and_scale(self._residuals)
             z = min(z, _robust_z(value - profile, r_centre, r_scale, self.direction))
         return z, self._transitions.evidence(value, centre, scale)
