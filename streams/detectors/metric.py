@@ -184,11 +184,12 @@ class MetricDetector(base.AnomalyDetector):
             self._run = self._run + 1 if alarming else 0
             keep = not 0 < self._run < self.protect
             self._learn_evidence(value, *evidence)
+        if not keep:  # kept out of the season's profile too: tomorrow must not expect it
+            return
         profile = self._profile.get(season)
-        if keep:
-            self._values.append(value)
-            if profile is not None:
-                self._residuals.append(value - profile)
+        self._values.append(value)
+        if profile is not None:
+            self._residuals.append(value - profile)
         # Written as a weighted sum so that values near the clip cannot overflow.
         self._profile[season] = (
             value if profile is None else (1 - _SEASON_ALPHA) * profile + _SEASON_ALPHA * value
