@@ -28,6 +28,8 @@ _VALUE_MAX = 1e100  # inputs are clipped to ±this for the same reason
 _TAIL_START = 3.0  # z above which the point test models the tail
 _TAIL_DECAY = 0.001  # forgetting rate of the tail statistics (a memory of ~1,000 values)
 _TAIL_PRIOR = (500.0, 0.01, 0.5)  # pseudo-values, their exceedance rate and mean excess
+_LOG_EXCESS_PRIOR = 0.1  # the prior's mean log(z / tail start): Gaussian exceedances give 0.09
+_HEAVY_MARGIN = 0.5  # nats per exceedance by which a power-law tail must fit better to be used
 _SEASON_ALPHA = 0.3  # how fast a season's profile follows its values
 
 
@@ -82,6 +84,7 @@ class MetricDetector(base.AnomalyDetector):
     """
 
     protects_itself = True
+    _tail_log_excess = 0.0  # checkpoints written before the power-law tail do not have it
 
     def __init__(
         self,
@@ -112,6 +115,7 @@ class MetricDetector(base.AnomalyDetector):
         self._tail_weight = 0.0  # decayed count of residuals, of exceedances, of excess
         self._tail_count = 0.0
         self._tail_excess = 0.0
+        self._tail_log_excess = 0.0
         self._episode = False
         self._calm = 0
         self._run = 0  # alarming buckets in a row
@@ -139,23 +143,49 @@ class MetricDetector(base.AnomalyDetector):
             z = min(z, _robust_z(value - profile, r_centre, r_scale, self.direction))
         return z, self._transitions.evidence(value, centre, scale)
 
-    def _tail(self) -> tuple[float, float]:
-        """(rate of z above the tail start, mean excess above it), shrunk towards the prior."""
+    def _tail(self) -> tuple[float, float, float]:
+        """(rate of z above the tail start, mean excess above it, mean log(z / tail start)),
+        shrunk towards the prior."""
         prior_n, prior_rate, prior_excess = _TAIL_PRIOR
         rate = (prior_n * prior_rate + self._tail_count) / (prior_n + self._tail_weight)
-        mean_excess = (prior_n * prior_rate * prior_excess + self._tail_excess) / (
-            prior_n * prior_rate + self._tail_count
-        )
-        return rate, mean_excess
+        exceedances = prior_n * prior_rate + self._tail_count
+        mean_excess = (prior_n * prior_rate * prior_excess + self._tail_excess) / exceedances
+        mean_log = (prior_n * prior_rate * _LOG_EXCESS_PRIOR + self._tail_log_excess) / exceedances
+        return rate, mean_excess, mean_log
+
+    @staticmethod
+    def _heavy(mean_excess: float, mean_log: float) -> bool:
+        """Does a power law (Pareto) fit the exceedances clearly better than an exponential?
+
+        Compared by the maximised log-likelihood per exceedance of each. Where the robust scale
+        is tiny beside the bursts (a series at rest between spikes), z's span orders of
+        magnitude and only a power law learns that the next burst is like the last ones.
+        """
+        light = -math.log(mean_excess) - 1.0
+        heavy = -math.log(mean_log) - math.log(_TAIL_START) - 1.0 - mean_log
+        return heavy > light + _HEAVY_MARGIN
+
+    def _alarm_points(self) -> tuple[float, float]:
+        """The z at which the point test alone reaches the alert's p: (exponential, Pareto)."""
+        rate, mean_excess, mean_log = self._tail()
+        log_odds = math.log(max(rate * _TESTS / _ALARM_P, 1.0))
+        heavy = _TAIL_START * math.exp(min(mean_log * log_odds, math.log(_Z_MAX / _TAIL_START)))
+        return _TAIL_START + mean_excess * log_odds, heavy
 
     def _alarm_z(self) -> float:
         """The z at which the point test alone reaches the alert's p."""
-        rate, mean_excess = self._tail()
-        return _TAIL_START + mean_excess * math.log(max(rate * _TESTS / _ALARM_P, 1.0))
+        light, heavy = self._alarm_points()
+        _, mean_excess, mean_log = self._tail()
+        return heavy if self._heavy(mean_excess, mean_log) else light
 
     def _p(self, z: float, novelty: float | None) -> float:
-        rate, mean_excess = self._tail()
-        point = 1.0 if z <= _TAIL_START else rate * math.exp(-(z - _TAIL_START) / mean_excess)
+        rate, mean_excess, mean_log = self._tail()
+        if z <= _TAIL_START:
+            point = 1.0
+        elif self._heavy(mean_excess, mean_log):
+            point = rate * math.exp(-math.log(z / _TAIL_START) / mean_log)
+        else:
+            point = rate * math.exp(-(z - _TAIL_START) / mean_excess)
         run = self._run_test.p(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
         new = 1.0 if novelty is None else self._novelty_test.p(novelty)
         return min(1.0, _TESTS * min(point, run, new))
@@ -204,13 +234,16 @@ class MetricDetector(base.AnomalyDetector):
             self._episode, self._calm = True, 0
 
     def _learn_evidence(self, value: float, z: float, novelty: float | None) -> None:
-        # Winsorised at the current alarm point: one huge spike must not teach the tail that
-        # every later spike is ordinary; many spikes still widen it, step by step.
-        excess = min(z, self._alarm_z()) - _TAIL_START
+        # Winsorised at the current alarm point (each tail at its own): one huge spike must not
+        # teach the tail that every later spike is ordinary; many spikes still widen it.
+        light, heavy = self._alarm_points()
+        exceeds = z > _TAIL_START
         keep = 1.0 - _TAIL_DECAY
         self._tail_weight = self._tail_weight * keep + 1.0
-        self._tail_count = self._tail_count * keep + (z > _TAIL_START)
-        self._tail_excess = self._tail_excess * keep + max(excess, 0.0)
+        self._tail_count = self._tail_count * keep + exceeds
+        self._tail_excess = self._tail_excess * keep + max(min(z, light) - _TAIL_START, 0.0)
+        log_excess = math.log(min(z, heavy) / _TAIL_START) if exceeds else 0.0
+        self._tail_log_excess = self._tail_log_excess * keep + log_excess
         self._run_test.learn(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
         if novelty is not None:
             self._novelty_test.learn(novelty)
