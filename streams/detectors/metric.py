@@ -53,9 +53,11 @@ class MetricDetector(base.AnomalyDetector):
     1. **Residual.** A robust z (median and MAD) of the value against the last ``window``
        values, and of its seasonal residual (value minus a per-season profile) against the last
        ``window`` residuals; the smaller counts, since a value either model explains is normal.
+       Only full windows measure a z.
     2. **Three tests, each calibrated by the series' own history**, combined by Bonferroni:
        *point* — an exponential tail above z = 3 whose exceedance rate and mean excess are learnt
-       (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm;
+       (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm,
+       or a power-law tail where that fits the exceedances clearly better;
        *run* — the mean of the last ``average`` z's (capped at 16) against the mean and
        variance that average has had, like HTM's anomaly likelihood, so a lasting shift alarms
        when no single value would; *novelty* — the same running test on how unheard-of each
@@ -64,8 +66,9 @@ class MetricDetector(base.AnomalyDetector):
     3. **Episodes.** After an alarm, scores stay just below the alert threshold until the series
        has calmed (``calm_buckets`` values in a row with p > ``calm_p``): an incident is
        reported at its onset, once, not on every value it lasts. Values of the first
-       ``protect`` alarming buckets are kept out of the window (a spike must not widen the
-       yardstick that judges the next one); a change that lasts longer becomes the new normal.
+       ``protect`` alarming buckets are kept out of the window and the season's profile (a spike
+       must not widen the yardstick that judges the next one); a change that lasts longer becomes
+       the new normal.
 
     It protects itself, so :class:`~streams.detectors.SeriesFilter` lets it learn every value.
 
