@@ -22,13 +22,14 @@ from streams.detectors.tails import ALERT_THRESHOLD, score_from_p
 _ALARM_P = 10.0 ** (-8.0 * ALERT_THRESHOLD)  # the p the alert threshold stands for: 1e-4
 _EPISODE_CAP = 0.98 * ALERT_THRESHOLD  # highest score inside an episode already reported
 _TESTS = 3  # point, run and novelty: Bonferroni
-_MIN_VALUES = 10  # values in the window before any residual is measured
 _FULL_SCALE_Z = 16.0  # robust z at which a value counts fully in the running average
 _Z_MAX = 1e6  # larger deviations count as this (keeps every statistic finite)
 _VALUE_MAX = 1e100  # inputs are clipped to ±this for the same reason
 _TAIL_START = 3.0  # z above which the point test models the tail
 _TAIL_DECAY = 0.001  # forgetting rate of the tail statistics (a memory of ~1,000 values)
 _TAIL_PRIOR = (500.0, 0.01, 0.5)  # pseudo-values, their exceedance rate and mean excess
+_LOG_EXCESS_PRIOR = 0.1  # the prior's mean log(z / tail start): Gaussian exceedances give 0.09
+_HEAVY_MARGIN = 0.5  # nats per exceedance by which a power-law tail must fit better to be used
 _SEASON_ALPHA = 0.3  # how fast a season's profile follows its values
 
 
@@ -52,9 +53,11 @@ class MetricDetector(base.AnomalyDetector):
     1. **Residual.** A robust z (median and MAD) of the value against the last ``window``
        values, and of its seasonal residual (value minus a per-season profile) against the last
        ``window`` residuals; the smaller counts, since a value either model explains is normal.
+       Only full windows measure a z.
     2. **Three tests, each calibrated by the series' own history**, combined by Bonferroni:
        *point* — an exponential tail above z = 3 whose exceedance rate and mean excess are learnt
-       (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm;
+       (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm,
+       or a power-law tail where that fits the exceedances clearly better;
        *run* — the mean of the last ``average`` z's (capped at 16) against the mean and
        variance that average has had, like HTM's anomaly likelihood, so a lasting shift alarms
        when no single value would; *novelty* — the same running test on how unheard-of each
@@ -63,8 +66,9 @@ class MetricDetector(base.AnomalyDetector):
     3. **Episodes.** After an alarm, scores stay just below the alert threshold until the series
        has calmed (``calm_buckets`` values in a row with p > ``calm_p``): an incident is
        reported at its onset, once, not on every value it lasts. Values of the first
-       ``protect`` alarming buckets are kept out of the window (a spike must not widen the
-       yardstick that judges the next one); a change that lasts longer becomes the new normal.
+       ``protect`` alarming buckets are kept out of the window and the season's profile (a spike
+       must not widen the yardstick that judges the next one); a change that lasts longer becomes
+       the new normal.
 
     It protects itself, so :class:`~streams.detectors.SeriesFilter` lets it learn every value.
 
@@ -83,6 +87,7 @@ class MetricDetector(base.AnomalyDetector):
     """
 
     protects_itself = True
+    _tail_log_excess = 0.0  # checkpoints written before the power-law tail do not have it
 
     def __init__(
         self,
@@ -113,6 +118,7 @@ class MetricDetector(base.AnomalyDetector):
         self._tail_weight = 0.0  # decayed count of residuals, of exceedances, of excess
         self._tail_count = 0.0
         self._tail_excess = 0.0
+        self._tail_log_excess = 0.0
         self._episode = False
         self._calm = 0
         self._run = 0  # alarming buckets in a row
@@ -125,34 +131,64 @@ class MetricDetector(base.AnomalyDetector):
         return max(-_VALUE_MAX, min(_VALUE_MAX, value))
 
     def _evidence(self, value: float, season: int) -> tuple[float, float | None] | None:
-        """(robust z, transition novelty) of ``value``, or None while the window fills."""
-        if len(self._values) < _MIN_VALUES:
+        """(robust z, transition novelty) of ``value``, or None while the window fills.
+
+        A z measured against a part-filled window is noise about noise: learnt by the tail and
+        the running tests, a few such z's in the first rows would widen them for a long time.
+        """
+        if len(self._values) < self.window:
             return None
         centre, scale = centre_and_scale(self._values)
         z = _robust_z(value, centre, scale, self.direction)
         profile = self._profile.get(season)
-        if profile is not None and len(self._residuals) >= _MIN_VALUES:
+        if profile is not None and len(self._residuals) == self.window:
             r_centre, r_scale = centre_and_scale(self._residuals)
             z = min(z, _robust_z(value - profile, r_centre, r_scale, self.direction))
         return z, self._transitions.evidence(value, centre, scale)
 
-    def _tail(self) -> tuple[float, float]:
-        """(rate of z above the tail start, mean excess above it), shrunk towards the prior."""
+    def _tail(self) -> tuple[float, float, float]:
+        """(rate of z above the tail start, mean excess above it, mean log(z / tail start)),
+        shrunk towards the prior."""
         prior_n, prior_rate, prior_excess = _TAIL_PRIOR
         rate = (prior_n * prior_rate + self._tail_count) / (prior_n + self._tail_weight)
-        mean_excess = (prior_n * prior_rate * prior_excess + self._tail_excess) / (
-            prior_n * prior_rate + self._tail_count
-        )
-        return rate, mean_excess
+        exceedances = prior_n * prior_rate + self._tail_count
+        mean_excess = (prior_n * prior_rate * prior_excess + self._tail_excess) / exceedances
+        mean_log = (prior_n * prior_rate * _LOG_EXCESS_PRIOR + self._tail_log_excess) / exceedances
+        return rate, mean_excess, mean_log
+
+    @staticmethod
+    def _heavy(mean_excess: float, mean_log: float) -> bool:
+        """Does a power law (Pareto) fit the exceedances clearly better than an exponential?
+
+        Compared by the maximised log-likelihood per exceedance of each. Where the robust scale
+        is tiny beside the bursts (a series at rest between spikes), z's span orders of
+        magnitude and only a power law learns that the next burst is like the last ones.
+        """
+        light = -math.log(mean_excess) - 1.0
+        heavy = -math.log(mean_log) - math.log(_TAIL_START) - 1.0 - mean_log
+        return heavy > light + _HEAVY_MARGIN
+
+    def _alarm_points(self) -> tuple[float, float]:
+        """The z at which the point test alone reaches the alert's p: (exponential, Pareto)."""
+        rate, mean_excess, mean_log = self._tail()
+        log_odds = math.log(max(rate * _TESTS / _ALARM_P, 1.0))
+        heavy = _TAIL_START * math.exp(min(mean_log * log_odds, math.log(_Z_MAX / _TAIL_START)))
+        return _TAIL_START + mean_excess * log_odds, heavy
 
     def _alarm_z(self) -> float:
         """The z at which the point test alone reaches the alert's p."""
-        rate, mean_excess = self._tail()
-        return _TAIL_START + mean_excess * math.log(max(rate * _TESTS / _ALARM_P, 1.0))
+        light, heavy = self._alarm_points()
+        _, mean_excess, mean_log = self._tail()
+        return heavy if self._heavy(mean_excess, mean_log) else light
 
     def _p(self, z: float, novelty: float | None) -> float:
-        rate, mean_excess = self._tail()
-        point = 1.0 if z <= _TAIL_START else rate * math.exp(-(z - _TAIL_START) / mean_excess)
+        rate, mean_excess, mean_log = self._tail()
+        if z <= _TAIL_START:
+            point = 1.0
+        elif self._heavy(mean_excess, mean_log):
+            point = rate * math.exp(-math.log(z / _TAIL_START) / mean_log)
+        else:
+            point = rate * math.exp(-(z - _TAIL_START) / mean_excess)
         run = self._run_test.p(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
         new = 1.0 if novelty is None else self._novelty_test.p(novelty)
         return min(1.0, _TESTS * min(point, run, new))
@@ -181,11 +217,12 @@ class MetricDetector(base.AnomalyDetector):
             self._run = self._run + 1 if alarming else 0
             keep = not 0 < self._run < self.protect
             self._learn_evidence(value, *evidence)
+        if not keep:  # kept out of the season's profile too: tomorrow must not expect it
+            return
         profile = self._profile.get(season)
-        if keep:
-            self._values.append(value)
-            if profile is not None:
-                self._residuals.append(value - profile)
+        self._values.append(value)
+        if profile is not None:
+            self._residuals.append(value - profile)
         # Written as a weighted sum so that values near the clip cannot overflow.
         self._profile[season] = (
             value if profile is None else (1 - _SEASON_ALPHA) * profile + _SEASON_ALPHA * value
@@ -200,13 +237,16 @@ class MetricDetector(base.AnomalyDetector):
             self._episode, self._calm = True, 0
 
     def _learn_evidence(self, value: float, z: float, novelty: float | None) -> None:
-        # Winsorised at the current alarm point: one huge spike must not teach the tail that
-        # every later spike is ordinary; many spikes still widen it, step by step.
-        excess = min(z, self._alarm_z()) - _TAIL_START
+        # Winsorised at the current alarm point (each tail at its own): one huge spike must not
+        # teach the tail that every later spike is ordinary; many spikes still widen it.
+        light, heavy = self._alarm_points()
+        exceeds = z > _TAIL_START
         keep = 1.0 - _TAIL_DECAY
         self._tail_weight = self._tail_weight * keep + 1.0
-        self._tail_count = self._tail_count * keep + (z > _TAIL_START)
-        self._tail_excess = self._tail_excess * keep + max(excess, 0.0)
+        self._tail_count = self._tail_count * keep + exceeds
+        self._tail_excess = self._tail_excess * keep + max(min(z, light) - _TAIL_START, 0.0)
+        log_excess = math.log(min(z, heavy) / _TAIL_START) if exceeds else 0.0
+        self._tail_log_excess = self._tail_log_excess * keep + log_excess
         self._run_test.learn(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
         if novelty is not None:
             self._novelty_test.learn(novelty)

@@ -28,8 +28,8 @@ def test_nothing_is_scored_during_warm_up() -> None:
     xs = noise(1, 400)
     xs[100] = {"value": 1000.0, "season": 0}
     s = scores(xs)
-    # 10 values before residuals exist, then 150 residuals learnt before the first score.
-    assert s[:160] == [0.0] * 160 and any(v > 0 for v in s[160:])
+    # A full window (100 values) before residuals exist, then 150 learnt before the first score.
+    assert s[:250] == [0.0] * 250 and any(v > 0 for v in s[250:])
 
 
 def test_a_level_shift_alarms_once_then_becomes_the_new_normal() -> None:
@@ -47,8 +47,10 @@ def test_spikes_that_keep_coming_stop_alarming() -> None:
            "season": 0} for i in range(3000)]  # fmt: skip
     found = alarms(xs)
     # The first spikes of a 12σ kind alarm; once the tail has learnt them, they are ordinary.
+    # While the run test still remembers the quiet months before them, a spike can also lift
+    # the mean of the next ten values: an alarm on the bucket after it, never elsewhere.
     assert found[:3] == [400, 440, 480] and len(found) <= 5
-    assert all(i % 40 == 0 for i in found)
+    assert all(i % 40 in (0, 1) for i in found)
 
 
 def test_gaussian_noise_rarely_alarms() -> None:
