@@ -38,6 +38,7 @@ class Flush:
     """What one checkpoint covers; taken in one synchronous step so it is self-consistent."""
 
     state: bytes
+    detectors: bytes | None  # None: unchanged since the last checkpoint
     merged: dict[int, int]
     closed_through: float
     forget_before: float
@@ -62,7 +63,8 @@ class Closer:
     late: list[tuple[str, int, bytes]] = field(default_factory=list)
     windows: list[tuple[Any, ...]] = field(default_factory=list)
     closed_at: list[float] = field(default_factory=list)
-    _bank_blob: bytes | None = None
+    _bank_blob: bytes | None = None  # the detectors (Watch) pickled, until they change
+    _bank_stored: bool = False  # whether the store holds that pickle already
     #: Buckets closed since the windows were last exported; only the latest windows are kept,
     #: so they are computed once per checkpoint, not once per bucket (a replay closes many).
     _windows_due: bool = False
@@ -74,9 +76,13 @@ class Closer:
         """A closer resumed from the store's last checkpoint, or a fresh one; ``partitions``
         is the input topic's partition count (each holds the watermark until reported on)."""
         epoch = store.claim_closing(settings.app_id)  # before reading: a fenced closer's
-        blob = store.load_checkpoint(settings.app_id)  # last write cannot follow the read
+        blob, bank_blob = store.load_checkpoint(settings.app_id)  # last write cannot follow
         if blob is not None:
-            aggregator, bank_blob = pickle.loads(blob)
+            loaded = pickle.loads(blob)
+            if isinstance(loaded, tuple):  # written when the detectors were inside the state
+                loaded, bank_blob = loaded
+            aggregator = loaded
+            assert bank_blob is not None, "a checkpoint without its detectors"
             watch = pickle.loads(bank_blob)
             log.info("closer resumed from checkpoint: %d open buckets, %d series",
                      len(aggregator.buckets), len(watch.series))  # fmt: skip
@@ -211,11 +217,14 @@ class Closer:
             self._bank_blob = pickle.dumps(self.watch, protocol=pickle.HIGHEST_PROTOCOL)
             self._pickled_at = time.monotonic()
             self._pickle_seconds = self._pickled_at - started
-        state = pickle.dumps((agg, self._bank_blob), protocol=pickle.HIGHEST_PROTOCOL)
+            self._bank_stored = False
+        state = pickle.dumps(agg, protocol=pickle.HIGHEST_PROTOCOL)
         flush = Flush(
-            state, dict(agg.merged), agg.clock.closed_through, agg.dedup_horizon, self.readings,
-            self.anomalies, self.late, self.windows, self.closed_at,
+            state, None if self._bank_stored else self._bank_blob, dict(agg.merged),
+            agg.clock.closed_through, agg.dedup_horizon, self.readings, self.anomalies,
+            self.late, self.windows, self.closed_at,
         )  # fmt: skip
+        self._bank_stored = True  # a failed save stops the worker: nothing to retry here
         self.readings, self.anomalies, self.late = [], [], []
         self.windows, self.closed_at = [], []
         return flush
@@ -224,6 +233,7 @@ class Closer:
         self.store.save_checkpoint(
             self.checkpoint_name,
             flush.state,
+            detectors=flush.detectors,
             epoch=self.epoch,
             merged=flush.merged,
             closed_through=flush.closed_through,

@@ -15,7 +15,7 @@ import orjson
 
 from monitor.errors import ClosingTakenOver
 from monitor.store.database import Database
-from monitor.store.partials import clock_name, closer_name
+from monitor.store.partials import clock_name, closer_name, detectors_name
 
 ANOMALY_COLUMNS = (
     "anomaly_id",
@@ -81,6 +81,7 @@ class HistoryStore:
         name: str,
         state: bytes,
         *,
+        detectors: bytes | None = None,
         epoch: int | None = None,
         merged: dict[int, int] | None = None,
         closed_through: float = float("-inf"),
@@ -90,7 +91,9 @@ class HistoryStore:
         late: Iterable[tuple[str, int, bytes]] = (),
     ) -> None:
         """Write everything a closing-stage checkpoint covers atomically, so a restart sees all
-        of it or none: ``merged`` (partition -> last partial merged) deletes those partials.
+        of it or none: ``merged`` (partition -> last partial merged) deletes those partials;
+        ``detectors``, when they changed, are written beside the state (often they have not:
+        they change when a bucket closes, and they are most of the bytes).
 
         With ``epoch`` (:meth:`claim_closing`) nothing is written once a later closer has
         claimed: :class:`ClosingTakenOver` is raised instead."""
@@ -136,16 +139,22 @@ class HistoryStore:
                 "INSERT INTO late_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 ((i, b, body, now) for i, b, body in late),
             )
-            tx.execute(
+            rows = [(name, state, now)]
+            if detectors is not None:
+                rows.append((detectors_name(name), detectors, now))
+            tx.executemany(
                 "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
                 "SET state = excluded.state, updated_at = excluded.updated_at",
-                (name, state, now),
+                rows,
             )
 
-    def load_checkpoint(self, name: str) -> bytes | None:
-        """The closing stage's last saved state."""
-        rows = self.db.query("SELECT state FROM checkpoints WHERE name = ?", (name,))
-        return bytes(rows[0]["state"]) if rows else None
+    def load_checkpoint(self, name: str) -> tuple[bytes | None, bytes | None]:
+        """The closing stage's last saved state and detectors."""
+        rows = self.db.query(
+            "SELECT name, state FROM checkpoints WHERE name IN (?, ?)", (name, detectors_name(name))
+        )
+        found = {r["name"]: bytes(r["state"]) for r in rows}
+        return found.get(name), found.get(detectors_name(name))
 
     def anomalies(
         self,

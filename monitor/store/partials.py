@@ -34,6 +34,11 @@ def clock_name(name: str) -> str:
     return f"{name}/clock"
 
 
+def detectors_name(name: str) -> str:
+    """Checkpoint row of the closing stage's detectors, written only when they changed."""
+    return f"{name}/detectors"
+
+
 def closer_name(name: str) -> str:
     """Checkpoint row holding the closing stage's epoch: which start of it may write."""
     return f"{name}/closer"

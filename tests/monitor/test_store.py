@@ -74,7 +74,7 @@ def test_a_checkpoint_round_trips_and_a_redelivered_one_writes_nothing_new(store
             anomalies=[ANOMALY],
             late=[("e3", 5, b"{}")],
         )
-    assert store.load_checkpoint("w") == b"\x00state\xff"
+    assert store.load_checkpoint("w") == (b"\x00state\xff", None)
     assert store.closed_through("w") == 30.0
     loaded = store.load_partitions("w", [0, 1, 2])
     assert {p: (s.seq, s.latest, s.offset, ids) for p, (s, ids) in loaded.items()} == {
@@ -144,6 +144,7 @@ def test_a_later_claim_fences_off_an_earlier_closer(store: Store) -> None:
     assert second == first + 1
     with pytest.raises(ClosingTakenOver):
         store.save_checkpoint("w", b"old", epoch=first, readings=[READING])
-    assert store.load_checkpoint("w") is None and store.count("indicator_values") == 0
-    store.save_checkpoint("w", b"new", epoch=second, readings=[READING])
-    assert store.load_checkpoint("w") == b"new"
+    assert store.load_checkpoint("w") == (None, None) and store.count("indicator_values") == 0
+    store.save_checkpoint("w", b"new", detectors=b"d1", epoch=second, readings=[READING])
+    store.save_checkpoint("w", b"newer", epoch=second)  # detectors unchanged: not written
+    assert store.load_checkpoint("w") == (b"newer", b"d1")

@@ -4,6 +4,7 @@ workers' intakes that together give what one gives."""
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -657,3 +658,20 @@ def test_a_closer_taking_over_exports_the_last_readings_at_once(
     assert sample("qualmon_anomaly_score", {"indicator": "hotline_answer_rate", **org_4403}) > 0.5
     assert sample("qualmon_window_hotline_answer_ratio", {"window": "day", **org_4403}) > 0.1
     assert sample("qualmon_watermark_timestamp_seconds") > T0
+
+
+def test_a_checkpoint_with_the_detectors_inside_the_state_still_loads(
+    store_at, tmp_path: Path, clock
+) -> None:
+    # How the worker wrote its checkpoint before the detectors had a row of their own.
+    store, _ = store_at("old-format")
+    first, _ = new_pipeline(store, tmp_path)
+    feed(first, records(lockstep_plan())[:20])
+    checkpoint(first)
+    agg, watch = first.closer.aggregator, first.closer.watch
+    with store.db.transaction() as tx:
+        tx.execute("DELETE FROM checkpoints WHERE name LIKE '%/detectors'")
+    store.save_checkpoint(settings(tmp_path).app_id, pickle.dumps((agg, pickle.dumps(watch))))
+    resumed = Closer.create(settings(tmp_path), Metrics(CollectorRegistry()), store, 2)
+    assert resumed.aggregator.buckets.keys() == agg.buckets.keys()
+    assert resumed.watch.series.keys() == watch.series.keys()
