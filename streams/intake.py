@@ -83,14 +83,20 @@ class Intake:
             log.warning("record %s/%s@%s of a partition not owned here: left to its owner",
                         topic, partition, offset)  # fmt: skip
             return None
-        if offset <= self.stored[partition].offset:
+        events, dead = decode_record(value, topic, partition, offset)
+        if (
+            offset <= self.stored[partition].offset
+            and events
+            and all(e.event_id in combiner.seen for e in events)
+        ):
             # Counted and stored already: Kafka redelivers what was stored but not yet
-            # committed when a partition moves or a worker restarts. Not a re-sent event.
+            # committed when a partition moves or a worker restarts. Not re-sent events, so
+            # not duplicates. (The ids must agree: a topic recreated after a broker lost its
+            # data starts its offsets again, and new events there are counted.)
             return []
-        self.offsets[partition] = offset
+        self.offsets[partition] = max(offset, self.offsets.get(partition, -1))
         combiner.heard = time.time()
         combiner.behind = behind
-        events, dead = decode_record(value, topic, partition, offset)
         counts = self.metrics.event_counts
         closed_through = self.closed_through
         for event in events:

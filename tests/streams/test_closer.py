@@ -675,3 +675,18 @@ def test_a_checkpoint_with_the_detectors_inside_the_state_still_loads(
     resumed = Closer.create(settings(tmp_path), Metrics(CollectorRegistry()), store, 2)
     assert resumed.aggregator.buckets.keys() == agg.buckets.keys()
     assert resumed.watch.series.keys() == watch.series.keys()
+
+
+def test_a_topic_recreated_after_a_broker_lost_its_data_is_counted_from_offset_zero(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("recreated")
+    a, registry = worker(store, tmp_path, [0])
+    for offset in range(5):
+        a.handle(orjson.dumps([call(f"old-{offset}", at(1), True)]), TOPIC, 0, offset)
+    a.save(a.take_flush())
+    b, registry = worker(store, tmp_path, [0])  # restarted against the new, empty topic
+    assert b.handle(orjson.dumps([call("new-0", at(2), True)]), TOPIC, 0, 0) == []
+    assert b.handle(orjson.dumps([call("old-1", at(1), True)]), TOPIC, 0, 1) == []  # re-sent
+    assert events_counted(registry, "call.completed", "accepted") == 1
+    assert events_counted(registry, "call.completed", "duplicate") == 0  # taken as redelivered
