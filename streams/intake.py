@@ -83,6 +83,8 @@ class Intake:
             log.warning("record %s/%s@%s of a partition not owned here: left to its owner",
                         topic, partition, offset)  # fmt: skip
             return None
+        combiner.heard = time.time()
+        combiner.behind = behind
         events, dead = decode_record(value, topic, partition, offset)
         if (
             offset <= self.stored[partition].offset
@@ -95,8 +97,6 @@ class Intake:
             # data starts its offsets again, and new events there are counted.)
             return []
         self.offsets[partition] = max(offset, self.offsets.get(partition, -1))
-        combiner.heard = time.time()
-        combiner.behind = behind
         counts = self.metrics.event_counts
         closed_through = self.closed_through
         for event in events:
