@@ -58,7 +58,9 @@ class MetricDetector(base.AnomalyDetector):
     2. **Three tests, each calibrated by the series' own history**, combined by Bonferroni:
        *point* — an exponential tail above z = 3 whose exceedance rate and mean excess are learnt
        (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm,
-       or a power-law tail where that fits the exceedances clearly better;
+       or a power-law tail where that fits the exceedances clearly better; its z counts only
+       the part of a residual beyond what the season and its neighbours reached on earlier
+       visits (:class:`~streams.detectors.reach.SeasonalReach`), so a daily burst alarms once;
        *run* — the mean of the last ``average`` z's (capped at 16) against the mean and
        variance that average has had, like HTM's anomaly likelihood, so a lasting shift alarms
        when no single value would; *novelty* — the same running test on how unheard-of each

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from array import array
 
-_KEEP = 0.3  # per visit; measured 0 – 0.5 alike, 0.7 loses two windows
+_KEEP = 0.3  # per visit; 0 – 0.5 measured alike, 0.7 loses a window (a memory too long)
 _FLOAT_MAX = 1e38  # stored ranges are clipped to single precision's range
 
 
