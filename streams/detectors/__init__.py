@@ -16,8 +16,9 @@ evidence (NaN, infinities, k > n) is scored 0 and not learnt.
 Modules: :mod:`~streams.detectors.tails` (tail probabilities, the score scale),
 :mod:`~streams.detectors.baseline` (seasonal baseline, expectation band),
 :mod:`~streams.detectors.counts` (count, proportion), :mod:`~streams.detectors.level`,
-:mod:`~streams.detectors.metric` with :mod:`~streams.detectors.evidence` (raw metrics without
-counts; what ``qualmon detect`` runs), :mod:`~streams.detectors.filter` (deciding).
+:mod:`~streams.detectors.metric` with :mod:`~streams.detectors.evidence` and
+:mod:`~streams.detectors.reach` (raw metrics without counts; what ``qualmon detect`` runs),
+:mod:`~streams.detectors.filter` (deciding).
 
 >>> det = CountDetector()
 >>> for _ in range(20):

@@ -17,6 +17,7 @@ from river import base
 
 from streams.detectors.baseline import Expectation
 from streams.detectors.evidence import RunningAverageTest, Transitions, centre_and_scale
+from streams.detectors.reach import SeasonalReach
 from streams.detectors.tails import ALERT_THRESHOLD, score_from_p
 
 _ALARM_P = 10.0 ** (-8.0 * ALERT_THRESHOLD)  # the p the alert threshold stands for: 1e-4
@@ -57,7 +58,9 @@ class MetricDetector(base.AnomalyDetector):
     2. **Three tests, each calibrated by the series' own history**, combined by Bonferroni:
        *point* — an exponential tail above z = 3 whose exceedance rate and mean excess are learnt
        (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm,
-       or a power-law tail where that fits the exceedances clearly better;
+       or a power-law tail where that fits the exceedances clearly better; its z counts only
+       the part of a residual beyond what the season and its neighbours reached on earlier
+       visits (:class:`~streams.detectors.reach.SeasonalReach`), so a daily burst alarms once;
        *run* — the mean of the last ``average`` z's (capped at 16) against the mean and
        variance that average has had, like HTM's anomaly likelihood, so a lasting shift alarms
        when no single value would; *novelty* — the same running test on how unheard-of each
@@ -88,6 +91,7 @@ class MetricDetector(base.AnomalyDetector):
 
     protects_itself = True
     _tail_log_excess = 0.0  # checkpoints written before the power-law tail do not have it
+    _reach: SeasonalReach | None = None  # nor those written before the seasonal reach
 
     def __init__(
         self,
@@ -111,6 +115,7 @@ class MetricDetector(base.AnomalyDetector):
         self._values: deque[float] = deque(maxlen=window)
         self._residuals: deque[float] = deque(maxlen=window)
         self._profile: dict[int, float] = {}
+        self._reach = SeasonalReach()
         self._run_test = RunningAverageTest(average, alpha)
         self._novelty_test = RunningAverageTest(average, alpha)
         self._transitions = Transitions()
@@ -130,21 +135,30 @@ class MetricDetector(base.AnomalyDetector):
             return None
         return max(-_VALUE_MAX, min(_VALUE_MAX, value))
 
-    def _evidence(self, value: float, season: int) -> tuple[float, float | None] | None:
-        """(robust z, transition novelty) of ``value``, or None while the window fills.
+    def _evidence(self, value: float, season: int) -> tuple[float, float, float | None] | None:
+        """(robust z, the point test's z, transition novelty) of ``value``, or None while the
+        window fills.
 
         A z measured against a part-filled window is noise about noise: learnt by the tail and
         the running tests, a few such z's in the first rows would widen them for a long time.
+        The point test's z is smaller where earlier visits of the season reached as far; the
+        running tests keep the plain z, so a lasting change still shows.
         """
         if len(self._values) < self.window:
             return None
         centre, scale = centre_and_scale(self._values)
-        z = _robust_z(value, centre, scale, self.direction)
+        z = point_z = _robust_z(value, centre, scale, self.direction)
         profile = self._profile.get(season)
         if profile is not None and len(self._residuals) == self.window:
             r_centre, r_scale = centre_and_scale(self._residuals)
-            z = min(z, _robust_z(value - profile, r_centre, r_scale, self.direction))
-        return z, self._transitions.evidence(value, centre, scale)
+            residual = value - profile
+            z = min(z, _robust_z(residual, r_centre, r_scale, self.direction))
+            low, high = r_centre, r_centre
+            if self._reach is not None:
+                low, high = self._reach.bounds(season, r_centre)
+            nearest = min(max(residual, low), high)
+            point_z = min(z, _robust_z(residual, nearest, r_scale, self.direction))
+        return z, point_z, self._transitions.evidence(value, centre, scale)
 
     def _tail(self) -> tuple[float, float, float]:
         """(rate of z above the tail start, mean excess above it, mean log(z / tail start)),
@@ -181,14 +195,14 @@ class MetricDetector(base.AnomalyDetector):
         _, mean_excess, mean_log = self._tail()
         return heavy if self._heavy(mean_excess, mean_log) else light
 
-    def _p(self, z: float, novelty: float | None) -> float:
+    def _p(self, z: float, point_z: float, novelty: float | None) -> float:
         rate, mean_excess, mean_log = self._tail()
-        if z <= _TAIL_START:
+        if point_z <= _TAIL_START:
             point = 1.0
         elif self._heavy(mean_excess, mean_log):
-            point = rate * math.exp(-math.log(z / _TAIL_START) / mean_log)
+            point = rate * math.exp(-math.log(point_z / _TAIL_START) / mean_log)
         else:
-            point = rate * math.exp(-(z - _TAIL_START) / mean_excess)
+            point = rate * math.exp(-(point_z - _TAIL_START) / mean_excess)
         run = self._run_test.p(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
         new = 1.0 if novelty is None else self._novelty_test.p(novelty)
         return min(1.0, _TESTS * min(point, run, new))
@@ -210,6 +224,11 @@ class MetricDetector(base.AnomalyDetector):
         season = int(x.get("season", 0))
         evidence = self._evidence(value, season)
         keep = True
+        profile = self._profile.get(season)
+        if profile is not None:  # every value, alarming or not: a spike tomorrow is like today's
+            if self._reach is None:  # a detector pickled before the record existed
+                self._reach = SeasonalReach()
+            self._reach.learn(season, value - profile)
         if evidence is not None:
             p = self._p(*evidence)
             alarming = p <= _ALARM_P and self._seen >= self.warmup
@@ -219,7 +238,6 @@ class MetricDetector(base.AnomalyDetector):
             self._learn_evidence(value, *evidence)
         if not keep:  # kept out of the season's profile too: tomorrow must not expect it
             return
-        profile = self._profile.get(season)
         self._values.append(value)
         if profile is not None:
             self._residuals.append(value - profile)
@@ -236,16 +254,19 @@ class MetricDetector(base.AnomalyDetector):
         elif alarming:
             self._episode, self._calm = True, 0
 
-    def _learn_evidence(self, value: float, z: float, novelty: float | None) -> None:
+    def _learn_evidence(
+        self, value: float, z: float, point_z: float, novelty: float | None
+    ) -> None:
         # Winsorised at the current alarm point (each tail at its own): one huge spike must not
         # teach the tail that every later spike is ordinary; many spikes still widen it.
+        # The tail learns the z it judges: a daily spike the season explains is not a tail event.
         light, heavy = self._alarm_points()
-        exceeds = z > _TAIL_START
+        exceeds = point_z > _TAIL_START
         keep = 1.0 - _TAIL_DECAY
         self._tail_weight = self._tail_weight * keep + 1.0
         self._tail_count = self._tail_count * keep + exceeds
-        self._tail_excess = self._tail_excess * keep + max(min(z, light) - _TAIL_START, 0.0)
-        log_excess = math.log(min(z, heavy) / _TAIL_START) if exceeds else 0.0
+        self._tail_excess = self._tail_excess * keep + max(min(point_z, light) - _TAIL_START, 0.0)
+        log_excess = math.log(min(point_z, heavy) / _TAIL_START) if exceeds else 0.0
         self._tail_log_excess = self._tail_log_excess * keep + log_excess
         self._run_test.learn(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
         if novelty is not None:
