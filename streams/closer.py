@@ -117,11 +117,9 @@ class Closer:
         if self.aggregator.clock.watermark > float("-inf"):
             metrics.watermark.set(self.aggregator.clock.watermark)
 
-    def poll(self) -> int:
-        """Merge the partials stored since the last poll and close what is due; returns how
-        many partials were merged."""
+    def poll(self) -> None:
+        """Merge the partials stored since the last poll and close what is due."""
         agg = self.aggregator
-        merged = 0
         for partition, seq, body in self.store.pending_partials(agg.merged):
             partial = decode(body)
             if partial.seq > agg.merged.get(partition, 0) + 1:
@@ -132,7 +130,6 @@ class Closer:
             late = agg.merge(partial)
             if late is None:
                 continue
-            merged += 1
             # Partials are merged in the order they were stored, and the watermark is judged
             # after each, as the worker would have after each record: a partition that went
             # idle later must not hide that the others had got ahead before.
@@ -146,7 +143,6 @@ class Closer:
                 self.late.append((f"partial/{partition}/{seq}/{start}", start, encode(kept)))
                 log.warning("partition %d partial %d: %d events for closed bucket %d",
                             partition, seq, events, start)  # fmt: skip
-        return merged
 
     def close_due(self) -> None:
         """Score and queue every bucket the watermark has passed."""

@@ -61,12 +61,11 @@ class Intake:
 
     @classmethod
     def create(cls, settings: Any, metrics: Metrics, store: Store) -> Intake:
-        intake = cls(
+        # How far the closer has closed is read with each assignment and checkpoint.
+        return cls(
             settings.app_id, settings.bucket_seconds, settings.dedup_retention_seconds,
             metrics, store,
         )  # fmt: skip
-        intake.closed_through = store.closed_through(settings.app_id)
-        return intake
 
     def handle(
         self, value: bytes | None, topic: str, partition: int, offset: int, behind: bool = False
