@@ -76,6 +76,20 @@ class Calendar:
             return base + (_HOURLY_MONTH_END if hourly else _DAILY_MONTH_END)
         return base
 
+    def base(self, season: int, bucket_seconds: int) -> int | None:
+        """The ordinary season a month- or quarter-end one is a variant of (the same weekday,
+        or the same hour of the same kind of day), or None. A season seen for the first time
+        starts from its base's shape rather than from none. Weekends have no base: their level
+        is not a working day's, and a factor carries level and shape together.
+
+        >>> cal = Calendar()
+        >>> [cal.base(s, 86400) for s in (3, 10, 17, 21)], [cal.base(s, 3600) for s in (3, 27, 51, 99)]
+        ([None, 3, 3, None], [None, None, 3, 3])
+        """
+        if bucket_seconds >= 86400:
+            return season % 7 if 7 <= season < _DAILY_HOLIDAY else None
+        return season % 48 if 48 <= season < _HOURLY_HOLIDAY else None
+
     def is_holiday(self, start: int) -> bool:
         return shanghai(start).date() in self.holidays
 

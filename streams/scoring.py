@@ -27,7 +27,7 @@ from streams.detectors import DETECTORS, SeriesFilter
 from streams.feedback import FeedbackBook
 from streams.indicators import INDICATORS, Indicator
 from streams.slices import SliceKey
-from streams.windows import iso, season_of
+from streams.windows import base_of, iso, season_of
 
 #: What an anomaly is about: the business itself, a concentration in one slice (the trigger for
 #: a special inspection), or the data feeding the monitor.
@@ -110,6 +110,11 @@ class SeriesBank:
             return season_of(start, self.bucket_seconds)
         return self.calendar.season(start, self.bucket_seconds)
 
+    def base(self, season: int) -> int | None:
+        if self.calendar is None:
+            return base_of(season, self.bucket_seconds)
+        return self.calendar.base(season, self.bucket_seconds)
+
     def _filter(self, indicator: Indicator, key: SliceKey) -> SeriesFilter:
         found = self.series.get((indicator.name, key))
         if found is None:
@@ -127,6 +132,7 @@ class SeriesBank:
         stands: 'all' indicators or only those on 'amounts') are shown but neither judged nor
         learnt; ``feedback`` mutes patterns marked expected and holds confirmed incidents."""
         season = self.season(bucket.start)
+        base = self.base(season)
         readings: list[ScoredReading] = []
         anomalies: list[Anomaly] = []
         withheld = withheld or {}
@@ -149,7 +155,8 @@ class SeriesBank:
                         indicator.name, key, bucket.start, v, reading.k, reading.n, 0.0, v, v, v
                     ))  # fmt: skip
                     continue
-                x = {"value": reading.value, "k": reading.k, "n": reading.n, "season": season}
+                x = {"value": reading.value, "k": reading.k, "n": reading.n, "season": season,
+                     "base": base}  # fmt: skip
                 series = self._filter(indicator, key)
                 try:
                     band = series.detector.expectation(x)

@@ -61,6 +61,17 @@ def season_of(start: int, bucket_seconds: int) -> int:
     return local.weekday() * 24 + local.hour + (168 if month_end else 0)
 
 
+def base_of(season: int, bucket_seconds: int) -> int | None:
+    """The ordinary season a month-end :func:`season_of` season is a variant of (the same
+    weekday, or weekday and hour), or None for an ordinary one.
+
+    >>> base_of(8, 86400), base_of(1, 86400), base_of(168 + 3, 3600), base_of(27, 3600)
+    (1, None, 3, None)
+    """
+    month_end = 7 if bucket_seconds >= 86400 else 168
+    return season - month_end if season >= month_end else None
+
+
 @dataclass
 class EventClock:
     """The watermark over event time; a bucket closes once the watermark passes its end plus the

@@ -3,7 +3,9 @@
 Contract (River's ``AnomalyDetector``): ``score_one(x) -> float`` in [0, 1], higher is more
 anomalous, and it is always called *before* ``learn_one(x)`` for the same bucket. ``x`` is a dict
 with ``value`` (the indicator), ``k`` (the count it rests on), ``n`` (exposure / sample size) and
-``season`` (from :func:`streams.windows.season_of`). Deciding is separate from scoring:
+``season`` (from :func:`streams.windows.season_of`), and optionally ``base``, the ordinary season
+a special one is a variant of (:func:`streams.windows.base_of`), which count seasons start
+from. Deciding is separate from scoring:
 :class:`SeriesFilter` classifies a score against the one service threshold and keeps the detector
 from learning anomalies.
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-_PSEUDO_COUNT = 3.0
+_PSEUDO_COUNT = 3.0  # prior events at factor 1 behind every seasonal factor of counts
+_SEASON_MEMORY = 0.2  # per visit: a count season's sums remember about its last five visits
 _MAX_COUNT = 1e15  # no real count or sample comes near; beyond it the exact tails overflow
 _WARMUP = 14  # buckets a series must have seen before it is scored at all (two weeks of days)
 
@@ -15,19 +16,25 @@ class _Seasonal:
     """A level plus a per-season adjustment, learnt by exponential weighting.
 
     ``multiplicative`` suits counts (a weekend has 40 % of a weekday's policies); additive suits
-    values already on a log scale. The first :data:`_WARMUP` observations are kept and fitted at
+    values already on a log scale. A count season's factor is a ratio of sums over its visits,
+    ``(counts + 3) / (level + 3)``: three prior events at factor 1 keep a season seen once or
+    twice from trusting a few events, and as visits accumulate the prior fades. (A running
+    mean of per-visit ratios, each shrunk by the same pseudo-counts, never lets the prior fade:
+    a night hour expecting 0.7 receipts against a level of 4 settled at 0.5 instead of 0.17 and
+    a quiet night looked like an outage.) The first :data:`_WARMUP` observations are kept and fitted at
     once — the median as level, each season's mean relative to it — so a series that starts on a
     weekend or at a month-end does not take that for its normal. Plain floats, not River
     objects: a series keeps at most a few hundred of them (the bench reports bytes per series).
     """
 
-    __slots__ = ("adjust", "alpha", "level", "multiplicative", "seen", "warm")
+    __slots__ = ("adjust", "alpha", "level", "multiplicative", "seen", "sums", "warm")
 
     def __init__(self, alpha: float, multiplicative: bool) -> None:
         self.alpha = alpha
         self.multiplicative = multiplicative
         self.level = 0.0
         self.adjust: dict[int, float] = {}
+        self.sums: dict[int, tuple[float, float]] = {}  # count seasons: (counts, level) summed
         self.seen = 0
         self.warm: list[tuple[float, int]] | None = []
 
@@ -40,7 +47,7 @@ class _Seasonal:
             return self.level * self.adjust.get(season, 1.0)
         return self.level + self.adjust.get(season, 0.0)
 
-    def learn(self, value: float, season: int) -> None:
+    def learn(self, value: float, season: int, base: int | None = None) -> None:
         self.seen += 1
         if self.warm is not None:
             self.warm.append((value, season))
@@ -49,25 +56,41 @@ class _Seasonal:
                 self.warm = None
             return
         a = self.alpha
-        # Seasons come round rarely, so their adjustments learn faster than the level; one seen
-        # for the first time takes its adjustment from this observation alone.
-        fast = min(1.0, 3 * a) if season in self.adjust else 1.0
         if self.multiplicative:
-            # Floored so that a season first seen empty can still be divided by and recover.
-            factor = max(self.adjust.get(season, 1.0), 0.05)
-            self.level += a * (value / factor - self.level)
+            prior = self.adjust.get(base, 1.0) if base is not None else 1.0
+            # A season seen for the first time says what its factor is, not where the level
+            # is: divided by a factor it does not have yet, a busy afternoon's count would drag
+            # the level up and every night after would look short. Floored so that a season
+            # first seen empty can still be divided by and recover.
+            if season in self.adjust:
+                self.level += a * (value / max(self.adjust[season], 0.05) - self.level)
             if self.level > 0:
-                self.adjust[season] = factor + fast * (self._ratio(value, self.level) - factor)
+                self._visit(season, value, self.level, prior)
         else:
+            # Seasons come round rarely, so their adjustments learn faster than the level; one
+            # seen for the first time takes its adjustment from this observation alone.
+            fast = min(1.0, 3 * a) if season in self.adjust else 1.0
             offset = self.adjust.get(season, 0.0)
             self.level += a * (value - offset - self.level)
             self.adjust[season] = offset + fast * (value - self.level - offset)
 
-    @staticmethod
-    def _ratio(value: float, level: float) -> float:
+    def _visit(self, season: int, counts: float, level: float, prior: float = 1.0) -> None:
+        """Add a visit's counts and the level they are set against to the season's sums."""
+        try:
+            sums = self.sums
+        except AttributeError:  # a detector pickled before the sums existed
+            sums = self.sums = {}
+        summed = sums.get(season)
+        if summed is None and season in self.adjust:  # its factor stands for the visits so far
+            factor = self.adjust[season]
+            summed = (max(factor * (level + _PSEUDO_COUNT) - _PSEUDO_COUNT, 0.0), level)
+        keep = 1.0 - _SEASON_MEMORY
+        k, e = summed if summed is not None else (0.0, 0.0)
+        k, e = keep * k + counts, keep * e + level
+        sums[season] = (k, e)
         # Pseudo-counts shrink factors of small counts towards 1: 6 against a level of 1 is
         # mostly noise, 6,000 against 1,000 is a season.
-        return (value + _PSEUDO_COUNT) / (level + _PSEUDO_COUNT)
+        self.adjust[season] = max((k + _PSEUDO_COUNT * prior) / (e + _PSEUDO_COUNT), 0.05)
 
     def _fit(self, points: list[tuple[float, int]]) -> None:
         values = sorted(v for v, _ in points)
@@ -75,15 +98,17 @@ class _Seasonal:
         self.level = (
             values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
         )
+        # The warm-up keeps no bases: its seasons start from 1, and their prior fades in a few
+        # visits.
         by_season: dict[int, list[float]] = {}
         for v, season in points:
             by_season.setdefault(season, []).append(v)
         for season, vs in by_season.items():
-            mean = sum(vs) / len(vs)
             if self.multiplicative:
-                self.adjust[season] = max(self._ratio(mean, self.level), 0.05)
+                for v in vs:
+                    self._visit(season, v, self.level)
             else:
-                self.adjust[season] = mean - self.level
+                self.adjust[season] = sum(vs) / len(vs) - self.level
 
 
 @dataclass(frozen=True)

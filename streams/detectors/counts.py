@@ -56,7 +56,8 @@ class CountDetector(base.AnomalyDetector):
             return
         if self.window > 1 and self._base.ready(season):
             self._recent = [*self._recent, (k, self._lam(season))][-(self.window - 1) :]
-        self._base.learn(k, season)
+        base = x.get("base")
+        self._base.learn(k, season, None if base is None else int(base))
 
     def score_one(self, x: dict[Any, Any]) -> float:
         if not self._base.ready(int(x.get("season", 0))):
