@@ -83,8 +83,10 @@ class Calendar:
         is not a working day's, and a factor carries level and shape together.
 
         >>> cal = Calendar()
-        >>> [cal.base(s, 86400) for s in (3, 10, 17, 21)], [cal.base(s, 3600) for s in (3, 27, 51, 99)]
-        ([None, 3, 3, None], [None, None, 3, 3])
+        >>> [cal.base(s, 86400) for s in (3, 10, 17, 21)]     # Thursday, its month-, quarter-end
+        [None, 3, 3, None]
+        >>> [cal.base(s, 3600) for s in (3, 27, 51, 99, 147)]  # 03:00, weekend, ends, holiday
+        [None, None, 3, 3, None]
         """
         if bucket_seconds >= 86400:
             return season % 7 if 7 <= season < _DAILY_HOLIDAY else None

@@ -176,7 +176,7 @@ class SeriesBank:
                 expected, lower, upper = band.expected, band.lower, band.upper
                 if indicator.kind == "count":
                     # The count detector expects counts; show the band in the indicator's unit.
-                    unit = reading.per_k
+                    unit = series.unit_of(reading.k, reading.per_k, remember=hold is None)
                     expected, lower, upper = expected * unit, lower * unit, upper * unit
                 scored = ScoredReading(
                     indicator.name,

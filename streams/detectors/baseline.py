@@ -16,15 +16,18 @@ class _Seasonal:
     """A level plus a per-season adjustment, learnt by exponential weighting.
 
     ``multiplicative`` suits counts (a weekend has 40 % of a weekday's policies); additive suits
-    values already on a log scale. A count season's factor is a ratio of sums over its visits,
-    ``(counts + 3) / (level + 3)``: three prior events at factor 1 keep a season seen once or
-    twice from trusting a few events, and as visits accumulate the prior fades. (A running
-    mean of per-visit ratios, each shrunk by the same pseudo-counts, never lets the prior fade:
-    a night hour expecting 0.7 receipts against a level of 4 settled at 0.5 instead of 0.17 and
-    a quiet night looked like an outage.) The first :data:`_WARMUP` observations are kept and fitted at
-    once — the median as level, each season's mean relative to it — so a series that starts on a
-    weekend or at a month-end does not take that for its normal. Plain floats, not River
-    objects: a series keeps at most a few hundred of them (the bench reports bytes per series).
+    values already on a log scale. A count season's factor is a ratio of sums over its last few
+    visits, ``(counts + 3 × prior) / (level + 3)``: three prior events keep a season seen once
+    or twice from trusting a handful of events, and the prior fades as visits accumulate. (A
+    running mean of per-visit ratios, each shrunk the same way, never lets it fade: a night hour
+    of 0.7 receipts against a level of 4 settled at 0.5 instead of 0.17, and quiet nights looked
+    like outages.) The prior is the factor of the season's *base* where the caller gives one —
+    a month-end night starts from an ordinary night — else 1.
+
+    The first :data:`_WARMUP` observations are kept and fitted at once — the median as level,
+    each season's mean relative to it — so a series that starts on a weekend or at a month-end
+    does not take that for its normal. Plain floats, not River objects: a series keeps at most
+    a few hundred of them (the bench reports bytes per series).
     """
 
     __slots__ = ("adjust", "alpha", "level", "multiplicative", "seen", "sums", "warm")

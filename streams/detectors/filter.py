@@ -15,15 +15,29 @@ class SeriesFilter:
     ``protects_itself`` is true (:class:`~streams.detectors.MetricDetector`) keeps anomalies out
     of its baseline on its own and must see every bucket to know when an episode ends: it learns
     them all.
+
+    ``unit`` is what one counted event was last worth in the indicator's unit (a receipt's mean
+    premium), for showing what a bucket without events was expected to bring.
     """
 
-    __slots__ = ("adapt_after", "detector", "run", "threshold")
+    __slots__ = ("adapt_after", "detector", "run", "threshold", "unit")
 
     def __init__(self, detector: Any, threshold: float = ALERT_THRESHOLD, adapt_after: int = 7):
         self.detector = detector
         self.threshold = threshold
         self.adapt_after = adapt_after
         self.run = 0
+        self.unit: float | None = None
+
+    def unit_of(self, k: float, per_k: float, remember: bool = True) -> float:
+        """The worth of one event to show this bucket's band in: its own where it has events,
+        else the last one remembered (an empty bucket's mean premium is not 0 yuan). A bucket
+        held back as suspect (amounts in fen) is not remembered."""
+        if k > 0 and per_k > 0:
+            if remember:
+                self.unit = per_k
+            return per_k
+        return getattr(self, "unit", None) or per_k  # filters pickled before it have none
 
     def step(self, x: dict[Any, Any]) -> tuple[float, bool]:
         """Score ``x``, then learn it unless it is an anomaly; returns (score, is_anomaly)."""

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from monitor.scenarios import HOUR_SHARE, poisson
+from streams.calendar import Calendar
 from streams.detectors import (
     ALERT_THRESHOLD,
     DETECTORS,
@@ -23,8 +25,6 @@ from streams.detectors import (
     poisson_upper_tail,
     score_from_p,
 )
-from monitor.scenarios import HOUR_SHARE, poisson
-from streams.calendar import Calendar
 from streams.windows import season_of
 
 MONDAY = 1_772_380_800  # 2 March 2026 00:00 Shanghai

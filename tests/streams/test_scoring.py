@@ -168,6 +168,22 @@ def test_zero_complaints_keep_the_expected_rate_in_the_indicators_unit() -> None
     assert rate.lower <= rate.expected < rate.upper
 
 
+def test_a_day_without_receipts_shows_the_premium_it_was_expected_to_bring() -> None:
+    # Fourteen days of 20 receipts worth 2,500 yuan each, then one of 40,000 yuan in fen
+    # (held back as a unit error), then a day with none: 20 × 2,500 = 50,000 yuan expected,
+    # not 0 and not the suspect day's mean.
+    bank = SeriesBank(DAY)
+    for day in range(14):
+        bank.score(bucket(day, org=acc(premium_received_yuan=50_000.0, premium_receipts=20.0)))
+    fen = {ORG: "amounts"}
+    bank.score(bucket(14, org=acc(premium_received_yuan=5e6, premium_receipts=20.0)), fen)
+    readings, _ = bank.score(bucket(15, org=acc(premium_received_yuan=0.0, premium_receipts=0.0)))
+    [premium] = [r for r in readings if r.indicator == "premium_income"]
+    assert premium.value == 0.0
+    assert premium.expected == pytest.approx(50_000.0, rel=0.05)
+    assert premium.lower < premium.expected < premium.upper
+
+
 def test_one_failing_series_does_not_cost_the_others_their_bucket() -> None:
     class Broken:
         def expectation(self, x: dict) -> None:
