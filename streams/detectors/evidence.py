@@ -60,17 +60,18 @@ class RunningAverageTest:
         self._var = 0.0
         self._seen = 0
 
-    def _average(self, evidence: float) -> float:
+    def average(self, evidence: float) -> float:
+        """The mean the test judges: of the last ``length - 1`` values learnt and ``evidence``."""
         if self.length <= 1:
             return evidence
         return (sum(self._recent) + evidence) / (len(self._recent) + 1)
 
     def p(self, evidence: float) -> float:
         sd = math.sqrt(max(self._var, _MIN_VARIANCE))
-        return normal_upper_tail((self._average(evidence) - self._mean) / sd)
+        return normal_upper_tail((self.average(evidence) - self._mean) / sd)
 
     def learn(self, evidence: float) -> None:
-        average = self._average(evidence)
+        average = self.average(evidence)
         self._recent.append(evidence)
         self._seen += 1
         a = max(self.alpha, 1.0 / self._seen)

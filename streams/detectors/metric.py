@@ -30,7 +30,9 @@ _TAIL_START = 3.0  # z above which the point test models the tail
 _TAIL_DECAY = 0.001  # forgetting rate of the tail statistics (a memory of ~1,000 values)
 _TAIL_PRIOR = (500.0, 0.01, 0.5)  # pseudo-values, their exceedance rate and mean excess
 _LOG_EXCESS_PRIOR = 0.1  # the prior's mean log(z / tail start): Gaussian exceedances give 0.09
-_HEAVY_MARGIN = 0.5  # nats per exceedance by which a power-law tail must fit better to be used
+# Nats per exceedance by which a power-law tail must fit better to be used (0.5 measured alike,
+# 0.1 or none lose windows: Gaussian-like series' tails must stay exponential).
+_HEAVY_MARGIN = 0.25
 _SEASON_ALPHA = 0.3  # how fast a season's profile follows its values
 
 
@@ -58,12 +60,14 @@ class MetricDetector(base.AnomalyDetector):
     2. **Three tests, each calibrated by the series' own history**, combined by Bonferroni:
        *point* — an exponential tail above z = 3 whose exceedance rate and mean excess are learnt
        (winsorised at the alarm point), so a series full of spikes needs a bigger one to alarm,
-       or a power-law tail where that fits the exceedances clearly better; its z counts only
-       the part of a residual beyond what the season and its neighbours reached on earlier
-       visits (:class:`~streams.detectors.reach.SeasonalReach`), so a daily burst alarms once;
-       *run* — the mean of the last ``average`` z's (capped at 16) against the mean and
-       variance that average has had, like HTM's anomaly likelihood, so a lasting shift alarms
-       when no single value would; *novelty* — the same running test on how unheard-of each
+       or a power-law tail where that fits the same (winsorised) exceedances clearly better;
+       its z counts only the part of a residual beyond what the season and its neighbours
+       reached on earlier visits (:class:`~streams.detectors.reach.SeasonalReach`), so a daily
+       burst alarms once; *run* — the mean of the last ``average`` z's (capped at 16) against
+       the mean and variance that average has had, like HTM's anomaly likelihood, so a lasting
+       shift alarms when no single value would, and silent while that mean is no higher than
+       the season and its neighbours reached on earlier visits, so a daily shift alarms once;
+       *novelty* — the same running test on how unheard-of each
        step between value bands is, so a new shape alarms when no value is out of range.
        Nothing is scored before ``warmup`` residuals have been learnt.
     3. **Episodes.** After an alarm, scores stay just below the alert threshold until the series
@@ -91,7 +95,9 @@ class MetricDetector(base.AnomalyDetector):
 
     protects_itself = True
     _tail_log_excess = 0.0  # checkpoints written before the power-law tail do not have it
+    _tail_log_excess_light: float | None = None  # nor this, before the tails shared their data
     _reach: SeasonalReach | None = None  # nor those written before the seasonal reach
+    _average_reach: SeasonalReach | None = None  # nor the run average's
 
     def __init__(
         self,
@@ -116,6 +122,7 @@ class MetricDetector(base.AnomalyDetector):
         self._residuals: deque[float] = deque(maxlen=window)
         self._profile: dict[int, float] = {}
         self._reach = SeasonalReach()
+        self._average_reach = self._new_average_reach()
         self._run_test = RunningAverageTest(average, alpha)
         self._novelty_test = RunningAverageTest(average, alpha)
         self._transitions = Transitions()
@@ -123,10 +130,16 @@ class MetricDetector(base.AnomalyDetector):
         self._tail_weight = 0.0  # decayed count of residuals, of exceedances, of excess
         self._tail_count = 0.0
         self._tail_excess = 0.0
-        self._tail_log_excess = 0.0
+        self._tail_log_excess = 0.0  # of log(z / tail start), winsorised at the Pareto's alarm z
+        self._tail_log_excess_light = 0.0  # the same at the exponential's, to choose between them
         self._episode = False
         self._calm = 0
         self._run = 0  # alarming buckets in a row
+
+    def _new_average_reach(self) -> SeasonalReach:
+        # Sharing the residuals' index of seasons keeps the pickled state under 16 KB.
+        seasons = None if self._reach is None else self._reach.seasons
+        return SeasonalReach(low=False, seasons=seasons)
 
     @staticmethod
     def _value(x: dict[Any, Any]) -> float | None:
@@ -170,14 +183,28 @@ class MetricDetector(base.AnomalyDetector):
         mean_log = (prior_n * prior_rate * _LOG_EXCESS_PRIOR + self._tail_log_excess) / exceedances
         return rate, mean_excess, mean_log
 
-    @staticmethod
-    def _heavy(mean_excess: float, mean_log: float) -> bool:
+    def _light_log_excess(self) -> float:
+        if self._tail_log_excess_light is None:  # pickled before it existed: the nearest one
+            return self._tail_log_excess
+        return self._tail_log_excess_light
+
+    def _heavy(self) -> bool:
         """Does a power law (Pareto) fit the exceedances clearly better than an exponential?
 
         Compared by the maximised log-likelihood per exceedance of each. Where the robust scale
         is tiny beside the bursts (a series at rest between spikes), z's span orders of
         magnitude and only a power law learns that the next burst is like the last ones.
+
+        Both are judged on the same data: the exceedances winsorised at the exponential's alarm
+        point. Each tail's own statistics are winsorised at its own alarm point, the power law's
+        the higher one; compared on those, the power law was judged on larger z's than its rival
+        and lost where it fits better (bursts at z ≈ 1e5 like the last ones alarmed).
         """
+        prior_n, prior_rate, _ = _TAIL_PRIOR
+        _, mean_excess, _ = self._tail()
+        exceedances = prior_n * prior_rate + self._tail_count
+        log_excess = prior_n * prior_rate * _LOG_EXCESS_PRIOR + self._light_log_excess()
+        mean_log = log_excess / exceedances
         light = -math.log(mean_excess) - 1.0
         heavy = -math.log(mean_log) - math.log(_TAIL_START) - 1.0 - mean_log
         return heavy > light + _HEAVY_MARGIN
@@ -192,29 +219,41 @@ class MetricDetector(base.AnomalyDetector):
     def _alarm_z(self) -> float:
         """The z at which the point test alone reaches the alert's p."""
         light, heavy = self._alarm_points()
-        _, mean_excess, mean_log = self._tail()
-        return heavy if self._heavy(mean_excess, mean_log) else light
+        return heavy if self._heavy() else light
 
-    def _p(self, z: float, point_z: float, novelty: float | None) -> float:
+    def _p(self, season: int, z: float, point_z: float, novelty: float | None) -> float:
         rate, mean_excess, mean_log = self._tail()
         if point_z <= _TAIL_START:
             point = 1.0
-        elif self._heavy(mean_excess, mean_log):
+        elif self._heavy():
             point = rate * math.exp(-math.log(point_z / _TAIL_START) / mean_log)
         else:
             point = rate * math.exp(-(point_z - _TAIL_START) / mean_excess)
-        run = self._run_test.p(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
-        new = 1.0 if novelty is None else self._novelty_test.p(novelty)
-        return min(1.0, _TESTS * min(point, run, new))
+        return min(1.0, _TESTS * min(point, self._run_p(season, z), self._novelty_p(novelty)))
+
+    def _run_p(self, season: int, z: float) -> float:
+        """The run test, silent while its average is no higher than this season and its
+        neighbours reached on earlier visits: a lasting shift that comes back at the same time
+        every day (a quantised CPU series stepping up for its daily job) alarmed every day."""
+        evidence = min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z
+        if self._average_reach is not None:
+            _, high = self._average_reach.bounds(season, 0.0)
+            if self._run_test.average(evidence) <= high:
+                return 1.0
+        return self._run_test.p(evidence)
+
+    def _novelty_p(self, novelty: float | None) -> float:
+        return 1.0 if novelty is None else self._novelty_test.p(novelty)
 
     def score_one(self, x: dict[Any, Any]) -> float:
         value = self._value(x)
         if value is None or self._seen < self.warmup:
             return 0.0
-        evidence = self._evidence(value, int(x.get("season", 0)))
+        season = int(x.get("season", 0))
+        evidence = self._evidence(value, season)
         if evidence is None:
             return 0.0
-        score = score_from_p(self._p(*evidence))
+        score = score_from_p(self._p(season, *evidence))
         return min(score, _EPISODE_CAP) if self._episode else score
 
     def learn_one(self, x: dict[Any, Any]) -> None:
@@ -230,12 +269,12 @@ class MetricDetector(base.AnomalyDetector):
                 self._reach = SeasonalReach()
             self._reach.learn(season, value - profile)
         if evidence is not None:
-            p = self._p(*evidence)
+            p = self._p(season, *evidence)
             alarming = p <= _ALARM_P and self._seen >= self.warmup
             self._follow_episode(p, alarming)
             self._run = self._run + 1 if alarming else 0
             keep = not 0 < self._run < self.protect
-            self._learn_evidence(value, *evidence)
+            self._learn_evidence(value, season, *evidence)
         if not keep:  # kept out of the season's profile too: tomorrow must not expect it
             return
         self._values.append(value)
@@ -255,7 +294,7 @@ class MetricDetector(base.AnomalyDetector):
             self._episode, self._calm = True, 0
 
     def _learn_evidence(
-        self, value: float, z: float, point_z: float, novelty: float | None
+        self, value: float, season: int, z: float, point_z: float, novelty: float | None
     ) -> None:
         # Winsorised at the current alarm point (each tail at its own): one huge spike must not
         # teach the tail that every later spike is ordinary; many spikes still widen it.
@@ -268,7 +307,14 @@ class MetricDetector(base.AnomalyDetector):
         self._tail_excess = self._tail_excess * keep + max(min(point_z, light) - _TAIL_START, 0.0)
         log_excess = math.log(min(point_z, heavy) / _TAIL_START) if exceeds else 0.0
         self._tail_log_excess = self._tail_log_excess * keep + log_excess
-        self._run_test.learn(min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z)
+        # The log-excess on the exponential's data too: only for choosing between the two.
+        log_excess = math.log(min(point_z, light) / _TAIL_START) if exceeds else 0.0
+        self._tail_log_excess_light = self._light_log_excess() * keep + log_excess
+        run_evidence = min(z, _FULL_SCALE_Z) / _FULL_SCALE_Z
+        if self._average_reach is None:  # a detector pickled before the record existed
+            self._average_reach = self._new_average_reach()
+        self._average_reach.learn(season, self._run_test.average(run_evidence))
+        self._run_test.learn(run_evidence)
         if novelty is not None:
             self._novelty_test.learn(novelty)
         self._transitions.learn(value, *centre_and_scale(self._values))

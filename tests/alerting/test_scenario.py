@@ -182,7 +182,10 @@ def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
     assert topics.count((settings.alerts_topic, "opened")) == store.count("alerts") == 5
     assert set(absorbed) == {a["alert_id"] for a in store.alerts(limit=100)[0]}
     assert registry.get_sample_value("qualmon_inspections_open") == 1
-    assert registry.get_sample_value(
-        "qualmon_alert_notifications_total", {"receiver": "webhook", "outcome": "sent"}
-    ) == 2
+    assert (
+        registry.get_sample_value(
+            "qualmon_alert_notifications_total", {"receiver": "webhook", "outcome": "sent"}
+        )
+        == 2
+    )
     store.close()

@@ -114,3 +114,17 @@ def test_expectation_band_is_the_alarm_point() -> None:
     for offset, alarm in ((0.9, False), (1.1, True)):
         x = {"value": band.expected + offset * half_width, "season": 0}
         assert (detector.score_one(x) >= ALERT_THRESHOLD) is alarm
+
+
+def test_a_checkpoint_from_before_the_run_reach_keeps_working() -> None:
+    detector = MetricDetector()
+    for x in noise(12, 400):
+        detector.learn_one(x)
+    old = pickle.loads(pickle.dumps(detector))
+    del old._average_reach, old._tail_log_excess_light  # as a checkpoint written before them
+    x = {"value": 10.0, "season": 0}
+    assert old.score_one(x) == detector.score_one(x)  # the old choice of tail, no reach yet
+    for x in noise(13, 300):
+        old.learn_one(x)
+    assert old._average_reach is not None and old._tail_log_excess_light is not None
+    assert old.score_one({"value": 100.0, "season": 0}) >= ALERT_THRESHOLD
