@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-_PSEUDO_COUNT = 3.0  # prior events at factor 1 behind every seasonal factor of counts
+_PSEUDO_COUNT = 3.0  # prior events behind every seasonal factor of counts
 _SEASON_MEMORY = 0.2  # per visit: a count season's sums remember about its last five visits
 _MAX_COUNT = 1e15  # no real count or sample comes near; beyond it the exact tails overflow
 _WARMUP = 14  # buckets a series must have seen before it is scored at all (two weeks of days)
@@ -91,8 +91,8 @@ class _Seasonal:
         k, e = summed if summed is not None else (0.0, 0.0)
         k, e = keep * k + counts, keep * e + level
         sums[season] = (k, e)
-        # Pseudo-counts shrink factors of small counts towards 1: 6 against a level of 1 is
-        # mostly noise, 6,000 against 1,000 is a season.
+        # Pseudo-counts shrink factors of small counts towards the prior: 6 against a level of
+        # 1 is mostly noise, 6,000 against 1,000 is a season.
         self.adjust[season] = max((k + _PSEUDO_COUNT * prior) / (e + _PSEUDO_COUNT), 0.05)
 
     def _fit(self, points: list[tuple[float, int]]) -> None:
