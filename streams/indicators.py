@@ -52,6 +52,8 @@ class Indicator:
     #: Read off yuan amounts: a unit error in a feed (fen sent as yuan) moves it, so its
     #: anomalies are withheld while the data-quality watch reports the unit error instead.
     amounts: bool = False
+    #: Read off month-to-date sums: a unit error taints it until the month ends.
+    month_to_date: bool = False
 
     @property
     def judged(self) -> bool:
@@ -67,11 +69,11 @@ DEFINITIONS = (
       r.total("premium_received_yuan", "premium_receipts")),
     _I("premium_attainment", "qualmon_indicator_premium_attainment_ratio", "level", "low",
       "Month-to-date premium received / the month's target (target.set).",
-      r.attainment, min_evidence=NEVER, amounts=True),
+      r.attainment, min_evidence=NEVER, amounts=True, month_to_date=True),
     _I("premium_pace", "qualmon_indicator_premium_pace_ratio", "level", "low",
       "Attainment / share of the month's business expected by now (month-end push weighted "
       "in); below 1 is behind pace.",
-      r.pace, min_evidence=300.0, amounts=True),
+      r.pace, min_evidence=300.0, amounts=True, month_to_date=True),
     # ---- claims and loss ----------------------------------------------------------------------
     _I("loss_ratio", "qualmon_indicator_loss_ratio", "level", "high",
       "Simple loss ratio: claims paid (claim.closed) / premium written (policy.issued).",

@@ -12,7 +12,10 @@ touches are withheld (:attr:`Findings.withheld`), and those buckets are not lear
   the proportion detector (binomial, high side) per branch.
 - **Unit jump**: the mean amount per event of a branch (premium, written premium, claims paid,
   surrender values) moves by a factor of 30 or more against its history — fen sent as yuan is
-  ×100. Natural swings of a daily mean are far below that; no statistics needed.
+  ×100. Natural swings of a daily mean are far below that; no statistics needed. The
+  month-to-date sums of a branch with a unit jump hold the wrong amounts until the month ends:
+  its month-to-date indicators are withheld that long, and their detectors start afresh (with
+  hourly buckets they learnt the day's hours before the day's verdict).
 """
 
 from __future__ import annotations
@@ -60,8 +63,11 @@ class Finding:
 @dataclass
 class Findings:
     found: list[Finding]
-    #: slice -> 'all' (every indicator) or 'amounts' (indicators on yuan amounts)
+    #: slice -> 'all' (every indicator), 'amounts' (indicators on yuan amounts) or 'month'
+    #: (month-to-date indicators)
     withheld: dict[SliceKey, str]
+    #: slices whose month-to-date detectors learnt a unit error: to start afresh
+    tainted: set[SliceKey] = field(default_factory=set)
 
 
 @dataclass
@@ -71,11 +77,23 @@ class _Unit:
     run: int = 0
 
 
+def _touched(slices: dict[SliceKey, list[float]], path: str) -> list[SliceKey]:
+    """The slices an org's data reaches: its own, its ancestors' and the company's."""
+    orgs = set(path.split("/"))
+    return [key for key in slices if key[0] == ALL or key[0] in orgs]
+
+
 @dataclass
 class QualityWatch:
     silence: dict[tuple[str, str], SeriesFilter] = field(default_factory=dict)
     duplicates: dict[str, SeriesFilter] = field(default_factory=dict)
     units: dict[tuple[str, str], _Unit] = field(default_factory=dict)
+    #: org -> the (year, month) whose month-to-date sums hold its unit error
+    tainted: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Checkpoints written before month-to-date taints lack them.
+        self.__dict__.update({"tainted": {}, **state})
 
     def check(
         self,
@@ -84,12 +102,15 @@ class QualityWatch:
         leaves: dict[str, str],
         day: dict[SliceKey, list[float]] | None = None,
         season: int = 0,
+        month: tuple[int, int] = (0, 0),
     ) -> Findings:
         """Judge one closed bucket: duplicates on the bucket; when ``day`` (the sums of a day
         that just ended, by slice) is given, silent feeds and unit jumps on the whole day — an
         hour without closures at night is normal, a day without any is not, and a day's mean
         amount is steady where an hour's swings with the mix of products sold in it.
-        ``leaves`` maps every known selling org to its org path; ``season`` is the day's."""
+        ``leaves`` maps every known selling org to its org path; ``season`` is the day's;
+        ``month`` the bucket's (year, month), for how long a unit jump taints month-to-date
+        sums."""
         found: list[Finding] = []
         silent, unit_orgs = set(), set()
         for org in leaves:
@@ -112,14 +133,21 @@ class QualityWatch:
                 continue
             k = total[FIELD[count_field]] if total else 0.0
             self._silence(("type", event_type), k, season, (ALL, ALL, ALL), found)
+        newly = {org for org in unit_orgs if self.tainted.get(org) != month}
+        for org in unit_orgs:
+            self.tainted[org] = month
+        for org in [o for o, m in self.tainted.items() if m != month]:
+            del self.tainted[org]  # its month is over: the sums start clean
         withheld: dict[SliceKey, str] = {}
-        for orgs, what in ((unit_orgs, "amounts"), (silent, "all")):
+        tainted: set[SliceKey] = set()
+        # Weakest first: a stronger hold on the same slice overwrites a weaker one.
+        for orgs, what in ((self.tainted, "month"), (unit_orgs, "amounts"), (silent, "all")):
             for org in orgs:
-                touched = set(leaves[org].split("/"))
-                for key in slices:
-                    if key[0] == ALL or key[0] in touched:
-                        withheld[key] = what
-        return Findings(found, withheld)
+                for key in _touched(slices, leaves.get(org, org)):
+                    withheld[key] = what
+                    if org in newly:
+                        tainted.add(key)
+        return Findings(found, withheld, tainted)
 
     def _silence(
         self, series: tuple[str, str], k: float, season: int, key: SliceKey, out: list[Finding]

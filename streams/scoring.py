@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,13 @@ def anomaly_id(indicator: str, key: SliceKey, start: int) -> str:
     return hashlib.sha256(raw).hexdigest()[:24]
 
 
+def _held(hold: str | None, indicator: Indicator) -> bool:
+    """Is ``indicator`` withheld on a slice under ``hold`` (see :meth:`SeriesBank.score`)?"""
+    if hold == "all":
+        return True
+    return indicator.amounts if hold == "amounts" else hold == "month" and indicator.month_to_date
+
+
 class SeriesBank:
     """Every watched series' detector, created on first sight of the series."""
 
@@ -115,6 +123,14 @@ class SeriesBank:
             return base_of(season, self.bucket_seconds)
         return self.calendar.base(season, self.bucket_seconds)
 
+    def forget(self, keys: set[SliceKey], which: Callable[[Indicator], bool]) -> None:
+        """Drop the detectors of these slices' indicators ``which`` picks: what they learnt is
+        known to be wrong, and they start afresh."""
+        for indicator in INDICATORS.values():
+            if which(indicator):
+                for key in keys:
+                    self.series.pop((indicator.name, key), None)
+
     def _filter(self, indicator: Indicator, key: SliceKey) -> SeriesFilter:
         found = self.series.get((indicator.name, key))
         if found is None:
@@ -129,8 +145,9 @@ class SeriesBank:
         feedback: FeedbackBook | None = None,
     ) -> tuple[list[ScoredReading], list[Anomaly]]:
         """Score every indicator of every slice. ``withheld`` slices (a data-quality finding
-        stands: 'all' indicators or only those on 'amounts') are shown but neither judged nor
-        learnt; ``feedback`` mutes patterns marked expected and holds confirmed incidents."""
+        stands: 'all' indicators, only those on 'amounts', or on 'month'-to-date sums) are shown
+        but neither judged nor learnt; ``feedback`` mutes patterns marked expected and holds
+        confirmed incidents."""
         season = self.season(bucket.start)
         base = self.base(season)
         readings: list[ScoredReading] = []
@@ -160,9 +177,7 @@ class SeriesBank:
                 series = self._filter(indicator, key)
                 try:
                     band = series.detector.expectation(x)
-                    if reading.k < indicator.min_evidence or (
-                        hold is not None and (hold == "all" or indicator.amounts)
-                    ):
+                    if reading.k < indicator.min_evidence or _held(hold, indicator):
                         score, anomalous = 0.0, False
                     elif feedback is None:
                         score, anomalous = series.step(x)
@@ -176,7 +191,9 @@ class SeriesBank:
                 expected, lower, upper = band.expected, band.lower, band.upper
                 if indicator.kind == "count":
                     # The count detector expects counts; show the band in the indicator's unit.
-                    unit = series.unit_of(reading.k, reading.per_k, remember=hold is None)
+                    # Amounts under a data-quality hold are suspect (the month-to-date ones
+                    # only in their sums): not remembered.
+                    unit = series.unit_of(reading.k, reading.per_k, hold in (None, "month"))
                     expected, lower, upper = expected * unit, lower * unit, upper * unit
                 scored = ScoredReading(
                     indicator.name,

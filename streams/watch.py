@@ -66,6 +66,8 @@ class Watch:
         self._targets(agg, slices, end)
         leaves = agg.slicer.leaves()
         day_end = shanghai(end).hour == 0
+        local = shanghai(bucket.start)
+        month = (local.year, local.month)
         if self.calendar.is_holiday(bucket.start):
             findings = Findings([], {})  # feeds are quiet on holidays; nothing to learn from them
         elif day_end:
@@ -77,9 +79,14 @@ class Watch:
                 if sums is not None
             }
             season = self.calendar.season(end - 86400, 86400)
-            findings = self.quality.check(slices, bucket.duplicates, leaves, day_sums, season)
+            findings = self.quality.check(
+                slices, bucket.duplicates, leaves, day_sums, season, month
+            )
         else:
-            findings = self.quality.check(slices, bucket.duplicates, leaves)
+            findings = self.quality.check(slices, bucket.duplicates, leaves, month=month)
+        if findings.tainted and self.bucket_seconds < 86400:
+            # The day's verdict comes at its end: the hours before it were learnt.
+            self.bank.forget(findings.tainted, lambda indicator: indicator.month_to_date)
         readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
         anomalies += business
         for f in findings.found:

@@ -84,6 +84,17 @@ def test_a_month_of_hourly_buckets_raises_no_alarm() -> None:
     assert run_config(cfg, bucket_seconds=3600) == ()
 
 
+def test_a_unit_error_with_hourly_buckets_is_data_quality_only() -> None:
+    # The day's verdict comes at its end; the pace detectors had learnt its hours of ×100
+    # premium, and a week later the month-to-date pace "fell behind" what they had learnt.
+    cfg = SimConfig(days=24, seed=11, branches=3, product_lines=3, channels=2, start=START,
+                    scenarios=("unit-error",))  # fmt: skip
+    found = run_config(cfg, bucket_seconds=3600)
+    assert found and {(a.indicator, a.category) for a in found} == {
+        ("amount_unit_jump", "data_quality")
+    }
+
+
 def test_mis_selling_is_flagged_in_its_slice_and_as_a_concentration(incidents) -> None:
     mine = [a for a in incidents if a.indicator.startswith(("complaint", "cooling_off"))]
     assert {day(a) for a in mine} <= set(MIS_SELLING)

@@ -73,6 +73,28 @@ def test_a_unit_jump_is_found_and_withholds_only_amount_indicators() -> None:
     assert calm.found == []
 
 
+def test_a_unit_jump_taints_month_to_date_sums_until_the_month_ends() -> None:
+    watch = QualityWatch()
+    for _ in range(14):
+        day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
+        watch.check(day, {}, LEAVES, day, month=(2026, 3))
+    fen = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 2_000_000.0)})
+    jumped = watch.check(fen, {}, LEAVES, fen, month=(2026, 3))
+    touched = {("4403", "*", "*"), ("44", "*", "*"), ("4403", "life", "BANCA"), ("*", "*", "*")}
+    assert jumped.withheld == dict.fromkeys(touched, "amounts")
+    assert jumped.tainted == touched  # the month-to-date detectors learnt it: start afresh
+    # The amounts are right again, but March's month-to-date sums still hold the fen day.
+    day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
+    later = watch.check(day, {}, LEAVES, day, month=(2026, 3))
+    assert (later.found, later.withheld, later.tainted) == (
+        [],
+        dict.fromkeys(touched, "month"),
+        set(),
+    )
+    april = watch.check(day, {}, LEAVES, day, month=(2026, 4))
+    assert (april.found, april.withheld) == ([], {})
+
+
 def test_a_duplicate_surge_is_found_per_org() -> None:
     watch = QualityWatch()
     warm(watch)

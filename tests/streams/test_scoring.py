@@ -184,6 +184,21 @@ def test_a_day_without_receipts_shows_the_premium_it_was_expected_to_bring() -> 
     assert premium.lower < premium.expected < premium.upper
 
 
+def test_a_month_hold_withholds_month_to_date_indicators_only() -> None:
+    assert {n for n, i in INDICATORS.items() if i.month_to_date} == {
+        "premium_attainment", "premium_pace",
+    }  # fmt: skip
+    bank = SeriesBank(DAY)
+    premium = {"premium_received_yuan": 50_000.0, "premium_receipts": 20.0}
+    for day in range(14):
+        bank.score(bucket(day, org=acc(**premium)))
+    collapse = acc(premium_received_yuan=0.0, premium_receipts=0.0)
+    _, held = bank.score(bucket(14, org=collapse), {ORG: "month"})
+    _, amounts = bank.score(bucket(15, org=collapse), {ORG: "amounts"})
+    # Receipts are counted, not read off amounts or month-to-date sums: judged under both.
+    assert [a.indicator for a in held] == [a.indicator for a in amounts] == ["premium_income"]
+
+
 def test_one_failing_series_does_not_cost_the_others_their_bucket() -> None:
     class Broken:
         def expectation(self, x: dict) -> None:
