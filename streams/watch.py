@@ -30,6 +30,9 @@ from streams.slices import SliceKey
 from streams.windows import iso, shanghai
 
 _SLA_SCORE = 0.75  # a breach of a hard limit is a fact, not a probability: always 'major'
+#: Share of a month's expected business the watch may have missed (it started later) and still
+#: judge the month's month-to-date indicators: a Sunday missed is 1 %, a fortnight half.
+_MONTH_SEEN_MISSING = 0.05
 
 
 @dataclass
@@ -49,6 +52,12 @@ class Watch:
     feedback: FeedbackBook = field(default_factory=FeedbackBook)
     #: contributors of the current day's buckets, merged; handed to concentration at day end
     today: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
+    #: start of the first bucket closed: month-to-date sums hold nothing from before it
+    started: int | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint from before ``started`` existed: its months were seen whole.
+        self.__dict__.update({"started": 0, **state})
 
     def __post_init__(self) -> None:
         self.bank = SeriesBank(self.bucket_seconds, self.calendar)
@@ -84,6 +93,9 @@ class Watch:
             )
         else:
             findings = self.quality.check(slices, bucket.duplicates, leaves, month=month)
+        if self._month_seen_in_part(bucket.start):
+            for held in slices:  # the weakest hold: a stronger one on the slice stands
+                findings.withheld.setdefault(held, "month")
         if findings.tainted and self.bucket_seconds < 86400:
             # The day's verdict comes at its end: the hours before it were learnt.
             self.bank.forget(findings.tainted, lambda indicator: indicator.month_to_date)
@@ -137,6 +149,18 @@ class Watch:
                 float(b.count), float(b.count), "CaseTimer", "business", info,
             ))  # fmt: skip
         return out
+
+    def _month_seen_in_part(self, start: int) -> bool:
+        """Did the watch start too far into ``start``'s month for its month-to-date sums to
+        mean anything? Started on the 26th, its pace would read a fifth of the month's premium
+        against nine tenths of its time: "behind pace" all month, and a baseline learnt from
+        that."""
+        if self.started is None:
+            self.started = start
+        first, now = shanghai(self.started), shanghai(start)
+        if (first.year, first.month) != (now.year, now.month):
+            return False
+        return self.calendar.month_progress(self.started) > _MONTH_SEEN_MISSING
 
     def _targets(self, agg: Aggregator, slices: dict[SliceKey, list[float]], end: int) -> None:
         local = shanghai(end - 1)

@@ -84,6 +84,14 @@ def test_a_month_of_hourly_buckets_raises_no_alarm() -> None:
     assert run_config(cfg, bucket_seconds=3600) == ()
 
 
+def test_a_start_late_in_a_month_does_not_judge_that_months_pace() -> None:
+    # Started on 26 February, February's month-to-date premium holds three days of it against a
+    # month nearly gone: its pace, learnt, made every March night look behind pace.
+    cfg = SimConfig(days=19, seed=11, branches=3, product_lines=3, channels=2,
+                    start=date(2026, 2, 26))  # fmt: skip
+    assert run_config(cfg, bucket_seconds=3600) == ()
+
+
 def test_a_unit_error_with_hourly_buckets_is_data_quality_only() -> None:
     # The day's verdict comes at its end; the pace detectors had learnt its hours of ×100
     # premium, and a week later the month-to-date pace "fell behind" what they had learnt.
