@@ -9,7 +9,8 @@ touches are withheld (:attr:`Findings.withheld`), and those buckets are not lear
   than its seasonal baseline — judged by the count detector (Poisson, low side), so a branch that
   usually sends three events on a Sunday may send none, one that sends three hundred may not.
 - **Duplicate surge**: the share of events re-sent with a known ``event_id`` rises — judged by
-  the proportion detector (binomial, high side) per branch.
+  the proportion detector (binomial, high side) per branch, per bucket and, below a day, over
+  each day too (a day of re-sends from a small branch may be a few an hour).
 - **Unit jump**: the mean amount per event of a branch (premium, written premium, claims paid,
   surrender values) moves by a factor of 30 or more against its history — fen sent as yuan is
   ×100. Natural swings of a daily mean are far below that; no statistics needed. The
@@ -87,13 +88,14 @@ def _touched(slices: dict[SliceKey, list[float]], path: str) -> list[SliceKey]:
 class QualityWatch:
     silence: dict[tuple[str, str], SeriesFilter] = field(default_factory=dict)
     duplicates: dict[str, SeriesFilter] = field(default_factory=dict)
+    daily_duplicates: dict[str, SeriesFilter] = field(default_factory=dict)  # below a day
     units: dict[tuple[str, str], _Unit] = field(default_factory=dict)
     #: org -> the (year, month) whose month-to-date sums hold its unit error
     tainted: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints written before month-to-date taints lack them.
-        self.__dict__.update({"tainted": {}, **state})
+        self.__dict__.update({"tainted": {}, "daily_duplicates": {}, **state})
 
     def check(
         self,
@@ -103,6 +105,7 @@ class QualityWatch:
         day: dict[SliceKey, list[float]] | None = None,
         season: int = 0,
         month: tuple[int, int] = (0, 0),
+        day_duplicates: dict[str, int] | None = None,
     ) -> Findings:
         """Judge one closed bucket: duplicates on the bucket; when ``day`` (the sums of a day
         that just ended, by slice) is given, silent feeds and unit jumps on the whole day — an
@@ -110,7 +113,7 @@ class QualityWatch:
         amount is steady where an hour's swings with the mix of products sold in it.
         ``leaves`` maps every known selling org to its org path; ``season`` is the day's;
         ``month`` the bucket's (year, month), for how long a unit jump taints month-to-date
-        sums."""
+        sums; ``day_duplicates`` the day's re-sent events by org, when buckets are shorter."""
         found: list[Finding] = []
         silent, unit_orgs = set(), set()
         for org in leaves:
@@ -123,6 +126,9 @@ class QualityWatch:
                 continue
             today = day.get((org, ALL, ALL))
             events = sum(today[i] for i in _TYPE_FIELDS) if today else 0.0
+            if day_duplicates is not None:
+                dups = float(day_duplicates.get(org, 0))
+                self._duplicates(org, dups, events + dups, found, self.daily_duplicates)
             if self._silence(("org", org), events, season, (org, ALL, ALL), found):
                 silent.add(org)
             if today is not None and self._units((org, ALL, ALL), today, found):
@@ -166,10 +172,18 @@ class QualityWatch:
                                score, k, band.expected, name_, detail))  # fmt: skip
         return anomalous
 
-    def _duplicates(self, org: str, dups: float, n: float, out: list[Finding]) -> None:
-        f = self.duplicates.get(org)
+    def _duplicates(
+        self,
+        org: str,
+        dups: float,
+        n: float,
+        out: list[Finding],
+        series: dict[str, SeriesFilter] | None = None,
+    ) -> None:
+        series = self.duplicates if series is None else series
+        f = series.get(org)
         if f is None:
-            f = self.duplicates[org] = SeriesFilter(DETECTORS["proportion"](direction="high"))
+            f = series[org] = SeriesFilter(DETECTORS["proportion"](direction="high"))
         if n <= 0:
             return
         x = {"value": dups / n, "k": dups, "n": n, "season": 0}

@@ -54,10 +54,12 @@ class Watch:
     today: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
     #: start of the first bucket closed: month-to-date sums hold nothing from before it
     started: int | None = None
+    #: re-sent events of the current day's buckets by org, below a day
+    today_duplicates: dict[str, int] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A checkpoint from before ``started`` existed: its months were seen whole.
-        self.__dict__.update({"started": 0, **state})
+        self.__dict__.update({"started": 0, "today_duplicates": {}, **state})
 
     def __post_init__(self) -> None:
         self.bank = SeriesBank(self.bucket_seconds, self.calendar)
@@ -88,10 +90,15 @@ class Watch:
                 if sums is not None
             }
             season = self.calendar.season(end - 86400, 86400)
+            day_duplicates = None
+            if self.bucket_seconds < 86400:
+                day_duplicates = self._add_duplicates(bucket.duplicates)
+                self.today_duplicates = {}
             findings = self.quality.check(
-                slices, bucket.duplicates, leaves, day_sums, season, month
+                slices, bucket.duplicates, leaves, day_sums, season, month, day_duplicates
             )
         else:
+            self._add_duplicates(bucket.duplicates)
             findings = self.quality.check(slices, bucket.duplicates, leaves, month=month)
         if self._month_seen_in_part(bucket.start):
             for held in slices:  # the weakest hold: a stronger one on the slice stands
@@ -149,6 +156,12 @@ class Watch:
                 float(b.count), float(b.count), "CaseTimer", "business", info,
             ))  # fmt: skip
         return out
+
+    def _add_duplicates(self, duplicates: dict[str, int]) -> dict[str, int]:
+        """The day's re-sent events so far, with this bucket's."""
+        for org, n in duplicates.items():
+            self.today_duplicates[org] = self.today_duplicates.get(org, 0) + n
+        return self.today_duplicates
 
     def _month_seen_in_part(self, start: int) -> bool:
         """Did the watch start too far into ``start``'s month for its month-to-date sums to

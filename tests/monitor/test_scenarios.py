@@ -84,6 +84,18 @@ def test_a_month_of_hourly_buckets_raises_no_alarm() -> None:
     assert run_config(cfg, bucket_seconds=3600) == ()
 
 
+def test_a_day_of_re_sent_events_is_found_with_hourly_buckets_too() -> None:
+    # A small branch re-sends a third of its events for a day: a few an hour, significant in
+    # no single hour; the day's share is judged when the day ends.
+    cfg = SimConfig(days=24, seed=11, branches=3, product_lines=3, channels=2, start=START,
+                    scenarios=("duplicate-surge",))  # fmt: skip
+    found = run_config(cfg, bucket_seconds=3600)
+    assert [(day(a), a.indicator, a.org, a.category) for a in found] == [
+        (14, "duplicate_surge", "4401", "data_quality")
+    ]
+    assert datetime.fromisoformat(found[0].bucket_start).astimezone(SHANGHAI).hour == 23
+
+
 def test_a_start_late_in_a_month_does_not_judge_that_months_pace() -> None:
     # Started on 26 February, February's month-to-date premium holds three days of it against a
     # month nearly gone: its pace, learnt, made every March night look behind pace.
