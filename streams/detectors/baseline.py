@@ -69,13 +69,15 @@ class _Seasonal:
                 self.level += a * (value / max(self.adjust[season], 0.05) - self.level)
             if self.level > 0:
                 self._visit(season, value, self.level, prior)
-        else:
-            # Seasons come round rarely, so their adjustments learn faster than the level; one
-            # seen for the first time takes its adjustment from this observation alone.
-            fast = min(1.0, 3 * a) if season in self.adjust else 1.0
-            offset = self.adjust.get(season, 0.0)
+        elif season in self.adjust:
+            # Seasons come round rarely, so their adjustments learn faster than the level.
+            offset = self.adjust[season]
             self.level += a * (value - offset - self.level)
-            self.adjust[season] = offset + fast * (value - self.level - offset)
+            self.adjust[season] = offset + min(1.0, 3 * a) * (value - self.level - offset)
+        else:
+            # One seen for the first time takes its adjustment from this observation alone,
+            # and, as with counts, says nothing of where the level is.
+            self.adjust[season] = value - self.level
 
     def _visit(self, season: int, counts: float, level: float, prior: float = 1.0) -> None:
         """Add a visit's counts and the level they are set against to the season's sums."""

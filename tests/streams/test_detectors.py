@@ -208,6 +208,20 @@ def test_a_month_end_night_starts_from_an_ordinary_night() -> None:
     assert after_one_visit == pytest.approx(ordinary, rel=0.35)
 
 
+@pytest.mark.parametrize("cls", [CountDetector, LevelDetector])
+def test_a_season_seen_for_the_first_time_does_not_move_the_level(cls: type) -> None:
+    # Its own factor or offset is what one visit tells; read as an ordinary season it dragged
+    # the level, and every season after was judged against a level that was not there.
+    detector = cls(direction="low")
+    for _ in range(20):
+        detector.learn_one({"value": 100.0, "k": 100.0, "n": 10.0, "season": 0})
+    level = detector._base.level
+    detector.learn_one({"value": 400.0, "k": 400.0, "n": 10.0, "season": 1})
+    assert detector._base.level == level
+    assert detector.expectation({"n": 10.0, "season": 1}).expected == pytest.approx(400, rel=0.05)
+    assert detector.expectation({"n": 10.0, "season": 0}).expected == pytest.approx(100.0)
+
+
 def test_a_count_baseline_pickled_before_the_season_sums_goes_on_learning() -> None:
     detector = CountDetector(direction="low")
     for x in hourly_receipts(1000.0, seed=4, days=14):
