@@ -180,15 +180,21 @@ class MetricDetector(base.AnomalyDetector):
         rate = (prior_n * prior_rate + self._tail_count) / (prior_n + self._tail_weight)
         exceedances = prior_n * prior_rate + self._tail_count
         mean_excess = (prior_n * prior_rate * prior_excess + self._tail_excess) / exceedances
-        mean_log = (prior_n * prior_rate * _LOG_EXCESS_PRIOR + self._tail_log_excess) / exceedances
-        return rate, mean_excess, mean_log
+        return rate, mean_excess, self._mean_log(self._tail_log_excess)
+
+    def _mean_log(self, log_excess: float) -> float:
+        """Mean log(z / tail start) of the exceedances from their decayed sum, shrunk towards
+        the prior."""
+        prior_n, prior_rate, _ = _TAIL_PRIOR
+        exceedances = prior_n * prior_rate + self._tail_count
+        return (prior_n * prior_rate * _LOG_EXCESS_PRIOR + log_excess) / exceedances
 
     def _light_log_excess(self) -> float:
         if self._tail_log_excess_light is None:  # pickled before it existed: the nearest one
             return self._tail_log_excess
         return self._tail_log_excess_light
 
-    def _heavy(self) -> bool:
+    def _heavy(self, mean_excess: float) -> bool:
         """Does a power law (Pareto) fit the exceedances clearly better than an exponential?
 
         Compared by the maximised log-likelihood per exceedance of each. Where the robust scale
@@ -200,11 +206,7 @@ class MetricDetector(base.AnomalyDetector):
         the higher one; compared on those, the power law was judged on larger z's than its rival
         and lost where it fits better (bursts at z ≈ 1e5 like the last ones alarmed).
         """
-        prior_n, prior_rate, _ = _TAIL_PRIOR
-        _, mean_excess, _ = self._tail()
-        exceedances = prior_n * prior_rate + self._tail_count
-        log_excess = prior_n * prior_rate * _LOG_EXCESS_PRIOR + self._light_log_excess()
-        mean_log = log_excess / exceedances
+        mean_log = self._mean_log(self._light_log_excess())
         light = -math.log(mean_excess) - 1.0
         heavy = -math.log(mean_log) - math.log(_TAIL_START) - 1.0 - mean_log
         return heavy > light + _HEAVY_MARGIN
@@ -219,13 +221,13 @@ class MetricDetector(base.AnomalyDetector):
     def _alarm_z(self) -> float:
         """The z at which the point test alone reaches the alert's p."""
         light, heavy = self._alarm_points()
-        return heavy if self._heavy() else light
+        return heavy if self._heavy(self._tail()[1]) else light
 
     def _p(self, season: int, z: float, point_z: float, novelty: float | None) -> float:
         rate, mean_excess, mean_log = self._tail()
         if point_z <= _TAIL_START:
             point = 1.0
-        elif self._heavy():
+        elif self._heavy(mean_excess):
             point = rate * math.exp(-math.log(point_z / _TAIL_START) / mean_log)
         else:
             point = rate * math.exp(-(point_z - _TAIL_START) / mean_excess)
