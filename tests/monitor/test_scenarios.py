@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from datetime import date, datetime
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,8 @@ from tests.streams.stages import Local
 
 START = date(2026, 3, 2)  # a Monday; the runs cross the March month- and quarter-end
 SMALL = {"seed": 11, "branches": 6, "product_lines": 5, "channels": 3, "start": START}
+#: Smaller still, for runs in hourly buckets (24 times the closes): a few events an hour per branch.
+TINY = {**SMALL, "branches": 3, "product_lines": 3, "channels": 2}
 INCIDENTS = ("mis-selling", "hotline-outage", "claims-backlog", "surrender-spike", "feed-loss",
              "unit-error", "duplicate-surge")  # fmt: skip
 DAYS = 45
@@ -77,19 +80,20 @@ def test_a_month_of_normal_seasonal_traffic_raises_no_alarm() -> None:
     assert run((), 35) == ()
 
 
+def hourly(**config: Any) -> tuple[Anomaly, ...]:
+    return run_config(SimConfig(**{**TINY, **config}), bucket_seconds=3600)
+
+
 def test_a_month_of_hourly_buckets_raises_no_alarm() -> None:
     # Quiet nights (1/144 of a day's business an hour), lunch dips, weekends and the quarter-end
     # push, hour by hour: nights once looked like premium outages (230 false lows in this run).
-    cfg = SimConfig(days=31, seed=11, branches=3, product_lines=3, channels=2, start=START)
-    assert run_config(cfg, bucket_seconds=3600) == ()
+    assert hourly(days=31) == ()
 
 
 def test_a_day_of_re_sent_events_is_found_with_hourly_buckets_too() -> None:
     # A small branch re-sends a third of its events for a day: a few an hour, significant in
     # no single hour; the day's share is judged when the day ends.
-    cfg = SimConfig(days=24, seed=11, branches=3, product_lines=3, channels=2, start=START,
-                    scenarios=("duplicate-surge",))  # fmt: skip
-    found = run_config(cfg, bucket_seconds=3600)
+    found = hourly(days=24, scenarios=("duplicate-surge",))
     assert [(day(a), a.indicator, a.org, a.category) for a in found] == [
         (14, "duplicate_surge", "4401", "data_quality")
     ]
@@ -99,17 +103,13 @@ def test_a_day_of_re_sent_events_is_found_with_hourly_buckets_too() -> None:
 def test_a_start_late_in_a_month_does_not_judge_that_months_pace() -> None:
     # Started on 26 February, February's month-to-date premium holds three days of it against a
     # month nearly gone: its pace, learnt, made every March night look behind pace.
-    cfg = SimConfig(days=19, seed=11, branches=3, product_lines=3, channels=2,
-                    start=date(2026, 2, 26))  # fmt: skip
-    assert run_config(cfg, bucket_seconds=3600) == ()
+    assert hourly(days=19, start=date(2026, 2, 26)) == ()
 
 
 def test_a_unit_error_with_hourly_buckets_is_data_quality_only() -> None:
     # The day's verdict comes at its end; the pace detectors had learnt its hours of ×100
     # premium, and a week later the month-to-date pace "fell behind" what they had learnt.
-    cfg = SimConfig(days=24, seed=11, branches=3, product_lines=3, channels=2, start=START,
-                    scenarios=("unit-error",))  # fmt: skip
-    found = run_config(cfg, bucket_seconds=3600)
+    found = hourly(days=24, scenarios=("unit-error",))
     assert found and {(a.indicator, a.category) for a in found} == {
         ("amount_unit_jump", "data_quality")
     }
