@@ -100,7 +100,7 @@ class Watch:
         else:
             self._add_duplicates(bucket.duplicates)
             findings = self.quality.check(slices, bucket.duplicates, leaves, month=month)
-        if self._month_seen_in_part(bucket.start):
+        if self._month_seen_in_part(bucket.start, month):
             for held in slices:  # the weakest hold: a stronger one on the slice stands
                 findings.withheld.setdefault(held, "month")
         if findings.tainted and self.bucket_seconds < 86400:
@@ -163,15 +163,15 @@ class Watch:
             self.today_duplicates[org] = self.today_duplicates.get(org, 0) + n
         return self.today_duplicates
 
-    def _month_seen_in_part(self, start: int) -> bool:
-        """Did the watch start too far into ``start``'s month for its month-to-date sums to
-        mean anything? Started on the 26th, its pace would read a fifth of the month's premium
-        against nine tenths of its time: "behind pace" all month, and a baseline learnt from
-        that."""
+    def _month_seen_in_part(self, start: int, month: tuple[int, int]) -> bool:
+        """Did the watch start too far into ``month`` (``start``'s) for its month-to-date sums
+        to mean anything? Started on the 26th, its pace would read a fifth of the month's
+        premium against nine tenths of its time: "behind pace" all month, and a baseline learnt
+        from that."""
         if self.started is None:
             self.started = start
-        first, now = shanghai(self.started), shanghai(start)
-        if (first.year, first.month) != (now.year, now.month):
+        first = shanghai(self.started)
+        if (first.year, first.month) != month:
             return False
         return self.calendar.month_progress(self.started) > _MONTH_SEEN_MISSING
 

@@ -12,11 +12,11 @@ from streams.watch import Watch
 
 def test_month_to_date_is_judged_only_for_months_seen_nearly_whole() -> None:
     watch = Watch(86400, Calendar())
-    assert watch._month_seen_in_part(epoch(date(2026, 2, 26)))  # started on the 26th
-    assert watch._month_seen_in_part(epoch(date(2026, 2, 28)))
-    assert not watch._month_seen_in_part(epoch(date(2026, 3, 1)))  # March is seen whole
+    assert watch._month_seen_in_part(epoch(date(2026, 2, 26)), (2026, 2))  # started on the 26th
+    assert watch._month_seen_in_part(epoch(date(2026, 2, 28)), (2026, 2))
+    assert not watch._month_seen_in_part(epoch(date(2026, 3, 1)), (2026, 3))  # March is seen whole
     sunday_missed = Watch(86400, Calendar())
-    assert not sunday_missed._month_seen_in_part(epoch(date(2026, 3, 2)))  # 1 % of March
+    assert not sunday_missed._month_seen_in_part(epoch(date(2026, 3, 2)), (2026, 3))  # 1 % of March
 
 
 def test_a_checkpoint_from_before_the_start_was_kept_has_seen_its_months_whole() -> None:
@@ -25,4 +25,4 @@ def test_a_checkpoint_from_before_the_start_was_kept_has_seen_its_months_whole()
     del state["started"]
     old = Watch.__new__(Watch)
     old.__setstate__(state)
-    assert not old._month_seen_in_part(epoch(date(2026, 2, 26)))
+    assert not old._month_seen_in_part(epoch(date(2026, 2, 26)), (2026, 2))
