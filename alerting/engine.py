@@ -136,7 +136,7 @@ class AlertEngine:
         # Narrow slices first, so a problem's own slice, not its roll-up, scopes an inspection.
         found.sort(
             key=lambda a: (
-                epoch(a["bucket_start"]),
+                self._last_bucket(a),
                 [-x for x in self._narrowness(a)],
                 a["anomaly_id"],
             )
@@ -146,7 +146,7 @@ class AlertEngine:
         # resolution and a re-fire, not one long alert.
         by_bucket: dict[int, tuple[list, set]] = {}
         for a in found:
-            by_bucket.setdefault(epoch(a["bucket_start"]), ([], set()))[0].append(a)
+            by_bucket.setdefault(self._last_bucket(a), ([], set()))[0].append(a)
         for r in readings:
             by_bucket.setdefault(int(r[4]), ([], set()))[1].add(r[0])
         queued = 0
@@ -161,6 +161,13 @@ class AlertEngine:
             self.on_change()
         self.refresh_metrics()
         return queued
+
+    def _last_bucket(self, a: dict[str, Any]) -> int:
+        """Start of the last bucket the anomaly covers. A day judged whole beside hourly buckets
+        covers its last hour: only a later bucket's reading can show the problem is over, not
+        the day's own hours, none of which was evidence alone."""
+        span = int(a.get("bucket_seconds") or self.settings.bucket_seconds)
+        return epoch(a["bucket_start"]) + max(span - self.settings.bucket_seconds, 0)
 
     def _narrowness(self, a: dict[str, Any]) -> tuple[int, int]:
         key = (a["org"], a["product_line"], a["channel"])
@@ -179,7 +186,7 @@ class AlertEngine:
             k=a["k"],
             key_indicators=self.settings.alert_key_indicators,
         )
-        group, bucket = group_key(a["indicator"], key), epoch(a["bucket_start"])
+        group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
         if latest is None or latest["state"] != "firing":
             latest = self._overlapping(tx, a["indicator"], key) or latest

@@ -85,7 +85,7 @@ class Closer:
             assert bank_blob is not None, "a checkpoint without its detectors"
             watch = pickle.loads(bank_blob)
             log.info("closer resumed from checkpoint: %d open buckets, %d series",
-                     len(aggregator.buckets), len(watch.series))  # fmt: skip
+                     len(aggregator.buckets), watch.watched)  # fmt: skip
         else:
             slicer = Slicer(settings.slice_combinations, settings.max_orgs)
             aggregator = Aggregator(
@@ -113,7 +113,7 @@ class Closer:
             if r["indicator"] == "compliance_rate":
                 metrics.interval(key, r["k"], r["n"])
         metrics.windows(self.watch.window_rows())
-        metrics.series.set(len(self.watch.series))
+        metrics.series.set(self.watch.watched)
         if self.aggregator.clock.watermark > float("-inf"):
             metrics.watermark.set(self.aggregator.clock.watermark)
 
@@ -169,7 +169,7 @@ class Closer:
             self.anomalies.extend(anomalies)
             self._bank_blob = None
             self.metrics.buckets_closed.inc()
-            self.metrics.series.set(len(self.watch.series))
+            self.metrics.series.set(self.watch.watched)
             self.closed_at.append(started)
         if closing:
             self._windows_due = True

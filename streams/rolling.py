@@ -158,6 +158,19 @@ class Rolling:
                     out[i] += sums[i]
         return out
 
+    def today(self) -> dict[SliceKey, list[float]]:
+        """The ``day`` window of every slice seen today: what a day-long bucket would have held.
+
+        >>> roll = Rolling(bucket_seconds=3600)
+        >>> for hour in range(3):
+        ...     acc = new_accumulator(); acc[FIELD["calls"]] = 2.0
+        ...     roll.add(1_772_380_800 + hour * 3600, {("01", "*", "*"): acc})
+        >>> {key: sums[FIELD["calls"]] for key, sums in roll.today().items()}
+        {('01', '*', '*'): 6.0}
+        """
+        day = period_starts(self.now)[1]
+        return {key: list(w.days[-1][1]) for key, w in self.slices.items() if w.days[-1][0] == day}
+
     def window(self, key: SliceKey, name: str) -> list[float] | None:
         """The slice's sums over window ``name`` ending with the latest closed bucket; None when
         the window cannot be formed (``hour`` over buckets longer than an hour)."""

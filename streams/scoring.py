@@ -92,9 +92,11 @@ def severity_of(score: float) -> str:
     return "minor"
 
 
-def anomaly_id(indicator: str, key: SliceKey, start: int) -> str:
-    raw = f"{indicator}|{'|'.join(key)}|{start}".encode()
-    return hashlib.sha256(raw).hexdigest()[:24]
+def anomaly_id(indicator: str, key: SliceKey, start: int, span: str = "") -> str:
+    """Deterministic id; ``span`` tells a day judged over hourly buckets from the day's first
+    hour, which starts at the same time (ids without it stay as they always were)."""
+    raw = f"{indicator}|{'|'.join(key)}|{start}" + (f"|{span}" if span else "")
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
 def _held(hold: str | None, indicator: Indicator) -> bool:
@@ -105,13 +107,34 @@ def _held(hold: str | None, indicator: Indicator) -> bool:
 
 
 class SeriesBank:
-    """Every watched series' detector, created on first sight of the series."""
+    """Every watched series' detector, created on first sight of the series.
 
-    def __init__(self, bucket_seconds: int, calendar: Calendar | None = None) -> None:
+    ``only`` names the indicators it reads (all when None); ``span`` marks the ids of its
+    anomalies when it judges days beside a bank of shorter buckets (:class:`streams.watch.Watch`).
+    """
+
+    def __init__(
+        self,
+        bucket_seconds: int,
+        calendar: Calendar | None = None,
+        only: frozenset[str] | None = None,
+        span: str = "",
+    ) -> None:
         self.bucket_seconds = bucket_seconds
         self.calendar = calendar
+        self.only = only  # names, not indicators: a bank is pickled, their readers are not
+        self.span = span
         self.series: dict[tuple[str, SliceKey], SeriesFilter] = {}
         self.errors = 0  # series-buckets skipped because their detector raised
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Banks pickled before ``only`` read every indicator, under plain ids.
+        self.__dict__.update({"only": None, "span": "", **state})
+
+    @property
+    def indicators(self) -> list[Indicator]:
+        every = INDICATORS.values()
+        return list(every) if self.only is None else [i for i in every if i.name in self.only]
 
     def season(self, start: int) -> int:
         if self.calendar is None:
@@ -126,7 +149,7 @@ class SeriesBank:
     def forget(self, keys: set[SliceKey], which: Callable[[Indicator], bool]) -> None:
         """Drop the detectors of these slices' indicators ``which`` picks: what they learnt is
         known to be wrong, and they start afresh."""
-        for indicator in INDICATORS.values():
+        for indicator in self.indicators:
             if which(indicator):
                 for key in keys:
                     self.series.pop((indicator.name, key), None)
@@ -158,9 +181,10 @@ class SeriesBank:
         # A public holiday is shown but neither judged nor learnt: a week or two a year is too
         # little to learn a season from, and learning it would drag every baseline down.
         holiday = self.calendar is not None and self.calendar.is_holiday(bucket.start)
+        indicators = self.indicators
         for key, acc in bucket.slices.items():
             hold = "all" if holiday else withheld.get(key)
-            for indicator in INDICATORS.values():
+            for indicator in indicators:
                 reading = indicator.read(acc)
                 if reading.value is None:
                     continue
@@ -239,7 +263,7 @@ class SeriesBank:
     def _anomaly(self, r: ScoredReading, detector: str) -> Anomaly:
         org, product_line, channel = r.slice
         return Anomaly(
-            anomaly_id=anomaly_id(r.indicator, r.slice, r.bucket_start),
+            anomaly_id=anomaly_id(r.indicator, r.slice, r.bucket_start, self.span),
             indicator=r.indicator,
             org=org,
             product_line=product_line,

@@ -7,6 +7,7 @@
 3. Data quality is judged (:mod:`streams.quality`); what it finds withholds the business
    judgement of the slices it touches.
 4. Every indicator of every slice is scored (:class:`streams.scoring.SeriesBank`), with feedback.
+   Below a day, each day is also judged whole at its end, by a bank of day-long series.
 5. At the end of each day, concentration is tested over the last 7 days
    (:mod:`streams.concentration`).
 """
@@ -23,6 +24,7 @@ from streams.calendar import Calendar
 from streams.concentration import ConcentrationWatch, detail
 from streams.feedback import FeedbackBook
 from streams.fields import FIELD, new_accumulator
+from streams.indicators import INDICATORS
 from streams.quality import Findings, QualityWatch
 from streams.rolling import WINDOWS, Rolling
 from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
@@ -33,6 +35,9 @@ _SLA_SCORE = 0.75  # a breach of a hard limit is a fact, not a probability: alwa
 #: Share of a month's expected business the watch may have missed (it started later) and still
 #: judge the month's month-to-date indicators: a Sunday missed is 1 %, a fortnight half.
 _MONTH_SEEN_MISSING = 0.05
+#: What the bank of day-long series judges below a day: every judged indicator but those on
+#: month-to-date sums, whose reading at the day's end is its last bucket's.
+_DAY_JUDGED = frozenset(i.name for i in INDICATORS.values() if i.judged and not i.month_to_date)
 
 
 @dataclass
@@ -46,6 +51,8 @@ class Watch:
     bucket_seconds: int
     calendar: Calendar
     bank: SeriesBank = field(init=False)
+    #: below a day, the same indicators judged over each whole day at its end; else None
+    days: SeriesBank | None = field(init=False)
     rolling: Rolling = field(init=False)
     quality: QualityWatch = field(default_factory=QualityWatch)
     concentration: ConcentrationWatch = field(default_factory=ConcentrationWatch)
@@ -58,16 +65,28 @@ class Watch:
     today_duplicates: dict[str, int] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A checkpoint from before ``started`` existed: its months were seen whole.
+        # A checkpoint from before ``started`` existed: its months were seen whole. One from
+        # before the day bank starts one, which learns from the next day on.
         self.__dict__.update({"started": 0, "today_duplicates": {}, **state})
+        if "days" not in state:
+            self.days = self._day_bank()
 
     def __post_init__(self) -> None:
         self.bank = SeriesBank(self.bucket_seconds, self.calendar)
+        self.days = self._day_bank()
         self.rolling = Rolling(self.bucket_seconds)
 
+    def _day_bank(self) -> SeriesBank | None:
+        # A small branch's day-long incident (half of its few calls an hour lost, a surrender
+        # wave of a few a day) is significant in no single hour, and is over the day.
+        if self.bucket_seconds >= 86400:
+            return None
+        return SeriesBank(86400, self.calendar, _DAY_JUDGED, span="day")
+
     @property
-    def series(self) -> dict[Any, Any]:
-        return self.bank.series
+    def watched(self) -> int:
+        """How many series have a detector."""
+        return len(self.bank.series) + (len(self.days.series) if self.days else 0)
 
     def close(self, bucket: ClosedBucket, agg: Aggregator) -> Closed:
         end = bucket.start + self.bucket_seconds
@@ -108,6 +127,9 @@ class Watch:
             self.bank.forget(findings.tainted, lambda indicator: indicator.month_to_date)
         readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
         anomalies += business
+        if day_end and self.days is not None:
+            whole_day = ClosedBucket(end - 86400, self.rolling.today())
+            anomalies += self.days.score(whole_day, findings.withheld, self.feedback)[1]
         for f in findings.found:
             anomalies.append(self._anomaly(
                 f.check, f.slice, bucket.start, f.value, f.expected, f.lower, f.upper, f.score,

@@ -100,6 +100,22 @@ def test_back_to_normal_resolves_and_a_quick_return_is_a_flap(store: Store, tmp_
     assert store.alerts(state="firing")[0][0]["alert_id"] != alert["alert_id"]
 
 
+def test_a_day_judged_whole_beside_hourly_buckets_is_resolved_only_by_a_later_hour(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path, bucket_seconds=3600)
+    day_hours = [reading(10, indicator="hotline_answer_rate") for _ in range(24)]
+    # The day's own hours, none alarming alone (a small branch's few calls an hour).
+    hours = [(*r[:4], r[4] + h * 3600, *r[5:]) for h, r in enumerate(day_hours)]
+    store.add_readings(hours)
+    engine.ingest([anomaly(10, indicator="hotline_answer_rate")], hours)
+    assert store.alerts()[0][0]["state"] == "firing"
+    next_hour = reading(11, indicator="hotline_answer_rate")
+    store.add_readings([next_hour])
+    engine.ingest([], [next_hour])
+    assert store.alerts()[0][0]["state"] == "resolved"
+
+
 def test_an_alert_resolves_only_when_every_member_slice_is_normal(
     store: Store, tmp_path: Path
 ) -> None:

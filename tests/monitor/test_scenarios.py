@@ -70,6 +70,26 @@ def within(a: Anomaly, org: tuple[str, ...], line: str = "*", channel: str = "*"
     return a.org in ("*", *org) and a.product_line in ("*", line) and a.channel in ("*", channel)
 
 
+def explained(a: Anomaly) -> bool:
+    """Is ``a`` one of the incidents of the 45-day run, on its days and slices?"""
+    d = day(a)
+    if a.indicator.startswith(("complaint", "cooling_off")):
+        return d in MIS_SELLING and within(a, ("00", "44", "4403"), "life", "BANCA")
+    if a.indicator.startswith("hotline"):
+        return d == OUTAGE_DAY and within(a, ("00", "31", "3101"), a.product_line, a.channel)
+    if a.indicator == "claim_sla_breach":
+        return a.org == "4401"
+    if a.indicator.startswith("surrender"):
+        return d in range(SURRENDERS.start, SURRENDERS.stop + 7)
+    if a.indicator == "feed_silence":
+        return d == FEED_LOSS_DAY
+    if a.indicator == "amount_unit_jump":
+        return d in UNIT_ERROR
+    if a.indicator == "duplicate_surge":
+        return d == DUPLICATES_DAY
+    return False
+
+
 @pytest.fixture(scope="module")
 def incidents() -> tuple[Anomaly, ...]:
     return run(INCIDENTS, DAYS)
@@ -199,25 +219,26 @@ def test_a_duplicate_surge_is_a_data_quality_anomaly_of_its_org(incidents) -> No
 
 
 def test_every_anomaly_of_the_incident_run_is_explained_by_an_incident(incidents) -> None:
-    def explained(a: Anomaly) -> bool:
-        d = day(a)
-        if a.indicator.startswith(("complaint", "cooling_off")):
-            return d in MIS_SELLING and within(a, ("00", "44", "4403"), "life", "BANCA")
-        if a.indicator.startswith("hotline"):
-            return d == OUTAGE_DAY and within(a, ("00", "31", "3101"), a.product_line, a.channel)
-        if a.indicator == "claim_sla_breach":
-            return a.org == "4401"
-        if a.indicator.startswith("surrender"):
-            return d in range(SURRENDERS.start, SURRENDERS.stop + 7)
-        if a.indicator == "feed_silence":
-            return d == FEED_LOSS_DAY
-        if a.indicator == "amount_unit_jump":
-            return d in UNIT_ERROR
-        if a.indicator == "duplicate_surge":
-            return d == DUPLICATES_DAY
-        return False
-
     assert [a for a in incidents if not explained(a)] == []
+
+
+def test_with_hourly_buckets_day_long_incidents_are_found_over_their_day() -> None:
+    # A branch's few calls an hour, a surrender wave or a complaint wave of a few a day: no
+    # single hour is evidence, the whole day is (judged at its end beside the hours).
+    found = run_config(SimConfig(days=DAYS, scenarios=INCIDENTS, **SMALL), bucket_seconds=3600)
+    assert [a for a in found if not explained(a)] == []
+    whole_days = [a for a in found if a.bucket_seconds == 86400]
+    on_day = {(day(a), a.indicator, a.org, a.product_line, a.channel) for a in whole_days}
+    assert (OUTAGE_DAY, "hotline_answer_rate", "3101", "*", "*") in on_day
+    assert {("surrender_rate", "*", "universal", "*"),
+            ("complaint_rate_per_10k_policies", "4403", "life", "BANCA")} <= {
+        key[1:] for key in on_day
+    }  # fmt: skip
+    for a in whole_days:  # the day's midnight, not the first hour's anomaly under another name
+        assert datetime.fromisoformat(a.bucket_start).astimezone(SHANGHAI).hour == 0
+        assert a.category == "business"
+    hours = {a.anomaly_id for a in found if a.bucket_seconds == 3600}
+    assert hours.isdisjoint(a.anomaly_id for a in whole_days)
 
 
 def test_spring_festival_does_not_alarm() -> None:

@@ -674,7 +674,7 @@ def test_a_checkpoint_with_the_detectors_inside_the_state_still_loads(
     store.save_checkpoint(settings(tmp_path).app_id, pickle.dumps((agg, pickle.dumps(watch))))
     resumed = Closer.create(settings(tmp_path), Metrics(CollectorRegistry()), store, 2)
     assert resumed.aggregator.buckets.keys() == agg.buckets.keys()
-    assert resumed.watch.series.keys() == watch.series.keys()
+    assert resumed.watch.bank.series.keys() == watch.bank.series.keys()
 
 
 def test_a_topic_recreated_after_a_broker_lost_its_data_is_counted_from_offset_zero(

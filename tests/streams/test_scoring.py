@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from streams.aggregate import ClosedBucket
@@ -119,6 +121,31 @@ def test_anomaly_ids_differ_by_indicator_slice_and_bucket() -> None:
     assert anomaly_id("hotline_answer_rate", ORG, MONDAY) == anomaly_id(
         "hotline_answer_rate", ("4403", "*", "*"), MONDAY
     )
+    # A day judged whole beside hourly buckets starts with its first hour: its own id.
+    assert anomaly_id("hotline_answer_rate", ORG, MONDAY, "day") not in ids
+
+
+def test_a_bank_of_some_indicators_judges_only_those_under_its_span() -> None:
+    bank = SeriesBank(DAY, only=frozenset({"hotline_answer_rate"}), span="day")
+    history(bank)
+    readings, anomalies = bank.score(bucket(14, org=acc(**OUTAGE)))
+    assert {r.indicator for r in readings} == {"hotline_answer_rate"}
+    assert set(bank.series) == {("hotline_answer_rate", ORG)}
+    [a] = anomalies
+    assert a.anomaly_id == anomaly_id("hotline_answer_rate", ORG, MONDAY + 14 * DAY, "day")
+
+
+def test_a_bank_pickled_before_it_chose_indicators_reads_them_all() -> None:
+    bank = SeriesBank(DAY)
+    history(bank, days=3)
+    state = pickle.loads(pickle.dumps(bank)).__dict__
+    del state["only"], state["span"]
+    old = SeriesBank.__new__(SeriesBank)
+    old.__setstate__(state)
+    assert old.indicators == list(INDICATORS.values())
+    history(old, days=14)
+    [a] = old.score(bucket(14, org=acc(**OUTAGE)))[1]
+    assert a.anomaly_id == anomaly_id("hotline_answer_rate", ORG, MONDAY + 14 * DAY)
 
 
 @pytest.mark.parametrize(
