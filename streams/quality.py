@@ -69,6 +69,28 @@ class Findings:
     withheld: dict[SliceKey, str]
     #: slices whose month-to-date detectors learnt a unit error: to start afresh
     tainted: set[SliceKey] = field(default_factory=set)
+    #: org -> its hold, to withhold other slices its data reached (:func:`withhold`)
+    holds: dict[str, str] = field(default_factory=dict)
+
+
+_STRENGTH = {"month": 0, "amounts": 1, "all": 2}
+
+
+def withhold(
+    holds: dict[str, str], slices: dict[SliceKey, list[float]], leaves: dict[str, str]
+) -> dict[SliceKey, str]:
+    """Each of ``slices`` an org with a hold reaches, under the strongest hold reaching it.
+
+    >>> withhold({"4401": "month", "4403": "all"}, {("*", "*", "*"): [], ("4401", "*", "*"): []},
+    ...          {"4401": "00/44/4401", "4403": "00/44/4403"})
+    {('*', '*', '*'): 'all', ('4401', '*', '*'): 'month'}
+    """
+    withheld: dict[SliceKey, str] = {}
+    for org, what in holds.items():
+        for key in _touched(slices, leaves.get(org, org)):
+            if _STRENGTH[what] > _STRENGTH.get(withheld.get(key, ""), -1):
+                withheld[key] = what
+    return withheld
 
 
 @dataclass
@@ -144,16 +166,12 @@ class QualityWatch:
             self.tainted[org] = month
         for org in [o for o, m in self.tainted.items() if m != month]:
             del self.tainted[org]  # its month is over: the sums start clean
-        withheld: dict[SliceKey, str] = {}
-        tainted: set[SliceKey] = set()
-        # Weakest first: a stronger hold on the same slice overwrites a weaker one.
+        # Weakest first: a stronger hold of the same org overwrites a weaker one.
+        holds: dict[str, str] = {}
         for orgs, what in ((self.tainted, "month"), (unit_orgs, "amounts"), (silent, "all")):
-            for org in orgs:
-                for key in _touched(slices, leaves.get(org, org)):
-                    withheld[key] = what
-                    if org in newly:
-                        tainted.add(key)
-        return Findings(found, withheld, tainted)
+            holds.update(dict.fromkeys(orgs, what))
+        tainted = {key for org in newly for key in _touched(slices, leaves.get(org, org))}
+        return Findings(found, withhold(holds, slices, leaves), tainted, holds)
 
     def _silence(
         self, series: tuple[str, str], k: float, season: int, key: SliceKey, out: list[Finding]

@@ -25,7 +25,7 @@ from streams.concentration import ConcentrationWatch, detail
 from streams.feedback import FeedbackBook
 from streams.fields import FIELD, new_accumulator
 from streams.indicators import INDICATORS
-from streams.quality import Findings, QualityWatch
+from streams.quality import Findings, QualityWatch, withhold
 from streams.rolling import WINDOWS, Rolling
 from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
 from streams.slices import SliceKey
@@ -128,8 +128,10 @@ class Watch:
         readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
         anomalies += business
         if day_end and self.days is not None:
-            whole_day = ClosedBucket(end - 86400, self.rolling.today())
-            anomalies += self.days.score(whole_day, findings.withheld, self.feedback)[1]
+            today = self.rolling.today()
+            # The day's holds reach every slice the org sold in today, not only the last hour's.
+            holds = withhold(findings.holds, today, leaves)
+            anomalies += self.days.score(ClosedBucket(end - 86400, today), holds, self.feedback)[1]
         for f in findings.found:
             anomalies.append(self._anomaly(
                 f.check, f.slice, bucket.start, f.value, f.expected, f.lower, f.upper, f.score,
