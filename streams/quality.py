@@ -69,28 +69,6 @@ class Findings:
     withheld: dict[SliceKey, str]
     #: slices whose month-to-date detectors learnt a unit error: to start afresh
     tainted: set[SliceKey] = field(default_factory=set)
-    #: org -> its hold, to withhold other slices its data reached (:func:`withhold`)
-    holds: dict[str, str] = field(default_factory=dict)
-
-
-_STRENGTH = {"month": 0, "amounts": 1, "all": 2}
-
-
-def withhold(
-    holds: dict[str, str], slices: dict[SliceKey, list[float]], leaves: dict[str, str]
-) -> dict[SliceKey, str]:
-    """Each of ``slices`` an org with a hold reaches, under the strongest hold reaching it.
-
-    >>> withhold({"4401": "month", "4403": "all"}, {("*", "*", "*"): [], ("4401", "*", "*"): []},
-    ...          {"4401": "00/44/4401", "4403": "00/44/4403"})
-    {('*', '*', '*'): 'all', ('4401', '*', '*'): 'month'}
-    """
-    withheld: dict[SliceKey, str] = {}
-    for org, what in holds.items():
-        for key in _touched(slices, leaves.get(org, org)):
-            if _STRENGTH[what] > _STRENGTH.get(withheld.get(key, ""), -1):
-                withheld[key] = what
-    return withheld
 
 
 @dataclass
@@ -166,12 +144,19 @@ class QualityWatch:
             self.tainted[org] = month
         for org in [o for o, m in self.tainted.items() if m != month]:
             del self.tainted[org]  # its month is over: the sums start clean
-        # Weakest first: a stronger hold of the same org overwrites a weaker one.
-        holds: dict[str, str] = {}
+        # A day's verdict reaches every slice the org's data reached that day, not only the
+        # last bucket's: with hourly buckets those hours were learnt, and the day is judged too.
+        reach = slices if day is None else {**day, **slices}
+        withheld: dict[SliceKey, str] = {}
+        tainted: set[SliceKey] = set()
+        # Weakest first: a stronger hold on the same slice overwrites a weaker one.
         for orgs, what in ((self.tainted, "month"), (unit_orgs, "amounts"), (silent, "all")):
-            holds.update(dict.fromkeys(orgs, what))
-        tainted = {key for org in newly for key in _touched(slices, leaves.get(org, org))}
-        return Findings(found, withhold(holds, slices, leaves), tainted, holds)
+            for org in orgs:
+                for key in _touched(reach, leaves.get(org, org)):
+                    withheld[key] = what
+                    if org in newly:
+                        tainted.add(key)
+        return Findings(found, withheld, tainted)
 
     def _silence(
         self, series: tuple[str, str], k: float, season: int, key: SliceKey, out: list[Finding]

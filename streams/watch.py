@@ -25,7 +25,7 @@ from streams.concentration import ConcentrationWatch, detail
 from streams.feedback import FeedbackBook
 from streams.fields import FIELD, new_accumulator
 from streams.indicators import INDICATORS
-from streams.quality import Findings, QualityWatch, withhold
+from streams.quality import Findings, QualityWatch
 from streams.rolling import WINDOWS, Rolling
 from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
 from streams.slices import SliceKey
@@ -101,20 +101,14 @@ class Watch:
         if self.calendar.is_holiday(bucket.start):
             findings = Findings([], {})  # feeds are quiet on holidays; nothing to learn from them
         elif day_end:
-            day_sums = {
-                key: sums
-                for key in self.rolling.slices
-                if key[1:] == ("*", "*") and (key[0] == "*" or key[0] in leaves)
-                for sums in (self.rolling.window(key, "day"),)
-                if sums is not None
-            }
+            today = self.rolling.today()
             season = self.calendar.season(end - 86400, 86400)
             day_duplicates = None
             if self.bucket_seconds < 86400:
                 day_duplicates = self._add_duplicates(bucket.duplicates)
                 self.today_duplicates = {}
             findings = self.quality.check(
-                slices, bucket.duplicates, leaves, day_sums, season, month, day_duplicates
+                slices, bucket.duplicates, leaves, today, season, month, day_duplicates
             )
         else:
             self._add_duplicates(bucket.duplicates)
@@ -128,10 +122,8 @@ class Watch:
         readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
         anomalies += business
         if day_end and self.days is not None:
-            today = self.rolling.today()
-            # The day's holds reach every slice the org sold in today, not only the last hour's.
-            holds = withhold(findings.holds, today, leaves)
-            anomalies += self.days.score(ClosedBucket(end - 86400, today), holds, self.feedback)[1]
+            whole_day = ClosedBucket(end - 86400, today)
+            anomalies += self.days.score(whole_day, findings.withheld, self.feedback)[1]
         for f in findings.found:
             anomalies.append(self._anomaly(
                 f.check, f.slice, bucket.start, f.value, f.expected, f.lower, f.upper, f.score,

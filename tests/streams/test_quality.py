@@ -95,6 +95,21 @@ def test_a_unit_jump_taints_month_to_date_sums_until_the_month_ends() -> None:
     assert (april.found, april.withheld) == ([], {})
 
 
+def test_a_days_verdict_reaches_the_slices_of_the_whole_day_not_only_its_last_hour() -> None:
+    watch = QualityWatch()
+    for _ in range(14):
+        day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
+        watch.check(day, {}, LEAVES, day, month=(2026, 3))
+    fen = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 2_000_000.0)})
+    # The day's last hour sold only through 4403's agency channel; BANCA sold earlier that day.
+    last_hour = {key: acc for key, acc in fen.items() if key != ("4403", "life", "BANCA")}
+    last_hour[("4403", "life", "AGENCY")] = new_accumulator()
+    jumped = watch.check(last_hour, {}, LEAVES, fen, month=(2026, 3))
+    both = {("4403", "life", "BANCA"), ("4403", "life", "AGENCY")}
+    assert both <= jumped.tainted  # the hours of both were learnt: start afresh
+    assert {key: jumped.withheld[key] for key in both} == dict.fromkeys(both, "amounts")
+
+
 def test_a_duplicate_surge_is_found_per_org() -> None:
     watch = QualityWatch()
     warm(watch)
