@@ -162,12 +162,20 @@ class AlertEngine:
         self.refresh_metrics()
         return queued
 
+    def _span(self, a: dict[str, Any]) -> int:
+        return int(a.get("bucket_seconds") or self.settings.bucket_seconds)
+
     def _last_bucket(self, a: dict[str, Any]) -> int:
-        """Start of the last bucket the anomaly covers. A day judged whole beside hourly buckets
-        covers its last hour: only a later bucket's reading can show the problem is over, not
-        the day's own hours, none of which was evidence alone."""
-        span = int(a.get("bucket_seconds") or self.settings.bucket_seconds)
-        return epoch(a["bucket_start"]) + max(span - self.settings.bucket_seconds, 0)
+        """Start of the last bucket the anomaly covers: for a day judged whole beside hourly
+        buckets, its last hour."""
+        return epoch(a["bucket_start"]) + max(self._span(a) - self.settings.bucket_seconds, 0)
+
+    def _clear_after(self, a: dict[str, Any]) -> int | None:
+        """When a day judged whole beside shorter buckets is over: at the end of the next day,
+        if that day is not judged anomalous again. None of the day's hours was evidence alone,
+        so no hour's normal reading says anything; None for an ordinary bucket's anomaly."""
+        span = self._span(a)
+        return self._last_bucket(a) + span if span > self.settings.bucket_seconds else None
 
     def _narrowness(self, a: dict[str, Any]) -> tuple[int, int]:
         key = (a["org"], a["product_line"], a["channel"])
@@ -215,7 +223,8 @@ class AlertEngine:
         else:
             changes = {c: alert[c] for c in alert if c != "alert_id" and alert[c] != latest[c]}  # type: ignore[index]
             self.store.update_alert(tx, alert["alert_id"], **changes)
-        self.store.add_source(tx, source, alert["alert_id"], (a["indicator"], *key), bucket)
+        series = (a["indicator"], *key)
+        self.store.add_source(tx, source, alert["alert_id"], series, bucket, self._clear_after(a))
         if alert["inspection_id"] is None:
             self.inspections.consider(tx, alert, now)  # sets alert["inspection_id"] if one
         return self.outbox.notify(tx, alert, event, now, silences, previous_severity)
@@ -300,8 +309,14 @@ class AlertEngine:
             threshold = self.watch.threshold(alert)
             members = self.store.alert_sources(tx, alert["alert_id"])
             if members and all(
-                self.store.normal_since(
-                    tx, tuple(m.values()), alert["last_bucket"], until, threshold
+                until >= m["clear_after"]
+                if m["clear_after"] is not None
+                else self.store.normal_since(
+                    tx,
+                    (m["indicator"], m["org"], m["product_line"], m["channel"]),
+                    alert["last_bucket"],
+                    until,
+                    threshold,
                 )
                 for m in members
             ):

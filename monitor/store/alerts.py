@@ -76,17 +76,28 @@ class AlertStore:
         )
 
     def add_source(
-        self, tx: Transaction, source_id: str, alert_id: str, series: tuple, bucket: int
+        self,
+        tx: Transaction,
+        source_id: str,
+        alert_id: str,
+        series: tuple,
+        bucket: int,
+        clear_after: int | None = None,
     ) -> None:
         tx.execute(
-            "INSERT INTO alert_sources VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (source_id, alert_id, *series, bucket),
+            "INSERT INTO alert_sources (source_id, alert_id, indicator, org, product_line, "
+            "channel, bucket_start, clear_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (source_id, alert_id, *series, bucket, clear_after),
         )
 
     def alert_sources(self, tx: Transaction, alert_id: str) -> list[dict[str, Any]]:
+        """The alert's member series, each with the latest ``clear_after`` of its sources
+        (None where a normal bucket clears it)."""
         return tx.execute(
-            "SELECT DISTINCT indicator, org, product_line, channel FROM alert_sources "
-            "WHERE alert_id = ?",
+            "SELECT indicator, org, product_line, channel, MAX(clear_after) AS clear_after "
+            "FROM alert_sources WHERE alert_id = ? "
+            "GROUP BY indicator, org, product_line, channel",
             (alert_id,),
         )
 

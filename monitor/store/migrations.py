@@ -243,4 +243,9 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (source_partition, seq)
     );
     """,
+    # 6: a day judged whole beside hourly buckets is cleared by the next day's verdict, not by
+    # an hour: the end of that next day, kept per source (NULL: cleared by a normal bucket).
+    """
+    ALTER TABLE alert_sources ADD COLUMN clear_after INTEGER;
+    """,
 ]

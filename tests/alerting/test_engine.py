@@ -100,19 +100,38 @@ def test_back_to_normal_resolves_and_a_quick_return_is_a_flap(store: Store, tmp_
     assert store.alerts(state="firing")[0][0]["alert_id"] != alert["alert_id"]
 
 
-def test_a_day_judged_whole_beside_hourly_buckets_is_resolved_only_by_a_later_hour(
+def hours_of(day: int, indicator: str = "hotline_answer_rate") -> list[tuple]:
+    """A day's 24 hourly readings, none alarming (a small branch's few calls an hour)."""
+    r = reading(day, indicator=indicator)
+    return [(*r[:4], r[4] + h * 3600, *r[5:]) for h in range(24)]
+
+
+def test_a_day_judged_whole_beside_hourly_buckets_is_over_when_the_next_day_is(
     store: Store, tmp_path: Path
 ) -> None:
     engine, _ = engine_for(store, tmp_path, bucket_seconds=3600)
-    day_hours = [reading(10, indicator="hotline_answer_rate") for _ in range(24)]
-    # The day's own hours, none alarming alone (a small branch's few calls an hour).
-    hours = [(*r[:4], r[4] + h * 3600, *r[5:]) for h, r in enumerate(day_hours)]
-    store.add_readings(hours)
-    engine.ingest([anomaly(10, indicator="hotline_answer_rate")], hours)
+    day_10, day_11 = hours_of(10), hours_of(11)
+    store.add_readings(day_10 + day_11)
+    # The day's verdict comes with its last hour; none of its hours alarmed alone.
+    engine.ingest([anomaly(10, indicator="hotline_answer_rate")], day_10)
     assert store.alerts()[0][0]["state"] == "firing"
-    next_hour = reading(11, indicator="hotline_answer_rate")
-    store.add_readings([next_hour])
-    engine.ingest([], [next_hour])
+    engine.ingest([], day_11[:-1])  # the next day's hours say nothing either
+    assert store.alerts()[0][0]["state"] == "firing"
+    engine.ingest([], day_11[-1:])  # the next day is over, judged whole, and raised nothing
+    assert store.alerts()[0][0]["state"] == "resolved"
+
+
+def test_a_day_judged_anomalous_again_keeps_its_alert_firing(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path, bucket_seconds=3600)
+    for day in (10, 11):
+        hours = hours_of(day)
+        store.add_readings(hours)
+        engine.ingest([anomaly(day, indicator="hotline_answer_rate")], hours)
+    (alert,) = store.alerts()[0]
+    assert (alert["state"], alert["anomalies"], alert["flaps"]) == ("firing", 2, 0)
+    hours = hours_of(12)
+    store.add_readings(hours)
+    engine.ingest([], hours)
     assert store.alerts()[0][0]["state"] == "resolved"
 
 
