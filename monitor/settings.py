@@ -194,6 +194,19 @@ class Settings(AlertSettings):
                 )
         return value
 
+    @field_validator("bucket_seconds")
+    @classmethod
+    def _whole_days(cls, value: int) -> int:
+        # Buckets must meet at Shanghai midnight: days, months and the day judged whole are
+        # rolled up from the buckets that end there.
+        if 86400 % value and value % 86400:
+            raise ValueError(
+                f"QUALMON_BUCKET_SECONDS={value} neither divides a day nor is a whole number of "
+                "days, so no bucket ends at midnight; use a divisor of 86400 (300, 900, 1800, "
+                "3600, ...) or a multiple of it"
+            )
+        return value
+
     @field_validator("holidays", "workdays")
     @classmethod
     def _days(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:

@@ -184,7 +184,8 @@ class Closer:
             if row["verdict"] not in VERDICTS:
                 continue
             key = (row["org"], row["product_line"], row["channel"])
-            book.apply(row["indicator"], key, row["verdict"], row["value"], row["expected"])
+            span = self.watch.span_of(int(row["bucket_seconds"]))
+            book.apply(row["indicator"], key, row["verdict"], row["value"], row["expected"], span)
             self._bank_blob = None
 
     def take_flush(self, force: bool = True) -> Flush | None:

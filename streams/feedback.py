@@ -10,7 +10,9 @@ bucket closes and applies them to the series the anomaly came from:
 - ``false_positive`` — the same, because the quality department says such a value is no problem.
 - ``true_positive`` — the incident is confirmed: while it lasts, the series does not drift into
   accepting it as the new normal (normally after seven anomalous buckets in a row); the first
-  normal bucket ends the confirmation.
+  normal bucket ends the confirmation. Below a day, a confirmation is of the series it came
+  from, the hour's or the day judged whole (``span``): an hour scoring normal says nothing of
+  a day-long incident, which by its nature is normal hour by hour.
 
 >>> book = FeedbackBook()
 >>> book.apply("complaint_rate_per_10k_policies", ("4403", "*", "*"), "expected", 30.0, 10.0)
@@ -29,6 +31,8 @@ from streams.slices import SliceKey
 
 VERDICTS = ("true_positive", "false_positive", "expected")
 SAME_PATTERN = 1.25  # how much more extreme than the marked deviation still counts as the same
+#: A confirmed series: (indicator, slice), with the span of a day judged whole below a day.
+Confirmation = tuple[str, SliceKey] | tuple[str, SliceKey, str]
 
 
 def _log_ratio(value: float, expected: float) -> float:
@@ -40,16 +44,22 @@ class FeedbackBook:
     cursor: int = 0  # the last feedback row applied, so a restart does not apply it twice
     #: series -> log ratio (value / expected) of the deviation marked as no problem
     accepted: dict[tuple[str, SliceKey], float] = field(default_factory=dict)
-    confirmed: set[tuple[str, SliceKey]] = field(default_factory=set)
+    confirmed: set[Confirmation] = field(default_factory=set)
 
     def apply(
-        self, indicator: str, key: SliceKey, verdict: str, value: float, expected: float
+        self,
+        indicator: str,
+        key: SliceKey,
+        verdict: str,
+        value: float,
+        expected: float,
+        span: str = "",
     ) -> None:
         if verdict not in VERDICTS:
             raise ValueError(f"verdict {verdict!r} is unknown; expected one of {VERDICTS}")
         series = (indicator, key)
         if verdict == "true_positive":
-            self.confirmed.add(series)
+            self.confirmed.add(_confirmation(indicator, key, span))
             return
         ratio = _log_ratio(value, expected)
         known = self.accepted.get(series)
@@ -64,9 +74,14 @@ class FeedbackBook:
         ratio = _log_ratio(value, expected)
         return ratio * known > 0 and abs(ratio) <= abs(known) * SAME_PATTERN
 
-    def holds(self, indicator: str, key: SliceKey) -> bool:
+    def holds(self, indicator: str, key: SliceKey, span: str = "") -> bool:
         """A confirmed incident: the series must not learn it as normal yet."""
-        return (indicator, key) in self.confirmed
+        return _confirmation(indicator, key, span) in self.confirmed
 
-    def release(self, indicator: str, key: SliceKey) -> None:
-        self.confirmed.discard((indicator, key))
+    def release(self, indicator: str, key: SliceKey, span: str = "") -> None:
+        self.confirmed.discard(_confirmation(indicator, key, span))
+
+
+def _confirmation(indicator: str, key: SliceKey, span: str) -> Confirmation:
+    # The bucket's own series keep the key confirmations always had (checkpoints hold them).
+    return (indicator, key, span) if span else (indicator, key)

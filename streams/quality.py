@@ -22,6 +22,7 @@ touches are withheld (:attr:`Findings.withheld`), and those buckets are not lear
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,7 @@ class _Unit:
     run: int = 0
 
 
-def _touched(slices: dict[SliceKey, list[float]], path: str) -> list[SliceKey]:
+def _touched(slices: Iterable[SliceKey], path: str) -> list[SliceKey]:
     """The slices an org's data reaches: its own, its ancestors' and the company's."""
     orgs = set(path.split("/"))
     return [key for key in slices if key[0] == ALL or key[0] in orgs]
@@ -146,7 +147,7 @@ class QualityWatch:
             del self.tainted[org]  # its month is over: the sums start clean
         # A day's verdict reaches every slice the org's data reached that day, not only the
         # last bucket's: with hourly buckets those hours were learnt, and the day is judged too.
-        reach = slices if day is None else {**day, **slices}
+        reach = slices.keys() if day is None else slices.keys() | day.keys()
         withheld: dict[SliceKey, str] = {}
         tainted: set[SliceKey] = set()
         # Weakest first: a stronger hold on the same slice overwrites a weaker one.

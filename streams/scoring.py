@@ -245,11 +245,11 @@ class SeriesBank:
         x: dict[str, Any],
     ) -> tuple[float, bool]:
         name = indicator.name
-        if feedback.holds(name, key):
+        if feedback.holds(name, key, self.span):
             series.run = 0  # a confirmed incident is not to become the new normal
         score, anomalous = series.step(x)
         if not anomalous:
-            feedback.release(name, key)
+            feedback.release(name, key, self.span)
             return score, False
         expected = series.detector.expectation(x).expected
         observed = x["k"] if indicator.kind == "count" else x["value"]

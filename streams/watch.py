@@ -29,7 +29,7 @@ from streams.quality import Findings, QualityWatch
 from streams.rolling import WINDOWS, Rolling
 from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
 from streams.slices import SliceKey
-from streams.windows import iso, shanghai
+from streams.windows import bucket_start, iso, shanghai
 
 _SLA_SCORE = 0.75  # a breach of a hard limit is a fact, not a probability: always 'major'
 #: Share of a month's expected business the watch may have missed (it started later) and still
@@ -66,7 +66,7 @@ class Watch:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A checkpoint from before ``started`` existed: its months were seen whole. One from
-        # before the day bank starts one, which learns from the next day on.
+        # before the day bank starts one: it judges days once its detectors have seen two weeks.
         self.__dict__.update({"started": 0, "today_duplicates": {}, **state})
         if "days" not in state:
             self.days = self._day_bank()
@@ -83,6 +83,10 @@ class Watch:
             return None
         return SeriesBank(86400, self.calendar, _DAY_JUDGED, span="day")
 
+    def span_of(self, bucket_seconds: int) -> str:
+        """The span an anomaly of ``bucket_seconds`` was judged under: its bank's ``span``."""
+        return self.days.span if self.days and bucket_seconds > self.bucket_seconds else ""
+
     @property
     def watched(self) -> int:
         """How many series have a detector."""
@@ -95,20 +99,22 @@ class Watch:
         self.rolling.add(bucket.start, slices)
         self._targets(agg, slices, end)
         leaves = agg.slicer.leaves()
-        day_end = shanghai(end).hour == 0
+        day_end = bucket_start(end, 86400) == end  # the bucket ends at midnight
+        day_sums = {}  # the day's sums per slice when it ends: the bucket, or the day's buckets
+        if day_end:
+            day_sums = slices if self.bucket_seconds >= 86400 else self.rolling.today()
         local = shanghai(bucket.start)
         month = (local.year, local.month)
         if self.calendar.is_holiday(bucket.start):
             findings = Findings([], {})  # feeds are quiet on holidays; nothing to learn from them
         elif day_end:
-            today = self.rolling.today()
             season = self.calendar.season(end - 86400, 86400)
             day_duplicates = None
             if self.bucket_seconds < 86400:
                 day_duplicates = self._add_duplicates(bucket.duplicates)
                 self.today_duplicates = {}
             findings = self.quality.check(
-                slices, bucket.duplicates, leaves, today, season, month, day_duplicates
+                slices, bucket.duplicates, leaves, day_sums, season, month, day_duplicates
             )
         else:
             self._add_duplicates(bucket.duplicates)
@@ -122,7 +128,7 @@ class Watch:
         readings, business = self.bank.score(bucket, findings.withheld, self.feedback)
         anomalies += business
         if day_end and self.days is not None:
-            whole_day = ClosedBucket(end - 86400, today)
+            whole_day = ClosedBucket(end - 86400, day_sums)
             anomalies += self.days.score(whole_day, findings.withheld, self.feedback)[1]
         for f in findings.found:
             anomalies.append(self._anomaly(

@@ -17,6 +17,7 @@ import pytest
 
 from monitor.settings import Settings
 from monitor.simulator import SimConfig, generate
+from streams.aggregate import ClosedBucket
 from streams.schema import parse_event
 from streams.scoring import Anomaly
 from streams.slices import Slicer
@@ -118,6 +119,37 @@ def test_a_day_of_re_sent_events_is_found_with_hourly_buckets_too() -> None:
         (14, "duplicate_surge", "4401", "data_quality")
     ]
     assert datetime.fromisoformat(found[0].bucket_start).astimezone(SHANGHAI).hour == 23
+
+
+def test_hourly_buckets_through_a_public_holiday() -> None:
+    # National Day: its hours and the day judged whole are shown but neither judged nor learnt.
+    holidays = Settings().calendar().holidays
+    assert date(2026, 10, 1) in holidays
+    assert hourly(days=8, start=date(2026, 9, 28), holidays=holidays) == ()
+
+
+def test_a_day_is_judged_whole_once_a_day_whatever_the_bucket() -> None:
+    # Half-hour buckets: two end in the midnight hour, only one at midnight.
+    settings = Settings()
+    stages = Local(1800, 1800, 2 * 86400, Slicer(settings.slice_combinations, settings.max_orgs))
+    watch = Watch(1800, settings.calendar())
+    assert watch.days is not None
+    judged: list[int] = []
+    score = watch.days.score
+
+    def recorded(bucket: ClosedBucket, *rest: Any) -> Any:
+        judged.append(bucket.start)
+        return score(bucket, *rest)
+
+    watch.days.score = recorded  # type: ignore[method-assign]
+    for hour in generate(SimConfig(**{**TINY, "days": 3})):
+        for event in hour:
+            stages.add(parse_event(event))
+        for bucket in stages.close_due():
+            watch.close(bucket, stages.aggregator)
+    starts = [datetime.fromtimestamp(s, SHANGHAI).time().isoformat() for s in judged]
+    assert starts == ["00:00:00"] * 2  # the two days that ended, each once
+    assert len(set(judged)) == 2
 
 
 def test_a_start_late_in_a_month_does_not_judge_that_months_pace() -> None:

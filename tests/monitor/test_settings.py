@@ -31,6 +31,7 @@ def test_environment_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) ->
     [
         ({"slice_combinations": [["org", "colour"]]}, "QUALMON_SLICE_COMBINATIONS"),
         ({"bucket_seconds": 3600, "allowed_lateness_seconds": 31 * 3600}, "LATENESS"),
+        ({"bucket_seconds": 7000}, "QUALMON_BUCKET_SECONDS=7000 neither divides a day"),
         ({"http_port": 70000}, "http_port"),
         ({"topic_prefix": "has space"}, "topic_prefix"),
     ],
@@ -38,6 +39,11 @@ def test_environment_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) ->
 def test_bad_values_are_refused_by_name(overrides: dict, named: str) -> None:
     with pytest.raises(ValidationError, match=named):
         Settings(**overrides)
+
+
+@pytest.mark.parametrize("seconds", [300, 1800, 3600, 86400, 7 * 86400])
+def test_buckets_that_meet_at_midnight_are_accepted(seconds: int) -> None:
+    assert Settings(bucket_seconds=seconds).bucket_seconds == seconds
 
 
 def test_cli_names_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,3 +53,18 @@ def test_a_confirmed_incident_does_not_become_the_new_normal() -> None:
     assert unconfirmed[:7] == list(range(14, 21)) and unconfirmed[-1] < 29
     # Confirmed on day 15, the outage keeps alarming every day it lasts.
     assert alarms(FeedbackBook()) == list(range(14, 30))
+
+
+def test_a_confirmation_is_of_the_series_it_came_from_the_hour_or_the_day() -> None:
+    # Below a day, a day-long incident is by its nature normal hour by hour: the first normal
+    # hour must not end the day's confirmation, nor a normal day an hour's.
+    book = FeedbackBook()
+    book.apply("hotline_answer_rate", KEY, "true_positive", 0.5, 0.95, span="day")
+    assert book.holds("hotline_answer_rate", KEY, "day")
+    assert not book.holds("hotline_answer_rate", KEY)
+    book.release("hotline_answer_rate", KEY)  # an hour of the series scored normal
+    assert book.holds("hotline_answer_rate", KEY, "day")
+    book.apply("hotline_answer_rate", KEY, "true_positive", 0.5, 0.95)
+    book.release("hotline_answer_rate", KEY, "day")  # the next day was normal
+    assert book.holds("hotline_answer_rate", KEY)
+    assert not book.holds("hotline_answer_rate", KEY, "day")

@@ -48,3 +48,8 @@ def test_a_checkpoint_from_before_the_day_bank_gets_one_below_a_day() -> None:
         old.__setstate__(state)
         assert (old.days is not None) is has_days
         assert old.watched == 0
+
+
+def test_feedback_on_a_day_judged_whole_is_for_the_day_series() -> None:
+    hourly, daily = Watch(3600, Calendar()), Watch(86400, Calendar())
+    assert (hourly.span_of(86400), hourly.span_of(3600), daily.span_of(86400)) == ("day", "", "")
