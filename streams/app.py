@@ -126,7 +126,8 @@ def build_app(
             if closer is None or status.suspended:
                 return
             try:
-                closer.poll()
+                for _ in closer.polling():
+                    await asyncio.sleep(0)  # the API and the intake between two buckets
                 flush = closer.take_flush(force)
                 if flush is None:  # the state was saved moments ago; the next one covers these
                     return

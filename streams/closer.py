@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,13 @@ class Closer:
 
     def poll(self) -> None:
         """Merge the partials stored since the last poll and close what is due."""
+        for _ in self.polling():
+            pass
+
+    def polling(self) -> Iterator[None]:
+        """:meth:`poll`, pausing after each bucket it closes. A replay closes hundreds of
+        buckets at once, seconds of scoring: a caller on an event loop serves the API and the
+        intake between them instead (an event POSTed meanwhile timed out into a retry)."""
         agg = self.aggregator
         for partition, seq, body in self.store.pending_partials(agg.merged):
             partial = decode(body)
@@ -133,7 +141,7 @@ class Closer:
             # Partials are merged in the order they were stored, and the watermark is judged
             # after each, as the worker would have after each record: a partition that went
             # idle later must not hide that the others had got ahead before.
-            self.close_due()
+            yield from self._close_due()
             for start, events in late.items():
                 # A worker summed these before it heard the bucket had closed: kept, as a
                 # partial of that one bucket, not added.
@@ -144,8 +152,8 @@ class Closer:
                 log.warning("partition %d partial %d: %d events for closed bucket %d",
                             partition, seq, events, start)  # fmt: skip
 
-    def close_due(self) -> None:
-        """Score and queue every bucket the watermark has passed."""
+    def _close_due(self) -> Iterator[None]:
+        """Score and queue every bucket the watermark has passed, one at a time."""
         closing = self.aggregator.close_due()
         if closing:
             self.apply_feedback()
@@ -171,6 +179,7 @@ class Closer:
             self.metrics.buckets_closed.inc()
             self.metrics.series.set(self.watch.watched)
             self.closed_at.append(started)
+            yield
         if closing:
             self._windows_due = True
         if self.aggregator.clock.watermark > float("-inf"):

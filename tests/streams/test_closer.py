@@ -218,6 +218,24 @@ def test_nothing_is_stored_before_the_checkpoint(store_at, tmp_path: Path, clock
     assert store.count("indicator_values") == READINGS
 
 
+def test_closing_pauses_after_each_bucket_and_ends_like_one_poll(
+    store_at, tmp_path: Path, clock
+) -> None:
+    # A replay closes many buckets in one checkpoint: the event loop is handed back after each.
+    reference = uninterrupted(store_at, tmp_path, records(lockstep_plan()))
+    store, db = store_at("paced")
+    pipeline, _ = new_pipeline(store, tmp_path)
+    feed(pipeline, records(lockstep_plan()))
+    pipeline.intake.save(pipeline.intake.take_flush())
+    closer, paused = pipeline.closer, 0
+    for _ in closer.polling():
+        paused += 1
+        assert len(closer.closed_at) == paused  # one bucket scored per pause, no more
+    assert paused > 1
+    closer.save(closer.take_flush())
+    assert dump(db) == reference
+
+
 @pytest.mark.parametrize("lost", [0, 5], ids=["crash-at-checkpoint", "crash-after-5-more"])
 def test_restart_from_checkpoint_ends_like_an_uninterrupted_run(
     store_at, tmp_path: Path, clock, lost: int
