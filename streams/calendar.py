@@ -1,10 +1,11 @@
 """The business calendar: seasons the detectors compare like with like, and the month's pace.
 
 A bucket's *season* says which earlier buckets it should be compared with: the same weekday (and
-hour, below a day), the month-end push (the last three days of a month) apart from ordinary days,
-the quarter-end push apart from an ordinary month-end, and public holidays (Spring Festival,
-National Day, configured in ``QUALMON_HOLIDAYS``) apart from everything else. A season a series
-has not seen yet is not judged; holidays are not judged at all (see ``docs/indicators.md``).
+hour, below a day), each day of the month-end push (the last three days of a month) apart from
+ordinary days, the quarter-end push apart from an ordinary month-end, and public holidays
+(Spring Festival, National Day, configured in ``QUALMON_HOLIDAYS``) apart from everything else.
+A season a series has not seen yet is not judged; holidays are not judged at all (see
+``docs/indicators.md``).
 
 The same calendar weighs the days of a month for the premium pace: a weekend day sells about 40 %
 of a working day, a holiday less, and the last three days of a month carry the push.
@@ -12,9 +13,9 @@ of a working day, a holiday less, and the last three days of a month carry the p
 >>> cal = Calendar(holidays=frozenset({date(2026, 10, 1)}))
 >>> day = 86400
 >>> [cal.season(epoch(date(2026, 3, d)), day) for d in (2, 7, 27, 31)]   # Mon, Sat, Fri, Tue
-[0, 5, 4, 15]
+[0, 5, 4, 36]
 >>> cal.season(epoch(date(2026, 4, 30)), day), cal.season(epoch(date(2026, 10, 1)), day)
-(10, 21)
+(30, 21)
 >>> # By 16 March: 10 working days + 5 weekend days × 0.4 = 12 of March's 29.5
 >>> # (22 working days, 9 weekend days, the push on 29-31 March adds 0.4 + 1.5 + 2).
 >>> round(cal.month_progress(epoch(date(2026, 3, 16))), 3)
@@ -28,8 +29,14 @@ from datetime import date, datetime, timedelta
 
 from streams.windows import SHANGHAI, shanghai
 
-_DAILY_MONTH_END, _DAILY_QUARTER_END, _DAILY_HOLIDAY, _DAILY_WORKDAY = 7, 14, 21, 22
-_HOURLY_MONTH_END, _HOURLY_QUARTER_END, _HOURLY_HOLIDAY = 48, 96, 144
+_DAILY_HOLIDAY, _DAILY_WORKDAY = 21, 22
+_HOURLY_HOLIDAY = 144
+#: First push season: the last three days of a month, each its own (the last day's push is the
+#: strongest), for a working and a weekend day (daily) or each hour of either (below a day).
+#: Numbered past the weekday-keyed push seasons of earlier versions (daily 7-20, hourly 48-143),
+#: so a checkpoint's factors for those are never read as these.
+_DAILY_PUSH, _HOURLY_PUSH = 30, 168
+_PUSH_DAYS = 3
 
 
 def epoch(day: date) -> int:
@@ -57,10 +64,16 @@ class Calendar:
     )
 
     def season(self, start: int, bucket_seconds: int) -> int:
-        """Daily buckets: the weekday (0-6), +7 at a month-end, +14 at a quarter-end, 21 a
-        holiday, 22 a weekend working day. Below a day: the hour of a working day (0-23) or of
-        a weekend day (24-47), +48 at a month-end, +96 at a quarter-end, 144-167 a holiday —
-        the hour-of-day profile is learnt from every day of its kind, not once a week."""
+        """Daily buckets: the weekday (0-6), 21 a holiday, 22 a weekend working day. Below a
+        day: the hour of a working day (0-23) or of a weekend day (24-47), 144-167 a holiday —
+        the hour-of-day profile is learnt from every day of its kind, not once a week.
+
+        The last three days of a month carry the push, and the last day the strongest: each of
+        them is a season of its own, for a working and a weekend day (daily: 30-35 at a
+        month-end, 36-41 at a quarter-end) or for each hour of either (168-311, 312-455). Keyed
+        by weekday instead, a Saturday that was a month's last day taught its season a push
+        that the next month-end Saturday, its third-to-last day, fell far short of.
+        """
         local = shanghai(start)
         day = local.date()
         hourly = bucket_seconds < 86400
@@ -69,28 +82,30 @@ class Calendar:
         worked = day.weekday() < 5 or day in self.workdays
         if day in self.workdays and day.weekday() >= 5 and not hourly:
             return _DAILY_WORKDAY
-        base = local.hour + (0 if worked else 24) if hourly else day.weekday()
-        if (day + timedelta(days=3)).month != day.month:
-            if day.month % 3 == 0:
-                return base + (_HOURLY_QUARTER_END if hourly else _DAILY_QUARTER_END)
-            return base + (_HOURLY_MONTH_END if hourly else _DAILY_MONTH_END)
-        return base
+        kind = 0 if worked else 1
+        left = (_month_days(day)[-1] - day).days  # 0 on the last day
+        if left >= _PUSH_DAYS:
+            return local.hour + 24 * kind if hourly else day.weekday()
+        quarter = day.month % 3 == 0
+        if hourly:
+            return _HOURLY_PUSH + 48 * (left + _PUSH_DAYS * quarter) + 24 * kind + local.hour
+        return _DAILY_PUSH + 2 * (left + _PUSH_DAYS * quarter) + kind
 
-    def base(self, season: int, bucket_seconds: int) -> int | None:
-        """The ordinary season a month- or quarter-end one is a variant of (the same weekday,
-        or the same hour of the same kind of day), or None. A season seen for the first time
-        starts from its base's shape rather than from none. Weekends have no base: their level
-        is not a working day's, and a factor carries level and shape together.
+    def base(self, start: int, bucket_seconds: int) -> int | None:
+        """The ordinary season the bucket's push season is a variant of (its weekday, or the
+        same hour of the same kind of day), or None outside the push. A push season seen for
+        the first time starts from its base's shape rather than from none.
 
         >>> cal = Calendar()
-        >>> [cal.base(s, 86400) for s in (3, 10, 17, 21)]     # Thursday, its month-, quarter-end
-        [None, 3, 3, None]
-        >>> [cal.base(s, 3600) for s in (3, 27, 51, 99, 147)]  # 03:00, weekend, ends, holiday
-        [None, None, 3, 3, None]
+        >>> [cal.base(epoch(date(2026, 4, d)), 86400) for d in (23, 28, 30)]   # Thu, Tue, Thu
+        [None, 1, 3]
+        >>> [cal.base(epoch(date(2026, 4, 30)) + h * 3600, 3600) for h in (3, 15)]
+        [3, 15]
         """
+        season = self.season(start, bucket_seconds)
         if bucket_seconds >= 86400:
-            return season % 7 if 7 <= season < _DAILY_HOLIDAY else None
-        return season % 48 if 48 <= season < _HOURLY_HOLIDAY else None
+            return shanghai(start).weekday() if season >= _DAILY_PUSH else None
+        return (season - _HOURLY_PUSH) % 48 if season >= _HOURLY_PUSH else None
 
     def is_holiday(self, start: int) -> bool:
         return shanghai(start).date() in self.holidays

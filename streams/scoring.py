@@ -141,10 +141,10 @@ class SeriesBank:
             return season_of(start, self.bucket_seconds)
         return self.calendar.season(start, self.bucket_seconds)
 
-    def base(self, season: int) -> int | None:
+    def base(self, start: int) -> int | None:
         if self.calendar is None:
-            return base_of(season, self.bucket_seconds)
-        return self.calendar.base(season, self.bucket_seconds)
+            return base_of(self.season(start), self.bucket_seconds)
+        return self.calendar.base(start, self.bucket_seconds)
 
     def forget(self, keys: set[SliceKey], which: Callable[[Indicator], bool]) -> None:
         """Drop the detectors of these slices' indicators ``which`` picks: what they learnt is
@@ -172,7 +172,7 @@ class SeriesBank:
         but neither judged nor learnt; ``feedback`` mutes patterns marked expected and holds
         confirmed incidents."""
         season = self.season(bucket.start)
-        base = self.base(season)
+        base = self.base(bucket.start)
         readings: list[ScoredReading] = []
         anomalies: list[Anomaly] = []
         withheld = withheld or {}

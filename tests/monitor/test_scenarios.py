@@ -283,5 +283,14 @@ def test_spring_festival_does_not_alarm() -> None:
     assert run_config(cfg) == ()
 
 
+def test_month_ends_whose_weekday_falls_on_another_day_of_the_push_do_not_alarm() -> None:
+    # The README tour's default: 60 days before 5 December 2026. Saturday 31 October is the
+    # last day of a month (the strongest push), Saturday 28 November the third-to-last: a
+    # month-end season per weekday took the second for a collapse (premium, policies issued).
+    settings = Settings()
+    cfg = SimConfig(start=date(2026, 10, 6), holidays=settings.calendar().holidays)
+    assert run_config(cfg) == ()
+
+
 def test_the_same_days_without_incidents_are_calm() -> None:
     assert run((), DAYS) == ()

@@ -22,10 +22,15 @@ def test_default_holidays_are_spring_festival_and_national_day() -> None:
 
 def test_quarter_end_is_its_own_season_and_weekend_workdays_work() -> None:
     cal = Calendar(workdays=frozenset({date(2026, 2, 14)}))
-    # Mon 30 March (quarter-end), Tue 28 April (month-end), Mon 27 April (ordinary)
+    # Mon 30 March (quarter-end, second-to-last day), Tue 28 April (month-end, third-to-last),
+    # Mon 27 April (ordinary)
     seasons = [cal.season(epoch(date(2026, m, d)), DAY) for m, d in ((3, 30), (4, 28), (4, 27))]
-    assert seasons == [0 + 14, 1 + 7, 0]
-    assert cal.season(epoch(date(2026, 3, 30)) + 9 * HOUR, HOUR) == 96 + 9
+    assert seasons == [30 + 2 * (1 + 3), 30 + 2 * 2, 0]
+    assert [cal.base(epoch(date(2026, m, d)), DAY) for m, d in ((3, 30), (4, 28), (4, 27))] == [
+        0, 1, None
+    ]  # fmt: skip
+    assert cal.season(epoch(date(2026, 3, 30)) + 9 * HOUR, HOUR) == 168 + 48 * (1 + 3) + 9
+    assert cal.base(epoch(date(2026, 3, 30)) + 9 * HOUR, HOUR) == 9
     assert cal.season(epoch(date(2026, 2, 14)), DAY) == 22  # a Saturday worked
     # Below a day: the hour of a working day, of a weekend day, of a worked Saturday.
     assert cal.season(epoch(date(2026, 3, 4)) + 9 * HOUR, HOUR) == 9  # Wednesday
@@ -33,6 +38,23 @@ def test_quarter_end_is_its_own_season_and_weekend_workdays_work() -> None:
     assert cal.season(epoch(date(2026, 2, 14)) + 9 * HOUR, HOUR) == 9
     assert cal.day_weight(date(2026, 2, 14)) == 1.0
     assert cal.day_weight(date(2026, 2, 15)) == 0.4  # Sunday
+
+
+def test_each_day_of_the_push_is_its_own_season_whatever_its_weekday() -> None:
+    cal = Calendar()
+    # Saturday 31 October is a month's last day, Saturday 28 November its third-to-last: the
+    # push of the one is not the other's. Thursday 30 April and Friday 31 July are both last
+    # working days: one season.
+    days = (date(2026, 10, 31), date(2026, 11, 28), date(2026, 4, 30), date(2026, 7, 31))
+    season = {d: cal.season(epoch(d), DAY) for d in days}
+    assert season[date(2026, 10, 31)] != season[date(2026, 11, 28)]
+    assert season[date(2026, 4, 30)] == season[date(2026, 7, 31)] != season[date(2026, 10, 31)]
+    # Both start, the first time they are seen, from the shape of their own weekday.
+    assert cal.base(epoch(date(2026, 10, 31)), DAY) == cal.base(epoch(date(2026, 11, 28)), DAY) == 5
+    # The same below a day: the hour of the same kind of day and the same day of the push.
+    assert cal.season(epoch(date(2026, 10, 31)) + 10 * HOUR, HOUR) != cal.season(
+        epoch(date(2026, 11, 28)) + 10 * HOUR, HOUR
+    )
 
 
 def test_month_progress_weights_the_month_end_push() -> None:

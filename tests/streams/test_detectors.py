@@ -166,7 +166,7 @@ def hourly_receipts(per_day: float, seed: int, days: int = 35) -> Iterator[dict[
         weekend = (h // 24) % 7 >= 5
         lam = per_day * HOUR_SHARE[h % 24] * (0.4 if weekend else 1.0)
         k = float(poisson(rng, lam))
-        yield {"value": k, "k": k, "n": 1.0, "season": season, "base": calendar.base(season, HOUR)}
+        yield {"value": k, "k": k, "n": 1.0, "season": season, "base": calendar.base(start, HOUR)}
 
 
 @pytest.mark.parametrize("per_day", [100.0, 1000.0, 10000.0])
@@ -198,9 +198,10 @@ def test_a_month_end_night_starts_from_an_ordinary_night() -> None:
         detector.learn_one(x)
     calendar = Calendar()
     night = MONDAY + (28 * 24 + 3) * HOUR  # Monday 30 March 03:00: quarter-end, first visit
-    season = calendar.season(night, HOUR)
-    ordinary = detector.expectation({"season": season % 48}).expected
-    detector.learn_one({"k": 7.0, "season": season, "base": calendar.base(season, HOUR)})
+    season, base = calendar.season(night, HOUR), calendar.base(night, HOUR)
+    assert base == 3  # 03:00 of a working day
+    ordinary = detector.expectation({"season": base}).expected
+    detector.learn_one({"k": 7.0, "season": season, "base": base})
     after_one_visit = detector.expectation({"season": season}).expected
     # One night of 7 receipts where an ordinary night expects about 7: the new season expects
     # about as much (from a prior of 1 it expected three times as many).
