@@ -141,13 +141,17 @@ class _Simulator:
                     event["event_id"] = f"sim-{self.cfg.seed}-{next(ids)}"
                 yield self._feed_faults([event for _, event in timed])
 
-    def _plan(self, day: int, today: date) -> tuple[dict[str, float], dict[str, list[float]]]:
-        """Each event type's factor for the day and its cumulative slice weights, incidents in."""
+    def _day(self, today: date) -> tuple[float, float]:
+        """(business of the day against a working day's, its month-end push)."""
         weekday = 1.0 if today.weekday() < 5 else sc.WEEKEND_FACTOR
         if today in self.cfg.holidays:
             weekday = sc.HOLIDAY_FACTOR
         left = ((today.replace(day=28) + timedelta(days=4)).replace(day=1) - today).days
-        push = sc.MONTH_END_PUSH[left - 1] if left <= len(sc.MONTH_END_PUSH) else 1.0
+        return weekday, sc.MONTH_END_PUSH[left - 1] if left <= len(sc.MONTH_END_PUSH) else 1.0
+
+    def _plan(self, day: int, today: date) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Each event type's factor for the day and its cumulative slice weights, incidents in."""
+        weekday, push = self._day(today)
         factor = {t: weekday * (push if t in sc.MONTH_END_TYPES else 1.0) for t in sc.DAILY_RATE}
         active = self.active = [x for x in self.incidents if x.active(day)]
         self.answer = {x.org_code: x.answer_rate for x in active if x.answer_rate is not None}
@@ -228,11 +232,16 @@ class _Simulator:
         return round(self.rng.lognormvariate(math.log(median), sigma), -1) or 10.0
 
     def _targets(self, at: datetime) -> list[Timed]:
-        # A month of expected first-year and renewal premium, with some ambition on top.
+        # A month of expected first-year and renewal premium, with some ambition on top: its
+        # working days, weekends, holidays and month-end push (a National Day October's target
+        # is a smaller month's, as a planning department sets it).
         rates = sc.DAILY_RATE["policy.issued"] * 1.6 + sc.DAILY_RATE["premium.received"]
+        first = at.date().replace(day=1)
+        month = [first + timedelta(days=i) for i in range(31)]
+        days = sum(w * p for w, p in map(self._day, [d for d in month if d.month == first.month]))
         out = []
         for s in self.world:
-            expected = 22 * self.cfg.volume * s.weight * PREMIUM.get(s.line, (2000,))[0] * rates
+            expected = days * self.cfg.volume * s.weight * PREMIUM.get(s.line, (2000,))[0] * rates
             target = round(expected * self.rng.uniform(1.2, 1.4), -3) or 1000.0
             payload = {"period": at.strftime("%Y-%m"), "target_premium": f"{target:.2f}"}
             out.append(self._event("target.set", at, s, None, payload, target))
