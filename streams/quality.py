@@ -107,12 +107,14 @@ class QualityWatch:
         season: int = 0,
         month: tuple[int, int] = (0, 0),
         day_duplicates: dict[str, int] | None = None,
+        base: int | None = None,
     ) -> Findings:
         """Judge one closed bucket: duplicates on the bucket; when ``day`` (the sums of a day
         that just ended, by slice) is given, silent feeds and unit jumps on the whole day — an
         hour without closures at night is normal, a day without any is not, and a day's mean
         amount is steady where an hour's swings with the mix of products sold in it.
-        ``leaves`` maps every known selling org to its org path; ``season`` is the day's;
+        ``leaves`` maps every known selling org to its org path; ``season`` is the day's,
+        ``base`` its weekday on a day of the month-end push (the calendar's);
         ``month`` the bucket's (year, month), for how long a unit jump taints month-to-date
         sums; ``day_duplicates`` the day's re-sent events by org, when buckets are shorter."""
         found: list[Finding] = []
@@ -130,7 +132,7 @@ class QualityWatch:
             if day_duplicates is not None:
                 dups = float(day_duplicates.get(org, 0))
                 self._duplicates(org, dups, events + dups, found, self.daily_duplicates)
-            if self._silence(("org", org), events, season, (org, ALL, ALL), found):
+            if self._silence(("org", org), events, (season, base), (org, ALL, ALL), found):
                 silent.add(org)
             if today is not None and self._units((org, ALL, ALL), today, found):
                 unit_orgs.add(org)
@@ -139,7 +141,7 @@ class QualityWatch:
             if event_type == "target.set":  # monthly by nature: silence is normal
                 continue
             k = total[FIELD[count_field]] if total else 0.0
-            self._silence(("type", event_type), k, season, (ALL, ALL, ALL), found)
+            self._silence(("type", event_type), k, (season, base), (ALL, ALL, ALL), found)
         newly = {org for org in unit_orgs if self.tainted.get(org) != month}
         for org in unit_orgs:
             self.tainted[org] = month
@@ -160,12 +162,17 @@ class QualityWatch:
         return Findings(found, withheld, tainted)
 
     def _silence(
-        self, series: tuple[str, str], k: float, season: int, key: SliceKey, out: list[Finding]
+        self,
+        series: tuple[str, str],
+        k: float,
+        seasons: tuple[int, int | None],
+        key: SliceKey,
+        out: list[Finding],
     ) -> bool:
         f = self.silence.get(series)
         if f is None:
             f = self.silence[series] = SeriesFilter(DETECTORS["count"](direction="low"))
-        x = {"value": k, "k": k, "n": k, "season": season}
+        x = {"value": k, "k": k, "n": k, "season": seasons[0], "base": seasons[1]}
         band = f.detector.expectation(x)
         score, anomalous = f.step(x)
         if anomalous:

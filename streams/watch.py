@@ -113,8 +113,9 @@ class Watch:
             if self.bucket_seconds < 86400:
                 day_duplicates = self._add_duplicates(bucket.duplicates)
                 self.today_duplicates = {}
+            base = self.calendar.base(end - 86400, 86400)
             findings = self.quality.check(
-                slices, bucket.duplicates, leaves, day_sums, season, month, day_duplicates
+                slices, bucket.duplicates, leaves, day_sums, season, month, day_duplicates, base
             )
         else:
             self._add_duplicates(bucket.duplicates)

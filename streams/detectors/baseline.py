@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 _PSEUDO_COUNT = 3.0  # prior events behind every seasonal factor of counts
 _SEASON_MEMORY = 0.2  # per visit: a count season's sums remember about its last five visits
@@ -21,8 +22,12 @@ class _Seasonal:
     or twice from trusting a handful of events, and the prior fades as visits accumulate. (A
     running mean of per-visit ratios, each shrunk the same way, never lets it fade: a night hour
     of 0.7 receipts against a level of 4 settled at 0.5 instead of 0.17, and quiet nights looked
-    like outages.) The prior is the factor of the season's *base* where the caller gives one —
-    a month-end night starts from an ordinary night — else 1.
+    like outages.) A season with a *base* (a day of the month-end push, whose base is its
+    weekday, or an hour of it) has a factor relative to its base's: the push on top of the
+    weekday. Keyed by the push alone, a Monday's claims (the weekend's backlog) taught the
+    third-to-last day of a quarter a level that a Tuesday in the same place fell far short of;
+    keyed by the weekday alone, a month's last day taught a push its third-to-last day did not
+    have. Relative, both hold, and a push season seen once starts from its weekday's shape.
 
     The first :data:`_WARMUP` observations are kept and fitted at once — the median as level,
     each season's mean relative to it — so a series that starts on a weekend or at a month-end
@@ -39,36 +44,40 @@ class _Seasonal:
         self.adjust: dict[int, float] = {}
         self.sums: dict[int, tuple[float, float]] = {}  # count seasons: (counts, level) summed
         self.seen = 0
-        self.warm: list[tuple[float, int]] | None = []
+        self.warm: list[tuple[float, int, int | None]] | None = []
 
     def ready(self, season: int) -> bool:
         """Warm, and this season seen before: only then is an expectation worth judging by."""
         return self.warm is None and season in self.adjust
 
-    def expect(self, season: int) -> float:
+    def _under(self, base: int | None) -> float:
+        """The factor a season with this base is relative to (1 without one)."""
+        return 1.0 if base is None else self.adjust.get(base, 1.0)
+
+    def expect(self, season: int, base: int | None = None) -> float:
         if self.multiplicative:
-            return self.level * self.adjust.get(season, 1.0)
+            return self.level * self._under(base) * self.adjust.get(season, 1.0)
         return self.level + self.adjust.get(season, 0.0)
 
     def learn(self, value: float, season: int, base: int | None = None) -> None:
         self.seen += 1
         if self.warm is not None:
-            self.warm.append((value, season))
+            self.warm.append((value, season, base))
             if len(self.warm) >= _WARMUP:
                 self._fit(self.warm)
                 self.warm = None
             return
         a = self.alpha
         if self.multiplicative:
-            prior = self.adjust.get(base, 1.0) if base is not None else 1.0
+            under = self._under(base)
             # A season seen for the first time says what its factor is, not where the level
             # is: divided by a factor it does not have yet, a busy afternoon's count would drag
             # the level up and every night after would look short. Floored so that a season
             # first seen empty can still be divided by and recover.
             if season in self.adjust:
-                self.level += a * (value / max(self.adjust[season], 0.05) - self.level)
+                self.level += a * (value / max(self.adjust[season] * under, 0.05) - self.level)
             if self.level > 0:
-                self._visit(season, value, self.level, prior)
+                self._visit(season, value, self.level * under)
         elif season in self.adjust:
             # Seasons come round rarely, so their adjustments learn faster than the level.
             offset = self.adjust[season]
@@ -79,7 +88,7 @@ class _Seasonal:
             # and, as with counts, says nothing of where the level is.
             self.adjust[season] = value - self.level
 
-    def _visit(self, season: int, counts: float, level: float, prior: float = 1.0) -> None:
+    def _visit(self, season: int, counts: float, level: float) -> None:
         """Add a visit's counts and the level they are set against to the season's sums."""
         try:
             sums = self.sums
@@ -93,27 +102,28 @@ class _Seasonal:
         k, e = summed if summed is not None else (0.0, 0.0)
         k, e = keep * k + counts, keep * e + level
         sums[season] = (k, e)
-        # Pseudo-counts shrink factors of small counts towards the prior: 6 against a level of
-        # 1 is mostly noise, 6,000 against 1,000 is a season.
-        self.adjust[season] = max((k + _PSEUDO_COUNT * prior) / (e + _PSEUDO_COUNT), 0.05)
+        # Pseudo-counts shrink factors of small counts towards 1: 6 against a level of 1 is
+        # mostly noise, 6,000 against 1,000 is a season.
+        self.adjust[season] = max((k + _PSEUDO_COUNT) / (e + _PSEUDO_COUNT), 0.05)
 
-    def _fit(self, points: list[tuple[float, int]]) -> None:
-        values = sorted(v for v, _ in points)
+    def _fit(self, points: list[tuple[Any, ...]]) -> None:
+        values = sorted(p[0] for p in points)
         middle = len(values) // 2
         self.level = (
             values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
         )
-        # The warm-up keeps no bases: its seasons start from 1, and their prior fades in a few
-        # visits.
-        by_season: dict[int, list[float]] = {}
-        for v, season in points:
-            by_season.setdefault(season, []).append(v)
+        # Seasons with a base after the ordinary ones, which they are relative to. (Warm-ups
+        # pickled before bases were kept hold pairs: no base.)
+        ordered = sorted(points, key=lambda p: len(p) > 2 and p[2] is not None)
+        by_season: dict[int, list[tuple[float, int | None]]] = {}
+        for v, season, *base in ordered:
+            by_season.setdefault(season, []).append((v, base[0] if base else None))
         for season, vs in by_season.items():
             if self.multiplicative:
-                for v in vs:
-                    self._visit(season, v, self.level)
+                for v, b in vs:
+                    self._visit(season, v, self.level * self._under(b))
             else:
-                self.adjust[season] = sum(vs) / len(vs) - self.level
+                self.adjust[season] = sum(v for v, _ in vs) / len(vs) - self.level
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ class CountDetector(base.AnomalyDetector):
         # shows in their sum long before any single bucket is significant.
         self._recent: list[tuple[float, float]] = []
 
-    def _lam(self, season: int) -> float:
-        return max(self._base.expect(season), self.floor)
+    def _lam(self, x: dict[Any, Any]) -> float:
+        return max(self._base.expect(*_seasons(x)), self.floor)
 
     def _p(self, k: float, lam: float) -> float:
         high = poisson_upper_tail(k, lam * (1.0 + self.tolerance))
@@ -51,18 +51,17 @@ class CountDetector(base.AnomalyDetector):
         return {"high": high, "low": low}.get(self.direction, min(1.0, 2 * min(high, low)))
 
     def learn_one(self, x: dict[Any, Any]) -> None:
-        season, k = int(x.get("season", 0)), float(x["k"])
+        (season, base), k = _seasons(x), float(x["k"])
         if not usable_count(k):
             return
         if self.window > 1 and self._base.ready(season):
-            self._recent = [*self._recent, (k, self._lam(season))][-(self.window - 1) :]
-        base = x.get("base")
-        self._base.learn(k, season, None if base is None else int(base))
+            self._recent = [*self._recent, (k, self._lam(x))][-(self.window - 1) :]
+        self._base.learn(k, season, base)
 
     def score_one(self, x: dict[Any, Any]) -> float:
         if not self._base.ready(int(x.get("season", 0))):
             return 0.0
-        lam, k = self._lam(int(x.get("season", 0))), float(x["k"])
+        lam, k = self._lam(x), float(x["k"])
         if not usable_count(k):
             return 0.0
         p = self._p(k, lam)
@@ -74,11 +73,17 @@ class CountDetector(base.AnomalyDetector):
         return score_from_p(p)
 
     def expectation(self, x: dict[Any, Any]) -> Expectation:
-        lam = self._lam(int(x.get("season", 0)))
+        lam = self._lam(x)
         spread = 3.7 * math.sqrt(lam)  # ≈ the p = 1e-4 point of a normal
         upper = lam * (1.0 + self.tolerance) + spread
         lower = max(0.0, lam / (1.0 + self.tolerance) - spread)
         return Expectation(lam, lower, upper)
+
+
+def _seasons(x: dict[Any, Any]) -> tuple[int, int | None]:
+    """(season, base) of a bucket; the base only where the calendar gives one."""
+    base = x.get("base")
+    return int(x.get("season", 0)), None if base is None else int(base)
 
 
 class ProportionDetector(base.AnomalyDetector):

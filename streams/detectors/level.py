@@ -67,7 +67,7 @@ class LevelDetector(base.AnomalyDetector):
         self._n += (n - self._n) / (len(warmup) + 1)  # plain mean while warming up
         self._base.learn(y, season)
         if self._base.warm is None:  # just fitted: start the variance from the warm-up residuals
-            residuals = [(v - self._base.expect(s)) ** 2 for v, s in warmup]
+            residuals = [(v - self._base.expect(s)) ** 2 for v, s, *_ in warmup]
             self._var = sum(residuals) / max(1, len(residuals) - 1)
 
     def score_one(self, x: dict[Any, Any]) -> float:

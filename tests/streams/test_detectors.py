@@ -202,9 +202,10 @@ def test_a_month_end_night_starts_from_an_ordinary_night() -> None:
     assert base == 3  # 03:00 of a working day
     ordinary = detector.expectation({"season": base}).expected
     detector.learn_one({"k": 7.0, "season": season, "base": base})
-    after_one_visit = detector.expectation({"season": season}).expected
+    after_one_visit = detector.expectation({"season": season, "base": base}).expected
     # One night of 7 receipts where an ordinary night expects about 7: the new season expects
-    # about as much (from a prior of 1 it expected three times as many).
+    # about as much (a factor of its own, not relative to the night's, expected three times as
+    # many).
     assert ordinary == pytest.approx(7.0, rel=0.35)
     assert after_one_visit == pytest.approx(ordinary, rel=0.35)
 
