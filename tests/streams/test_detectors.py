@@ -7,12 +7,13 @@ import math
 import pickle
 import random
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from monitor.scenarios import HOUR_SHARE, poisson
-from streams.calendar import Calendar
+from streams.calendar import Calendar, epoch
 from streams.detectors import (
     ALERT_THRESHOLD,
     DETECTORS,
@@ -374,3 +375,24 @@ def test_expectation_band_is_ordered_and_non_negative(cls: type) -> None:
             band = series.detector.expectation(x)
             assert 0.0 <= band.lower <= band.expected <= band.upper, (x, band)
             series.step(x)
+
+
+def test_a_push_day_expects_its_weekday_and_the_push_together() -> None:
+    # Claims close on working days only, Mondays with the weekend's backlog, and have no
+    # month-end push. The third-to-last day of September's quarter-end is a Monday, of
+    # December's a Tuesday: the Tuesday is not a silence because the Monday was busy.
+    calendar, rng = Calendar(), random.Random(4)
+    detector, flagged = SeriesFilter(CountDetector(direction="low")), []
+    day, end = date(2026, 8, 3), date(2026, 12, 31)
+    while day <= end:
+        lam = (560.0 if day.weekday() == 0 else 140.0) if day.weekday() < 5 else 0.0
+        k, start = float(poisson(rng, lam)), epoch(day)
+        x = {"k": k, "value": k, "n": 1.0, "season": calendar.season(start, 86400),
+             "base": calendar.base(start, 86400)}  # fmt: skip
+        if detector.step(x)[1]:
+            flagged.append(day)
+        day += timedelta(days=1)
+    assert calendar.season(epoch(date(2026, 9, 28)), 86400) == calendar.season(
+        epoch(date(2026, 12, 29)), 86400
+    )
+    assert flagged == []
