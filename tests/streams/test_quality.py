@@ -26,10 +26,10 @@ def bucket(events: dict[str, float], premium: dict[str, tuple[float, float]] | N
     return slices
 
 
-def warm(watch: QualityWatch, days: int = 14) -> None:
+def warm(watch: QualityWatch, days: int = 14, month: tuple[int, int] = (0, 0)) -> None:
     for _ in range(days):
         day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
-        found = watch.check(day, {}, LEAVES, day)
+        found = watch.check(day, {}, LEAVES, day, month=month)
         assert found.found == []
 
 
@@ -75,9 +75,7 @@ def test_a_unit_jump_is_found_and_withholds_only_amount_indicators() -> None:
 
 def test_a_unit_jump_taints_month_to_date_sums_until_the_month_ends() -> None:
     watch = QualityWatch()
-    for _ in range(14):
-        day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
-        watch.check(day, {}, LEAVES, day, month=(2026, 3))
+    warm(watch, month=(2026, 3))
     fen = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 2_000_000.0)})
     jumped = watch.check(fen, {}, LEAVES, fen, month=(2026, 3))
     touched = {("4403", "*", "*"), ("44", "*", "*"), ("4403", "life", "BANCA"), ("*", "*", "*")}
@@ -97,9 +95,7 @@ def test_a_unit_jump_taints_month_to_date_sums_until_the_month_ends() -> None:
 
 def test_a_days_verdict_reaches_the_slices_of_the_whole_day_not_only_its_last_hour() -> None:
     watch = QualityWatch()
-    for _ in range(14):
-        day = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
-        watch.check(day, {}, LEAVES, day, month=(2026, 3))
+    warm(watch, month=(2026, 3))
     fen = bucket({"4403": 100.0, "3101": 3.0}, {"4403": (20.0, 2_000_000.0)})
     # The day's last hour sold only through 4403's agency channel; BANCA sold earlier that day.
     last_hour = {key: acc for key, acc in fen.items() if key != ("4403", "life", "BANCA")}
