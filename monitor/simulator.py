@@ -27,6 +27,7 @@ import heapq
 import itertools
 import math
 import random
+from calendar import monthrange
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -237,8 +238,8 @@ class _Simulator:
         # is a smaller month's, as a planning department sets it).
         rates = sc.DAILY_RATE["policy.issued"] * 1.6 + sc.DAILY_RATE["premium.received"]
         first = at.date().replace(day=1)
-        month = [first + timedelta(days=i) for i in range(31)]
-        days = sum(w * p for w, p in map(self._day, [d for d in month if d.month == first.month]))
+        month = (first + timedelta(days=i) for i in range(monthrange(first.year, first.month)[1]))
+        days = sum(w * p for w, p in map(self._day, month))
         out = []
         for s in self.world:
             expected = days * self.cfg.volume * s.weight * PREMIUM.get(s.line, (2000,))[0] * rates

@@ -59,7 +59,7 @@ class CountDetector(base.AnomalyDetector):
         self._base.learn(k, season, base)
 
     def score_one(self, x: dict[Any, Any]) -> float:
-        if not self._base.ready(int(x.get("season", 0))):
+        if not self._base.ready(_seasons(x)[0]):
             return 0.0
         lam, k = self._lam(x), float(x["k"])
         if not usable_count(k):
