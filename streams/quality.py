@@ -6,8 +6,9 @@ branch that did nothing wrong. So these are watched on their own and reported wi
 touches are withheld (:attr:`Findings.withheld`), and those buckets are not learnt from.
 
 - **Silent feed**: a branch (or, over the whole company, an event type) sends far fewer events
-  than its seasonal baseline — judged by the count detector (Poisson, low side), so a branch that
-  usually sends three events on a Sunday may send none, one that sends three hundred may not.
+  than its seasonal baseline — judged by the count detector (Poisson, low side) against half
+  that baseline, so a branch that usually sends three events on a Sunday may send none, one that
+  sends three hundred may not, and a slow day at half its usual business is not a broken feed.
 - **Duplicate surge**: the share of events re-sent with a known ``event_id`` rises — judged by
   the proportion detector (binomial, high side) per branch, per bucket and, below a day, over
   each day too (a day of re-sends from a small branch may be a few an hour).
@@ -43,6 +44,12 @@ UNIT_JUMP_LOG10 = 1.5  # ×31.6: well above any real day-to-day swing of a mean 
 _UNIT_MIN_EVENTS = 5
 _UNIT_WARMUP = 5
 _ADAPT_AFTER = 7  # a unit that stays changed this many buckets is taken as the new normal
+#: A silent feed brings significantly less than half its expected events (the count detector's
+#: tolerance: its reference is expected / (1 + 1)). A day at half is business, not a broken
+#: feed: closures in the first days after a long holiday (few claims reported during it) came
+#: to 46 % of a working day's and were taken for a silent claim.closed feed; a lost feed is at
+#: or near nothing.
+SILENCE_TOLERANCE = 1.0
 
 
 @dataclass
@@ -95,8 +102,11 @@ class QualityWatch:
     tainted: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Checkpoints written before month-to-date taints lack them.
+        # Checkpoints written before month-to-date taints lack them; their silence detectors
+        # had the count detector's default tolerance.
         self.__dict__.update({"tainted": {}, "daily_duplicates": {}, **state})
+        for f in self.silence.values():
+            f.detector.tolerance = SILENCE_TOLERANCE
 
     def check(
         self,
@@ -171,7 +181,9 @@ class QualityWatch:
     ) -> bool:
         f = self.silence.get(series)
         if f is None:
-            f = self.silence[series] = SeriesFilter(DETECTORS["count"](direction="low"))
+            f = self.silence[series] = SeriesFilter(
+                DETECTORS["count"](direction="low", tolerance=SILENCE_TOLERANCE)
+            )
         x = {"value": k, "k": k, "n": k, "season": seasons[0], "base": seasons[1]}
         band = f.detector.expectation(x)
         score, anomalous = f.step(x)

@@ -24,10 +24,12 @@ class _Seasonal:
     of 0.7 receipts against a level of 4 settled at 0.5 instead of 0.17, and quiet nights looked
     like outages.) A season with a *base* (a day of the month-end push, whose base is its
     weekday, or an hour of it) has a factor relative to its base's: the push on top of the
-    weekday. Keyed by the push alone, a Monday's claims (the weekend's backlog) taught the
-    third-to-last day of a quarter a level that a Tuesday in the same place fell far short of;
-    keyed by the weekday alone, a month's last day taught a push its third-to-last day did not
-    have. Relative, both hold, and a push season seen once starts from its weekday's shape.
+    weekday; an additive season's offset is likewise on top of its base's. Keyed by the push
+    alone, a Monday's claims (the weekend's backlog) taught the third-to-last day of a quarter a
+    level that a Tuesday in the same place fell far short of, and a month's last day that fell
+    on a Monday had claims settled in more days than its season knew (the weekend's wait); keyed
+    by the weekday alone, a month's last day taught a push its third-to-last day did not have.
+    Relative, both hold, and a push season seen once starts from its weekday's shape.
 
     The first :data:`_WARMUP` observations are kept and fitted at once — the median as level,
     each season's mean relative to it — so a series that starts on a weekend or at a month-end
@@ -51,13 +53,14 @@ class _Seasonal:
         return self.warm is None and season in self.adjust
 
     def _under(self, base: int | None) -> float:
-        """The factor a season with this base is relative to (1 without one)."""
-        return 1.0 if base is None else self.adjust.get(base, 1.0)
+        """The factor (or offset) a season with this base is relative to: none without one."""
+        none = 1.0 if self.multiplicative else 0.0
+        return none if base is None else self.adjust.get(base, none)
 
     def expect(self, season: int, base: int | None = None) -> float:
         if self.multiplicative:
             return self.level * self._under(base) * self.adjust.get(season, 1.0)
-        return self.level + self.adjust.get(season, 0.0)
+        return self.level + self._under(base) + self.adjust.get(season, 0.0)
 
     def learn(self, value: float, season: int, base: int | None = None) -> None:
         self.seen += 1
@@ -80,13 +83,13 @@ class _Seasonal:
                 self._visit(season, value, self.level * under)
         elif season in self.adjust:
             # Seasons come round rarely, so their adjustments learn faster than the level.
-            offset = self.adjust[season]
-            self.level += a * (value - offset - self.level)
-            self.adjust[season] = offset + min(1.0, 3 * a) * (value - self.level - offset)
+            offset, under = self.adjust[season], self._under(base)
+            self.level += a * (value - under - offset - self.level)
+            self.adjust[season] = offset + min(1.0, 3 * a) * (value - self.level - under - offset)
         else:
             # One seen for the first time takes its adjustment from this observation alone,
             # and, as with counts, says nothing of where the level is.
-            self.adjust[season] = value - self.level
+            self.adjust[season] = value - self.level - self._under(base)
 
     def _visit(self, season: int, counts: float, level: float) -> None:
         """Add a visit's counts and the level they are set against to the season's sums."""
@@ -123,7 +126,7 @@ class _Seasonal:
                 for v, b in vs:
                     self._visit(season, v, self.level * self._under(b))
             else:
-                self.adjust[season] = sum(v for v, _ in vs) / len(vs) - self.level
+                self.adjust[season] = sum(v - self._under(b) for v, b in vs) / len(vs) - self.level
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,12 @@ class Expectation:
     expected: float
     lower: float
     upper: float
+
+
+def seasons(x: dict[Any, Any]) -> tuple[int, int | None]:
+    """(season, base) of a bucket; the base only where the calendar gives one."""
+    base = x.get("base")
+    return int(x.get("season", 0)), None if base is None else int(base)
 
 
 def usable_count(k: float, n: float | None = None) -> bool:

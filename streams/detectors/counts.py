@@ -7,7 +7,7 @@ from typing import Any
 
 from river import base
 
-from streams.detectors.baseline import _WARMUP, Expectation, _Seasonal, usable_count
+from streams.detectors.baseline import _WARMUP, Expectation, _Seasonal, seasons, usable_count
 from streams.detectors.tails import (
     binomial_tail,
     poisson_lower_tail,
@@ -43,7 +43,7 @@ class CountDetector(base.AnomalyDetector):
         self._recent: list[tuple[float, float]] = []
 
     def _lam(self, x: dict[Any, Any]) -> float:
-        return max(self._base.expect(*_seasons(x)), self.floor)
+        return max(self._base.expect(*seasons(x)), self.floor)
 
     def _p(self, k: float, lam: float) -> float:
         high = poisson_upper_tail(k, lam * (1.0 + self.tolerance))
@@ -51,7 +51,7 @@ class CountDetector(base.AnomalyDetector):
         return {"high": high, "low": low}.get(self.direction, min(1.0, 2 * min(high, low)))
 
     def learn_one(self, x: dict[Any, Any]) -> None:
-        (season, base), k = _seasons(x), float(x["k"])
+        (season, base), k = seasons(x), float(x["k"])
         if not usable_count(k):
             return
         if self.window > 1 and self._base.ready(season):
@@ -59,7 +59,7 @@ class CountDetector(base.AnomalyDetector):
         self._base.learn(k, season, base)
 
     def score_one(self, x: dict[Any, Any]) -> float:
-        if not self._base.ready(_seasons(x)[0]):
+        if not self._base.ready(seasons(x)[0]):
             return 0.0
         lam, k = self._lam(x), float(x["k"])
         if not usable_count(k):
@@ -78,12 +78,6 @@ class CountDetector(base.AnomalyDetector):
         upper = lam * (1.0 + self.tolerance) + spread
         lower = max(0.0, lam / (1.0 + self.tolerance) - spread)
         return Expectation(lam, lower, upper)
-
-
-def _seasons(x: dict[Any, Any]) -> tuple[int, int | None]:
-    """(season, base) of a bucket; the base only where the calendar gives one."""
-    base = x.get("base")
-    return int(x.get("season", 0)), None if base is None else int(base)
 
 
 class ProportionDetector(base.AnomalyDetector):

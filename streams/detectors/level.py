@@ -7,7 +7,7 @@ from typing import Any
 
 from river import base
 
-from streams.detectors.baseline import Expectation, _Seasonal, usable_value
+from streams.detectors.baseline import Expectation, _Seasonal, seasons, usable_value
 from streams.detectors.tails import _tail, score_from_p
 
 
@@ -50,35 +50,35 @@ class LevelDetector(base.AnomalyDetector):
         return sd * min(10.0, math.sqrt(max(1.0, self._n / max(n, 1.0))))
 
     def _z(self, x: dict[Any, Any]) -> float:
-        expected = self._base.expect(int(x.get("season", 0)))
+        expected = self._base.expect(*seasons(x))
         return (self._y(float(x["value"])) - expected) / self._sd(float(x.get("n", 1.0)))
 
     def learn_one(self, x: dict[Any, Any]) -> None:
         if not usable_value(float(x["value"]), float(x.get("n", 1.0))):
             return
-        y, season, n = self._y(float(x["value"])), int(x.get("season", 0)), float(x.get("n", 1.0))
+        y, (season, base), n = self._y(float(x["value"])), seasons(x), float(x.get("n", 1.0))
         warmup = self._base.warm
         if warmup is None:
-            residual = y - self._base.expect(season)
+            residual = y - self._base.expect(season, base)
             self._var += self.alpha * (residual * residual - self._var)
             self._n += self.alpha * (n - self._n)
-            self._base.learn(y, season)
+            self._base.learn(y, season, base)
             return
         self._n += (n - self._n) / (len(warmup) + 1)  # plain mean while warming up
-        self._base.learn(y, season)
+        self._base.learn(y, season, base)
         if self._base.warm is None:  # just fitted: start the variance from the warm-up residuals
-            residuals = [(v - self._base.expect(s)) ** 2 for v, s, *_ in warmup]
+            residuals = [(v - self._base.expect(s, *b)) ** 2 for v, s, *b in warmup]
             self._var = sum(residuals) / max(1, len(residuals) - 1)
 
     def score_one(self, x: dict[Any, Any]) -> float:
-        if not self._base.ready(int(x.get("season", 0))):
+        if not self._base.ready(seasons(x)[0]):
             return 0.0
         if not usable_value(float(x["value"]), float(x.get("n", 1.0))):
             return 0.0
         return score_from_p(_tail(self._z(x), self.direction))
 
     def expectation(self, x: dict[Any, Any]) -> Expectation:
-        centre = self._base.expect(int(x.get("season", 0)))
+        centre = self._base.expect(*seasons(x))
         band = 3.7 * self._sd(float(x.get("n", 1.0)))
         # The band lives on the log scale; keep its upper end representable.
         top = min(centre + band, 700.0)

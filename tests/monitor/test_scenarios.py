@@ -292,5 +292,25 @@ def test_month_ends_whose_weekday_falls_on_another_day_of_the_push_do_not_alarm(
     assert run_config(cfg) == ()
 
 
+@pytest.mark.parametrize(
+    ("start", "days"),
+    [
+        # Few claims are reported during a long holiday, so few close in the first working
+        # days after it (46 % of a working day's): once taken for a silent claim.closed feed.
+        (date(2026, 1, 1), 58),  # Spring Festival, 15-23 February
+        (date(2026, 9, 1), 40),  # National Day, 1-7 October
+        # 31 July, a month's last day, is a Friday; 31 August a Monday, whose claims closed
+        # waited over the weekend: once taken for slow settlement.
+        (date(2026, 7, 1), 63),
+    ],
+)
+def test_the_simulators_defaults_around_holidays_and_month_ends_raise_no_alarm(
+    start: date, days: int
+) -> None:
+    settings = Settings()
+    cfg = SimConfig(start=start, days=days, holidays=settings.calendar().holidays)
+    assert run_config(cfg) == ()
+
+
 def test_the_same_days_without_incidents_are_calm() -> None:
     assert run((), DAYS) == ()

@@ -396,3 +396,25 @@ def test_a_push_day_expects_its_weekday_and_the_push_together() -> None:
         epoch(date(2026, 12, 29)), 86400
     )
     assert flagged == []
+
+
+def test_a_push_day_expects_its_weekday_and_the_push_together_on_levels_too() -> None:
+    # Claims settled on a Monday waited over the weekend: 5.5 days on average, 3.6 on other
+    # working days, and no month-end push. 31 July 2026, a month's last day, is a Friday;
+    # 31 August, the next such day, a Monday: not slow settlement, an ordinary Monday.
+    calendar, rng = Calendar(), random.Random(4)
+    detector, flagged = SeriesFilter(LevelDetector(direction="high")), []
+    day = date(2026, 6, 1)
+    while day <= date(2026, 9, 11):
+        if day.weekday() < 5:
+            value = (5.5 if day.weekday() == 0 else 3.6) * math.exp(rng.gauss(0.0, 0.05))
+            start = epoch(day)
+            x = {"value": value, "n": 100.0, "season": calendar.season(start, 86400),
+                 "base": calendar.base(start, 86400)}  # fmt: skip
+            if detector.step(x)[1]:
+                flagged.append(day)
+        day += timedelta(days=1)
+    assert calendar.season(epoch(date(2026, 7, 31)), 86400) == calendar.season(
+        epoch(date(2026, 8, 31)), 86400
+    )
+    assert flagged == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 from streams.fields import FIELD, new_accumulator
 from streams.quality import QualityWatch
 
@@ -46,6 +48,30 @@ def test_a_silent_feed_is_found_where_events_are_expected_only() -> None:
     assert result.withheld == {
         ("44", "*", "*"): "all", ("4403", "life", "BANCA"): "all", ("*", "*", "*"): "all",
     }  # fmt: skip
+
+
+def test_a_feed_at_half_its_usual_events_is_a_slow_day_not_a_silent_feed() -> None:
+    # The first working days after a long holiday: few claims were reported during it, so few
+    # close (46 % of a working day's closures was once reported as a silent claim.closed feed).
+    watch = QualityWatch()
+    warm(watch)
+    receipts = {"4403": (20.0, 20_000.0)}
+    day = bucket({"4403": 46.0, "3101": 3.0}, receipts)
+    assert watch.check(day, {}, LEAVES, day).found == []
+    lost = bucket({"4403": 5.0, "3101": 3.0}, receipts)  # its calls feed is all but gone
+    assert [f.slice for f in watch.check(lost, {}, LEAVES, lost).found] == [
+        ("4403", "*", "*"), ("*", "*", "*")
+    ]  # fmt: skip
+
+
+def test_silence_detectors_of_an_older_checkpoint_judge_against_half_too() -> None:
+    watch = QualityWatch()
+    warm(watch)
+    for f in watch.silence.values():
+        f.detector.tolerance = 0.25  # what checkpoints written before the change hold
+    restored = pickle.loads(pickle.dumps(watch))
+    day = bucket({"4403": 46.0, "3101": 3.0}, {"4403": (20.0, 20_000.0)})
+    assert restored.check(day, {}, LEAVES, day).found == []
 
 
 def test_silence_and_units_wait_for_the_day_to_end() -> None:
