@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.detectors import DETECTORS, SeriesFilter
+from streams.detectors import DETECTORS, CountDetector, SeriesFilter
 from streams.fields import FIELD, TYPE_COUNT
 from streams.slices import ALL, SliceKey
 
@@ -182,7 +182,7 @@ class QualityWatch:
         f = self.silence.get(series)
         if f is None:
             f = self.silence[series] = SeriesFilter(
-                DETECTORS["count"](direction="low", tolerance=SILENCE_TOLERANCE)
+                CountDetector(direction="low", tolerance=SILENCE_TOLERANCE)
             )
         x = {"value": k, "k": k, "n": k, "season": seasons[0], "base": seasons[1]}
         band = f.detector.expectation(x)
