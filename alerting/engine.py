@@ -133,11 +133,13 @@ class AlertEngine:
         returns how many notifications were queued."""
         now = self.clock()
         found = [dict(a) for a in anomalies] + self.watch.anomalies(readings)
-        # Narrow slices first, so a problem's own slice, not its roll-up, scopes an inspection.
+        # Narrow slices first, so a problem's own slice, not its roll-up, scopes an inspection;
+        # a day judged whole after the hour that ends it, so that its reading is the one shown.
         found.sort(
             key=lambda a: (
                 self._last_bucket(a),
                 [-x for x in self._narrowness(a)],
+                self._span(a),
                 a["anomaly_id"],
             )
         )
@@ -270,15 +272,16 @@ class AlertEngine:
     def _absorb(self, alert: dict[str, Any], a: dict[str, Any], key: tuple, bucket: int) -> None:
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
-        if bucket >= alert["last_bucket"]:
-            alert.update(
-                last_bucket=bucket,
-                value=a["value"],
-                expected=a["expected"],
-                anomaly_id=a["anomaly_id"],
-            )
         current = (alert["org"], alert["product_line"], alert["channel"])
-        if specificity(key, self.depth(key[0])) > specificity(current, self.depth(current[0])):
+        narrower = specificity(key, self.depth(key[0])) > specificity(
+            current, self.depth(current[0])
+        )
+        # The reading shown is the latest of the slice the alert names: a roll-up joining in
+        # the same or a later bucket does not put the company's value beside a branch's name.
+        if narrower or (key == current and bucket >= alert["last_bucket"]):
+            alert.update(value=a["value"], expected=a["expected"], anomaly_id=a["anomaly_id"])
+        alert["last_bucket"] = max(alert["last_bucket"], bucket)
+        if narrower:
             # The narrowest anomalous slice is where the problem sits; it names the alert.
             alert.update(
                 org=key[0],

@@ -10,10 +10,11 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from alerting.engine import AlertEngine
+from alerting.engine import AlertEngine, epoch
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store
+from streams.windows import iso
 from tests.alerting.helpers import COMPLAINTS, DAY, Clock, anomaly, reading
 
 PATHS = ["00", "00/44", "00/44/4403", "00/44/4401", "00/31", "00/31/3101"]
@@ -47,15 +48,18 @@ def test_a_wave_and_its_roll_ups_make_one_alert_and_one_page(store: Store, tmp_p
     engine, _ = engine_for(store, tmp_path)
     engine.ingest(
         [
-            anomaly(10, "44", "*", "*", score=0.55, severity="minor"),
+            anomaly(10, "44", "*", "*", score=0.55, severity="minor", value=8.0),
             anomaly(10),
-            anomaly(10, "4403", "*", "*"),
+            anomaly(10, "4403", "*", "*", value=12.0),
         ]
     )
-    engine.ingest([anomaly(11), anomaly(11, "4403", "life", "*")])
+    engine.ingest([anomaly(11, value=31.0), anomaly(11, "4403", "life", "*", value=14.0)])
+    engine.ingest([anomaly(12, "4403", "life", "*", value=15.0)])
     (alert,) = store.alerts()[0]
     assert (alert["org"], alert["product_line"], alert["channel"]) == ("4403", "life", "BANCA")
-    assert alert["anomalies"] == 5 and alert["state"] == "firing"
+    # The value shown is the named slice's latest, not a roll-up's that joined after it.
+    assert (alert["value"], alert["last_bucket"]) == (31.0, epoch(anomaly(12)["bucket_start"]))
+    assert alert["anomalies"] == 6 and alert["state"] == "firing"
     assert alert["severity"] == "critical"  # major, key indicator
     assert alert["org_path"] == "00/44/4403"
     # Nearest org with receivers up the tree is 44; the head office's hook is not paged.
@@ -64,7 +68,7 @@ def test_a_wave_and_its_roll_ups_make_one_alert_and_one_page(store: Store, tmp_p
         ("webhook:http://127.0.0.1:9/gd", "opened"),
     ]
     topic = [orjson.loads(n["body"])["event"] for n in store.notifications(receiver="topic")]
-    assert topic == ["opened", "updated", "updated", "updated", "updated"]
+    assert topic == ["opened", "updated", "updated", "updated", "updated", "updated"]
 
 
 def test_a_redelivered_anomaly_changes_nothing(store: Store, tmp_path: Path) -> None:
@@ -133,6 +137,21 @@ def test_a_day_judged_anomalous_again_keeps_its_alert_firing(store: Store, tmp_p
     store.add_readings(hours)
     engine.ingest([], hours)
     assert store.alerts()[0][0]["state"] == "resolved"
+
+
+def test_a_day_and_its_last_hour_both_anomalous_show_the_days_reading(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path, bucket_seconds=3600)
+    day = anomaly(10, indicator="hotline_answer_rate", value=0.55)
+    last_hour = anomaly(10, indicator="hotline_answer_rate", value=0.2)
+    last_hour.update(
+        anomaly_id="last-hour", bucket_seconds=3600,
+        bucket_start=iso(epoch(day["bucket_start"]) + 23 * 3600),
+    )  # fmt: skip
+    engine.ingest([day, last_hour])  # one checkpoint: the day is judged as its last hour ends
+    (alert,) = store.alerts()[0]
+    assert (alert["value"], alert["anomaly_id"], alert["anomalies"]) == (0.55, day["anomaly_id"], 2)
 
 
 def test_an_alert_resolves_only_when_every_member_slice_is_normal(
