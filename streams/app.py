@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,26 @@ class WorkerStatus:
     #: Between a revocation and the next assignment nothing is written: partition 0 may be
     #: given to another worker, and this one only knows once it is assigned again.
     suspended: bool = False
+
+
+async def write_off_loop(write: Callable[[], None]) -> None:
+    """Run a blocking store write in a thread: a checkpoint of every series' state takes
+    seconds to write, and the API and the intake share this event loop (an event POSTed
+    meanwhile would time out into a retry, and be counted as a duplicate).
+
+    A write once started is finished before a cancellation (a worker stopping) is passed on:
+    left running on its own, it could land after the next checkpoint's and put an older state
+    back."""
+    job = asyncio.ensure_future(asyncio.to_thread(write))
+    cancelled = False
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    job.result()
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -137,7 +158,7 @@ def build_app(
                 ]
                 if sends:
                     await asyncio.gather(*sends)
-                closer.save(flush)
+                await write_off_loop(functools.partial(closer.save, flush))
             except Exception as exc:
                 await crash("closer checkpoint", exc)
                 raise
