@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from scipy.special import bdtr, bdtrc, pdtr, pdtrc
+from scipy.special import bdtr, bdtrc, betainc, pdtr, pdtrc
 
 #: Score at or above which a bucket is an anomaly (p ≤ 1e-4); the same in the service and offline.
 ALERT_THRESHOLD = 0.5
@@ -64,6 +64,46 @@ def poisson_lower_tail(k: float, lam: float) -> float:
     if k < 0:
         return 0.0
     return 1.0 if lam <= 0 else float(pdtr(math.floor(k), lam))
+
+
+#: Beyond this shape the gamma-Poisson mixture is the Poisson itself, to machine precision.
+_POISSON_SHAPE = 1e9
+
+
+def mixed_poisson_upper_tail(k: float, mean: float, shape: float) -> float:
+    """P(X ≥ k) for a Poisson count whose mean is itself uncertain: gamma-distributed with this
+    mean and ``shape`` (squared relative error 1 / shape) — the negative binomial.
+
+    >>> round(mixed_poisson_upper_tail(3, 1.0, 1.0), 4)     # geometric: (1/2)^3
+    0.125
+    >>> mixed_poisson_upper_tail(40, 10.0, 1e12) == poisson_upper_tail(40, 10.0)
+    True
+    """
+    k = math.ceil(k)
+    if k <= 0:
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    if shape >= _POISSON_SHAPE:
+        return poisson_upper_tail(k, mean)
+    return float(betainc(k, shape, mean / (mean + shape)))
+
+
+def mixed_poisson_lower_tail(k: float, mean: float, shape: float) -> float:
+    """P(X ≤ k) for the same mixture.
+
+    >>> round(mixed_poisson_lower_tail(0, 1.0, 1.0), 4)    # geometric: 1/2
+    0.5
+    >>> round(mixed_poisson_lower_tail(9, 27.7, 32.0), 4), round(poisson_lower_tail(9, 27.7), 6)
+    (0.0011, 3.6e-05)
+    """
+    if k < 0:
+        return 0.0
+    if mean <= 0:
+        return 1.0
+    if shape >= _POISSON_SHAPE:
+        return poisson_lower_tail(k, mean)
+    return float(betainc(shape, math.floor(k) + 1, shape / (mean + shape)))
 
 
 def binomial_tail(k: float, n: float, p: float, direction: str) -> float:

@@ -418,3 +418,30 @@ def test_a_push_day_expects_its_weekday_and_the_push_together_on_levels_too() ->
         epoch(date(2026, 8, 31)), 86400
     )
     assert flagged == []
+
+
+def month_end_receipts(last_of_november: float) -> bool:
+    """Receipts of a branch from August to November 2026 (8 a working day, 3 a weekend day,
+    the push doubling to tripling them); 31 August's push is a busy one, 45. Is
+    ``last_of_november`` on Monday 30 November, the next last day on a working day, flagged?"""
+    calendar, push = Calendar(), (3.0, 2.5, 2.0)
+    detector = SeriesFilter(CountDetector(direction="low"))
+    day = date(2026, 8, 1)
+    while day <= date(2026, 11, 30):
+        left = ((day.replace(day=28) + timedelta(days=4)).replace(day=1) - day).days - 1
+        k = (8.0 if day.weekday() < 5 else 3.0) * (push[left] if left < 3 else 1.0)
+        k = {date(2026, 8, 31): 45.0, date(2026, 11, 30): last_of_november}.get(day, round(k))
+        start = epoch(day)
+        x = {"k": k, "value": k, "n": 1.0, "season": calendar.season(start, 86400),
+             "base": calendar.base(start, 86400)}  # fmt: skip
+        anomalous = detector.step(x)[1]
+        day += timedelta(days=1)
+    return anomalous
+
+
+def test_a_push_day_seen_once_is_a_rough_expectation() -> None:
+    # The season of a working month's last day has been seen once, on a busy 31 August (45
+    # against a Monday's 8): 9 on Monday 30 November is a slow push, not the collapse a
+    # plain Poisson against the 37 it expects makes of it. Next to nothing still is one.
+    assert month_end_receipts(9.0) is False
+    assert month_end_receipts(1.0) is True
