@@ -8,7 +8,7 @@ from typing import Any
 from river import base
 
 from streams.detectors.baseline import Expectation, _Seasonal, seasons, usable_value
-from streams.detectors.tails import _tail, score_from_p
+from streams.detectors.tails import _tail, score_from_p, student_upper_quantile
 
 
 class LevelDetector(base.AnomalyDetector):
@@ -16,7 +16,10 @@ class LevelDetector(base.AnomalyDetector):
 
     Seasonal (weekday, month-end) baseline; residual variance learnt online and widened when the
     bucket rests on fewer samples than the series usually has, so small slices need a larger
-    deviation to alarm.
+    deviation to alarm. The variance is itself an estimate, from the buckets seen so far: a z
+    is judged by Student's t with that many degrees of freedom, so in a series' first weeks a
+    deviation must be larger to alarm (at 14 buckets, 5.0 spreads for p ≤ 1e-4 instead of
+    3.7), and the normal's tail is reached as its history grows.
 
     >>> from streams.detectors import ALERT_THRESHOLD
     >>> det = LevelDetector(direction="both")
@@ -75,11 +78,14 @@ class LevelDetector(base.AnomalyDetector):
             return 0.0
         if not usable_value(float(x["value"]), float(x.get("n", 1.0))):
             return 0.0
-        return score_from_p(_tail(self._z(x), self.direction))
+        return score_from_p(_tail(self._z(x), self.direction, self._df()))
+
+    def _df(self) -> float:
+        return float(max(self._base.seen - 1, 1))
 
     def expectation(self, x: dict[Any, Any]) -> Expectation:
         centre = self._base.expect(*seasons(x))
-        band = 3.7 * self._sd(float(x.get("n", 1.0)))
+        band = student_upper_quantile(1e-4, self._df()) * self._sd(float(x.get("n", 1.0)))
         # The band lives on the log scale; keep its upper end representable.
         top = min(centre + band, 700.0)
         expected = max(0.0, math.expm1(centre))

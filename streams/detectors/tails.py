@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from scipy.special import bdtr, bdtrc, betainc, pdtr, pdtrc
+from scipy.special import bdtr, bdtrc, betainc, pdtr, pdtrc, stdtr, stdtrit
 
 #: Score at or above which a bucket is an anomaly (p ≤ 1e-4); the same in the service and offline.
 ALERT_THRESHOLD = 0.5
@@ -47,12 +47,35 @@ def normal_upper_tail(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _tail(z: float, direction: str) -> float:
+#: Degrees of freedom beyond which Student's t is taken for the normal.
+_NORMAL_DF = 1e6
+
+
+def student_upper_tail(t: float, df: float) -> float:
+    """P(T ≥ t) for Student's t with ``df`` degrees of freedom: a z whose spread is itself
+    estimated from ``df`` + 1 values.
+
+    >>> round(student_upper_tail(4.0, 14.0), 5), round(normal_upper_tail(4.0), 6)
+    (0.00066, 3.2e-05)
+    """
+    return normal_upper_tail(t) if df >= _NORMAL_DF else float(stdtr(df, -t))
+
+
+def student_upper_quantile(p: float, df: float) -> float:
+    """The t with P(T ≥ t) = ``p``.
+
+    >>> round(student_upper_quantile(1e-4, 14.0), 2), round(student_upper_quantile(1e-4, 1e9), 2)
+    (4.99, 3.72)
+    """
+    return -float(stdtrit(min(df, _NORMAL_DF), p))
+
+
+def _tail(z: float, direction: str, df: float = math.inf) -> float:
     if direction == "high":
-        return normal_upper_tail(z)
+        return student_upper_tail(z, df)
     if direction == "low":
-        return normal_upper_tail(-z)
-    return min(1.0, 2.0 * normal_upper_tail(abs(z)))
+        return student_upper_tail(-z, df)
+    return min(1.0, 2.0 * student_upper_tail(abs(z), df))
 
 
 def poisson_lower_tail(k: float, lam: float) -> float:

@@ -115,13 +115,15 @@ def test_level_same_jump_alarms_on_fifty_samples_not_on_two() -> None:
     for i in range(30):
         detector.learn_one({"value": 100.0 + i % 3, "n": 50.0, "season": 0})
     # Log scale: expected ≈ log1p(101) = 4.628, residual sd below min_sd 0.05, so sd = 0.05 at the
-    # usual n = 50 and 0.05 × √(50 / 2) = 0.25 at n = 2. log1p(150) = 5.017:
-    # z(n=50) ≈ 0.389 / 0.05 = 7.8 → p ≈ 6e−15 → score 1; z(n=2) ≈ 0.389 / 0.25 = 1.56 →
-    # p = 2 × 0.0597 = 0.119 → score = 0.923 / 8 ≈ 0.115.
+    # usual n = 50 and 0.05 × √(50 / 2) = 0.25 at n = 2. log1p(150) = 5.017. The spread was
+    # estimated from 30 buckets: Student's t with 29 degrees of freedom, two-sided.
+    # z(n=50) ≈ 0.389 / 0.05 = 7.79 → p = 2 × 6.9e−9 = 1.37e−8 (the normal's: 6.8e−15)
+    # → score = 7.863 / 8 = 0.983; z(n=2) ≈ 0.389 / 0.25 = 1.56 → p = 2 × 0.0651 = 0.130
+    # (the normal's: 0.119) → score = 0.886 / 8 = 0.111.
     large = detector.score_one({"value": 150.0, "n": 50.0, "season": 0})
     small = detector.score_one({"value": 150.0, "n": 2.0, "season": 0})
-    assert large == 1.0
-    assert small == pytest.approx(0.115, abs=0.005)
+    assert large == pytest.approx(0.983, abs=0.001)
+    assert small == pytest.approx(0.111, abs=0.001)
 
 
 # ---- seasonality -------------------------------------------------------------------------------
@@ -445,3 +447,23 @@ def test_a_push_day_seen_once_is_a_rough_expectation() -> None:
     # plain Poisson against the 37 it expects makes of it. Next to nothing still is one.
     assert month_end_receipts(9.0) is False
     assert month_end_receipts(1.0) is True
+
+
+def test_a_level_is_judged_more_cautiously_while_its_spread_rests_on_few_buckets() -> None:
+    # The same deviation, 4.5 learnt spreads above the level: in a series' third week its
+    # spread rests on 20 buckets (Student's t, 19 degrees of freedom: p ≈ 1.2e-4), after a
+    # year on 365 (p ≈ 4.6e-6, near the normal's 3.4e-6).
+    rng = random.Random(3)
+
+    def detector_after(buckets: int) -> LevelDetector:
+        detector = LevelDetector(direction="high", min_sd=0.0)
+        for _ in range(buckets):
+            detector.learn_one({"value": math.expm1(5.0 + rng.gauss(0.0, 0.1)), "season": 0})
+        return detector
+
+    for buckets, alarms in ((20, False), (365, True)):
+        detector = detector_after(buckets)
+        sd = math.sqrt(detector._var)
+        value = math.expm1(detector._base.expect(0) + 4.5 * sd)
+        score = detector.score_one({"value": value, "season": 0})
+        assert (score >= ALERT_THRESHOLD) is alarms, (buckets, score)
