@@ -379,6 +379,12 @@ def test_expectation_band_is_ordered_and_non_negative(cls: type) -> None:
             series.step(x)
 
 
+def daily(calendar: Calendar, day: date, **values: float) -> dict[str, Any]:
+    """A day's bucket as a detector sees it: its values, season and base."""
+    start = epoch(day)
+    return {**values, "season": calendar.season(start, DAY), "base": calendar.base(start, DAY)}
+
+
 def test_a_push_day_expects_its_weekday_and_the_push_together() -> None:
     # Claims close on working days only, Mondays with the weekend's backlog, and have no
     # month-end push. The third-to-last day of September's quarter-end is a Monday, of
@@ -388,10 +394,8 @@ def test_a_push_day_expects_its_weekday_and_the_push_together() -> None:
     day, end = date(2026, 8, 3), date(2026, 12, 31)
     while day <= end:
         lam = (560.0 if day.weekday() == 0 else 140.0) if day.weekday() < 5 else 0.0
-        k, start = float(poisson(rng, lam)), epoch(day)
-        x = {"k": k, "value": k, "n": 1.0, "season": calendar.season(start, 86400),
-             "base": calendar.base(start, 86400)}  # fmt: skip
-        if detector.step(x)[1]:
+        k = float(poisson(rng, lam))
+        if detector.step(daily(calendar, day, k=k, value=k, n=1.0))[1]:
             flagged.append(day)
         day += timedelta(days=1)
     assert calendar.season(epoch(date(2026, 9, 28)), 86400) == calendar.season(
@@ -410,10 +414,7 @@ def test_a_push_day_expects_its_weekday_and_the_push_together_on_levels_too() ->
     while day <= date(2026, 9, 11):
         if day.weekday() < 5:
             value = (5.5 if day.weekday() == 0 else 3.6) * math.exp(rng.gauss(0.0, 0.05))
-            start = epoch(day)
-            x = {"value": value, "n": 100.0, "season": calendar.season(start, 86400),
-                 "base": calendar.base(start, 86400)}  # fmt: skip
-            if detector.step(x)[1]:
+            if detector.step(daily(calendar, day, value=value, n=100.0))[1]:
                 flagged.append(day)
         day += timedelta(days=1)
     assert calendar.season(epoch(date(2026, 7, 31)), 86400) == calendar.season(
@@ -433,10 +434,7 @@ def month_end_receipts(last_of_november: float) -> bool:
         left = ((day.replace(day=28) + timedelta(days=4)).replace(day=1) - day).days - 1
         k = (8.0 if day.weekday() < 5 else 3.0) * (push[left] if left < 3 else 1.0)
         k = {date(2026, 8, 31): 45.0, date(2026, 11, 30): last_of_november}.get(day, round(k))
-        start = epoch(day)
-        x = {"k": k, "value": k, "n": 1.0, "season": calendar.season(start, 86400),
-             "base": calendar.base(start, 86400)}  # fmt: skip
-        anomalous = detector.step(x)[1]
+        anomalous = detector.step(daily(calendar, day, k=k, value=k, n=1.0))[1]
         day += timedelta(days=1)
     return anomalous
 
