@@ -17,7 +17,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
 import orjson
@@ -29,6 +29,7 @@ from streams.closer import Closer, Flush
 from streams.intake import Intake
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 #: The input partition whose owner closes buckets.
 CLOSING_PARTITION = 0
 
@@ -44,15 +45,15 @@ class WorkerStatus:
     suspended: bool = False
 
 
-async def write_off_loop(write: Callable[[], None]) -> None:
-    """Run a blocking store write in a thread: a checkpoint of every series' state takes
-    seconds to write, and the API and the intake share this event loop (an event POSTed
-    meanwhile would time out into a retry, and be counted as a duplicate).
+async def off_loop(call: Callable[[], T]) -> T:
+    """Run a blocking step of the closer — scoring a bucket (seconds with tens of thousands of
+    series), writing a checkpoint — in a thread. The API and the intake share this event loop:
+    an event POSTed meanwhile would time out into a retry, and be counted as a duplicate.
 
-    A write once started is finished before a cancellation (a worker stopping) is passed on:
-    left running on its own, it could land after the next checkpoint's and put an older state
+    A step once started is finished before a cancellation (a worker stopping) is passed on:
+    left running on its own, a checkpoint could land after the next one and put an older state
     back."""
-    job = asyncio.ensure_future(asyncio.to_thread(write))
+    job = asyncio.ensure_future(asyncio.to_thread(call))
     cancelled = False
     while not job.done():
         try:
@@ -61,7 +62,7 @@ async def write_off_loop(write: Callable[[], None]) -> None:
             cancelled = True
     if cancelled:
         raise asyncio.CancelledError
-    job.result()
+    return job.result()
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -147,8 +148,9 @@ def build_app(
             if closer is None or status.suspended:
                 return
             try:
-                for _ in closer.polling():
-                    await asyncio.sleep(0)  # the API and the intake between two buckets
+                steps, done = closer.polling(), object()
+                while await off_loop(functools.partial(next, steps, done)) is not done:
+                    pass  # one bucket closed
                 flush = closer.take_flush(force)
                 if flush is None:  # the state was saved moments ago; the next one covers these
                     return
@@ -158,7 +160,7 @@ def build_app(
                 ]
                 if sends:
                     await asyncio.gather(*sends)
-                await write_off_loop(functools.partial(closer.save, flush))
+                await off_loop(functools.partial(closer.save, flush))
             except Exception as exc:
                 await crash("closer checkpoint", exc)
                 raise

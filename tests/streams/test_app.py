@@ -1,5 +1,5 @@
-"""The worker's event loop stays free while a checkpoint is written, and a stopping worker
-never leaves a checkpoint half-way."""
+"""The worker's event loop stays free while the closer scores a bucket or writes a checkpoint,
+and a stopping worker never leaves either half-way."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from streams.app import write_off_loop
+from streams.app import off_loop
 
 
 def test_the_loop_serves_others_while_a_checkpoint_is_written() -> None:
@@ -20,7 +20,7 @@ def test_the_loop_serves_others_while_a_checkpoint_is_written() -> None:
         waited.append(released.wait(timeout=10))
 
     async def main() -> None:
-        writing = asyncio.create_task(write_off_loop(write))
+        writing = asyncio.create_task(off_loop(write))
         await asyncio.sleep(0)  # the write has started
         released.set()
         await writing
@@ -39,7 +39,7 @@ def test_a_cancelled_checkpoint_is_written_to_the_end_before_it_stops() -> None:
         written.append("checkpoint")
 
     async def main() -> None:
-        writing = asyncio.create_task(write_off_loop(write))
+        writing = asyncio.create_task(off_loop(write))
         assert await asyncio.to_thread(started.wait, 10)
         writing.cancel()
         for _ in range(3):
@@ -53,9 +53,10 @@ def test_a_cancelled_checkpoint_is_written_to_the_end_before_it_stops() -> None:
     asyncio.run(main())
 
 
-def test_a_failed_write_is_raised_to_the_caller() -> None:
+def test_a_step_returns_its_result_and_raises_its_error_to_the_caller() -> None:
     def write() -> None:
         raise OSError("disk full")
 
+    assert asyncio.run(off_loop(lambda: 42)) == 42
     with pytest.raises(OSError, match="disk full"):
-        asyncio.run(write_off_loop(write))
+        asyncio.run(off_loop(write))
