@@ -46,9 +46,10 @@ class WorkerStatus:
 
 
 async def off_loop(call: Callable[[], T]) -> T:
-    """Run a blocking step of the closer — scoring a bucket (seconds with tens of thousands of
-    series), writing a checkpoint — in a thread. The API and the intake share this event loop:
-    an event POSTed meanwhile would time out into a retry, and be counted as a duplicate.
+    """Run a blocking step of a checkpoint in a thread: writing it, and on the closing worker
+    scoring a bucket and pickling its state — each seconds long with tens of thousands of
+    series. The API and the intake share this event loop: an event POSTed meanwhile would
+    time out into a retry, and be counted as a duplicate.
 
     A step once started is finished before a cancellation (a worker stopping) is passed on:
     left running on its own, a checkpoint could land after the next one and put an older state
@@ -133,7 +134,7 @@ def build_app(
             if sends:
                 await asyncio.gather(*sends)
             try:
-                intake.save(flush)
+                intake.saved(flush, await off_loop(functools.partial(intake.write, flush)))
             except Exception as exc:
                 await crash("intake checkpoint", exc)
                 raise
@@ -151,7 +152,7 @@ def build_app(
                 steps, done = closer.polling(), object()
                 while await off_loop(functools.partial(next, steps, done)) is not done:
                     pass  # one bucket closed
-                flush = closer.take_flush(force)
+                flush = await off_loop(functools.partial(closer.take_flush, force))  # pickling
                 if flush is None:  # the state was saved moments ago; the next one covers these
                     return
                 sends = [

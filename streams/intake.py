@@ -165,16 +165,26 @@ class Intake:
         return flush
 
     def save(self, flush: IntakeFlush) -> None:
+        self.saved(flush, self.write(flush))
+
+    def write(self, flush: IntakeFlush) -> float:
+        """The store's part of :meth:`save`, which reads nothing of this intake's own state (so
+        it may run off the event loop while records are counted); returns how far the closing
+        stage has closed."""
         if flush.partials or flush.states or flush.new_ids or flush.late:
             self.store.save_intake(
                 self.name, partials=flush.partials, states=flush.states, new_ids=flush.new_ids,
                 late=flush.late,
             )  # fmt: skip
+        # Another worker may be the one closing: learn how far it got.
+        return self.store.closed_through(self.name)
+
+    def saved(self, flush: IntakeFlush, closed_through: float) -> None:
+        """The rest of :meth:`save`, once ``flush`` is written."""
         for p, (_, after) in flush.states.items():
             if p in self.stored:  # what the next checkpoint of the partition must replace
                 self.stored[p] = replace(after, raw=after.encode())
-        # Another worker may be the one closing: learn how far it got.
-        self.heard_of_close(self.store.closed_through(self.name))
+        self.heard_of_close(closed_through)
 
 
 def _type_of(letter: dict[str, Any]) -> str:
