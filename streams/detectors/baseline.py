@@ -72,13 +72,18 @@ class _Seasonal:
         """
         if base is None or not self.multiplicative:
             return 0.0
-        summed = getattr(self, "sums", {}).get(season)  # no sums: pickled before they existed
-        if summed is not None:
-            counts = summed[0]
-        else:  # not seen yet, or only through the factor of an older checkpoint
-            factor = self.adjust.get(season, 1.0)
-            counts = max(factor * (self.level + _PSEUDO_COUNT) - _PSEUDO_COUNT, 0.0)
+        summed = self._summed(season, self.level)
+        counts = self.level if summed is None else summed[0]  # not seen: its prior, factor 1
         return 1.0 / (counts + _PSEUDO_COUNT)
+
+    def _summed(self, season: int, level: float) -> tuple[float, float] | None:
+        """A count season's sums of (counts, level) over its visits; for one known only by its
+        factor (a detector pickled before the sums), what that factor stands for."""
+        summed = getattr(self, "sums", {}).get(season)
+        if summed is None and season in self.adjust:
+            factor = self.adjust[season]
+            summed = (max(factor * (level + _PSEUDO_COUNT) - _PSEUDO_COUNT, 0.0), level)
+        return summed
 
     def learn(self, value: float, season: int, base: int | None = None) -> None:
         self.seen += 1
@@ -111,14 +116,11 @@ class _Seasonal:
 
     def _visit(self, season: int, counts: float, level: float) -> None:
         """Add a visit's counts and the level they are set against to the season's sums."""
+        summed = self._summed(season, level)
         try:
             sums = self.sums
         except AttributeError:  # a detector pickled before the sums existed
             sums = self.sums = {}
-        summed = sums.get(season)
-        if summed is None and season in self.adjust:  # its factor stands for the visits so far
-            factor = self.adjust[season]
-            summed = (max(factor * (level + _PSEUDO_COUNT) - _PSEUDO_COUNT, 0.0), level)
         keep = 1.0 - _SEASON_MEMORY
         k, e = summed if summed is not None else (0.0, 0.0)
         k, e = keep * k + counts, keep * e + level

@@ -70,12 +70,13 @@ class CountDetector(base.AnomalyDetector):
         self._base.learn(k, season, base)
 
     def score_one(self, x: dict[Any, Any]) -> float:
-        if not self._base.ready(seasons(x)[0]):
+        season, base = seasons(x)
+        if not self._base.ready(season):
             return 0.0
         lam, k = self._lam(x), float(x["k"])
         if not usable_count(k):
             return 0.0
-        error = self._base.uncertainty(*seasons(x))
+        error = self._base.uncertainty(season, base)
         p = self._p(k, lam, error)
         if self._recent:
             # Two tests instead of one: the stricter of the two, doubled (Bonferroni).
