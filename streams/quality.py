@@ -67,6 +67,10 @@ class Finding:
     n: float
     detector: str
     detail: dict[str, Any]
+    #: which of several findings of one check on the same slice and bucket this is (the event
+    #: type gone silent, the amount field, a day's duplicates beside its last hour's): each is
+    #: its own anomaly
+    part: str = ""
 
 
 @dataclass
@@ -192,7 +196,8 @@ class QualityWatch:
             detail = {"scope": scope, "event_type" if scope == "type" else "org": name}
             name_ = type(f.detector).__name__
             out.append(Finding("feed_silence", key, k, band.expected, band.lower, band.upper,
-                               score, k, band.expected, name_, detail))  # fmt: skip
+                               score, k, band.expected, name_, detail,
+                               name if scope == "type" else ""))  # fmt: skip
         return anomalous
 
     def _duplicates(
@@ -203,6 +208,7 @@ class QualityWatch:
         out: list[Finding],
         series: dict[str, SeriesFilter] | None = None,
     ) -> None:
+        part = "" if series is None else "day"
         series = self.duplicates if series is None else series
         f = series.get(org)
         if f is None:
@@ -215,7 +221,8 @@ class QualityWatch:
         if anomalous:
             out.append(Finding("duplicate_surge", (org, ALL, ALL), dups / n, band.expected,
                                band.lower, band.upper, score, dups, n,
-                               type(f.detector).__name__, {"duplicates": int(dups)}))  # fmt: skip
+                               type(f.detector).__name__, {"duplicates": int(dups)},
+                               part))  # fmt: skip
 
     def _units(self, key: SliceKey, acc: list[float], out: list[Finding]) -> bool:
         jumped = False
@@ -234,7 +241,7 @@ class QualityWatch:
                     "amount_unit_jump", key, total / n, 10**unit.level,
                     10 ** (unit.level - UNIT_JUMP_LOG10), 10 ** (unit.level + UNIT_JUMP_LOG10),
                     min(1.0, abs(shift) / 2.0), n, n, "UnitJump",
-                    {"field": amount, "factor": round(factor, 2)},
+                    {"field": amount, "factor": round(factor, 2)}, amount,
                 ))  # fmt: skip
                 if unit.run < _ADAPT_AFTER:
                     continue

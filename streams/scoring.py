@@ -92,10 +92,13 @@ def severity_of(score: float) -> str:
     return "minor"
 
 
-def anomaly_id(indicator: str, key: SliceKey, start: int, span: str = "") -> str:
+def anomaly_id(indicator: str, key: SliceKey, start: int, span: str = "", part: str = "") -> str:
     """Deterministic id; ``span`` tells a day judged over hourly buckets from the day's first
-    hour, which starts at the same time (ids without it stay as they always were)."""
+    hour, which starts at the same time, and ``part`` one finding of several on the same slice
+    and bucket from another (the event type gone silent, the amount field off by a unit). Ids
+    without them stay as they always were."""
     raw = f"{indicator}|{'|'.join(key)}|{start}" + (f"|{span}" if span else "")
+    raw += f"|{part}" if part else ""
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 

@@ -134,7 +134,7 @@ class Watch:
         for f in findings.found:
             anomalies.append(self._anomaly(
                 f.check, f.slice, bucket.start, f.value, f.expected, f.lower, f.upper, f.score,
-                f.k, f.n, f.detector, "data_quality", f.detail,
+                f.k, f.n, f.detector, "data_quality", f.detail, f.part,
             ))  # fmt: skip
         for key, counts in bucket.contributors.items():
             day = self.today.setdefault(key, {})
@@ -242,11 +242,11 @@ class Watch:
     def _anomaly(
         self, indicator: str, key: SliceKey, start: int, value: float, expected: float,
         lower: float, upper: float, score: float, k: float, n: float, detector: str,
-        category: str, info: dict[str, Any],
+        category: str, info: dict[str, Any], part: str = "",
     ) -> Anomaly:  # fmt: skip
         org, line, channel = key
         return Anomaly(
-            anomaly_id=anomaly_id(indicator, key, start),
+            anomaly_id=anomaly_id(indicator, key, start, part=part),
             indicator=indicator,
             org=org,
             product_line=line,

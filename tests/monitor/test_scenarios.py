@@ -314,3 +314,10 @@ def test_the_simulators_defaults_around_holidays_and_month_ends_raise_no_alarm(
 
 def test_the_same_days_without_incidents_are_calm() -> None:
     assert run((), DAYS) == ()
+
+
+def test_every_anomaly_of_the_incident_run_has_its_own_id(incidents) -> None:
+    # Several findings of one check on one slice and day (two amount fields off by a unit, a
+    # day's re-sends beside its last hour's) were once stored as one row under one id.
+    ids = [a.anomaly_id for a in incidents]
+    assert len(set(ids)) == len(ids)

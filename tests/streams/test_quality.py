@@ -6,6 +6,7 @@ import pickle
 
 from streams.fields import FIELD, new_accumulator
 from streams.quality import QualityWatch
+from streams.scoring import anomaly_id
 
 LEAVES = {"4403": "00/44/4403", "3101": "00/31/3101"}
 
@@ -48,6 +49,24 @@ def test_a_silent_feed_is_found_where_events_are_expected_only() -> None:
     assert result.withheld == {
         ("44", "*", "*"): "all", ("4403", "life", "BANCA"): "all", ("*", "*", "*"): "all",
     }  # fmt: skip
+
+
+def test_each_event_type_gone_silent_is_a_finding_of_its_own() -> None:
+    watch = QualityWatch()
+    for _ in range(14):
+        day = bucket({"4403": 100.0, "3101": 3.0})
+        day[("*", "*", "*")][FIELD["premium_receipts"]] = 50.0
+        watch.check(day, {}, LEAVES, day)
+    # Calls and premium receipts both stop company-wide: two feeds lost, not one.
+    quiet = bucket({"4403": 0.0, "3101": 0.0})
+    found = watch.check(quiet, {}, LEAVES, quiet).found
+    by_type = {f.part: f.detail for f in found if f.detail.get("scope") == "type"}
+    assert by_type == {
+        "call.completed": {"scope": "type", "event_type": "call.completed"},
+        "premium.received": {"scope": "type", "event_type": "premium.received"},
+    }
+    ids = {anomaly_id(f.check, f.slice, 0, part=f.part) for f in found}
+    assert len(ids) == len(found)
 
 
 def test_a_feed_at_half_its_usual_events_is_a_slow_day_not_a_silent_feed() -> None:
