@@ -21,12 +21,18 @@ def _settings() -> Settings:
 
 
 def _describe(error: Any) -> str:
-    """One invalid setting; its value is shown unless it could be a secret. A rule over several
-    settings (an empty location) has all the raw input as its value, secrets included."""
-    name = "_".join(str(p) for p in error["loc"]).upper()
-    shown = name and "SECRET" not in name and "URL" not in name
-    value = f" (value {error.get('input')!r})" if shown else ""
-    return f"  QUALMON_{name or '(settings)'}: {error['msg']}{value}"
+    """One invalid setting, by its variable and where inside its value; the value is shown
+    unless it could be a secret. A rule over several settings (an empty location) names them in
+    its message, and its input is all the raw settings, secrets included: never shown."""
+    loc = [str(p) for p in error["loc"]]
+    message = error["msg"].removeprefix("Value error, ")
+    if not loc:
+        return f"  {message}"
+    name = f"QUALMON_{loc[0].upper()}"
+    where = f" at {'.'.join(loc[1:])}" if len(loc) > 1 else ""
+    secret = any(word in name for word in ("SECRET", "URL", "KEY", "TOKEN", "PASSWORD"))
+    value = "" if secret else f" (value {error.get('input')!r})"
+    return f"  {name}{where}: {message}{value}"
 
 
 def _run(args: argparse.Namespace) -> int:

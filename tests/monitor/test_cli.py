@@ -24,3 +24,25 @@ def test_a_refused_secret_is_named_but_not_shown(monkeypatch: pytest.MonkeyPatch
     message = _refusal(monkeypatch, QUALMON_WEBHOOK_SECRET="hunter2-short")
     assert "QUALMON_WEBHOOK_SECRET has 13 characters" in message
     assert "hunter2" not in message
+
+
+def test_a_short_api_key_is_refused_by_its_place_in_the_setting_and_not_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = _refusal(
+        monkeypatch, QUALMON_API_KEYS='{"ingest": {"role": "producer", "key": "s3cr3t"}}'
+    )
+    assert (
+        "QUALMON_API_KEYS at ingest.key: the key has 6 characters; expected at least 24" in message
+    )
+    assert "s3cr3t" not in message
+
+
+def test_a_rule_over_several_settings_names_them_in_its_own_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = _refusal(monkeypatch, QUALMON_WEBHOOK_URLS='{"*": ["http://127.0.0.1:9/hook"]}')
+    assert message.splitlines()[1] == (
+        "  QUALMON_WEBHOOK_URLS is set but QUALMON_WEBHOOK_SECRET is not; webhooks are always "
+        "signed: set a random secret of at least 16 characters"
+    )
