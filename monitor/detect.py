@@ -59,12 +59,19 @@ def season(epoch: float, step: float | None) -> int:
 
 
 def score_series(rows: Iterable[tuple[str, str]]) -> Iterator[Row]:
-    """(timestamp, value) pairs in, (timestamp, value, score) out, in order."""
+    """(timestamp, value) pairs in, (timestamp, value, score) out, in order. The rows must be
+    in time order: the detector learns each one after judging it, so a row out of order would
+    be judged against its own future."""
     series = SeriesFilter(DETECTOR(direction="both"))
     step: float | None = None
     previous: float | None = None
     for line, (stamp, raw) in enumerate(rows, start=2):
         epoch = _epoch(stamp, line)
+        if previous is not None and epoch < previous:
+            raise ValueError(
+                f"line {line}: timestamp {stamp!r} is earlier than the row before it; rows must "
+                "be in time order"
+            )
         if previous is not None and step is None and epoch > previous:
             step = epoch - previous
         previous = epoch
@@ -76,19 +83,32 @@ def score_series(rows: Iterable[tuple[str, str]]) -> Iterator[Row]:
         yield stamp, raw, score
 
 
+def _pairs(reader: Iterator[list[str]]) -> Iterator[tuple[str, str]]:
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) < 2:
+            raise ValueError(f"line {line}: expected 'timestamp,value', got {','.join(row)!r}")
+        yield row[0], row[1]
+
+
 def detect_file(source: Path, target: Path) -> int:
-    """Score ``source`` into ``target``; returns the number of rows written."""
-    with source.open(newline="") as fin:
-        reader = csv.reader(fin)
-        header = next(reader, None)
-        if header is None or [h.strip().lower() for h in header[:2]] != ["timestamp", "value"]:
-            raise ValueError(f"{source}: first line must be 'timestamp,value', got {header!r}")
-        pairs = ((r[0], r[1]) for r in reader if r)
-        with target.open("w", newline="") as fout:
+    """Score ``source`` into ``target``; returns the number of rows written. ``target`` appears
+    only once every row is scored: a refused file leaves no half-written output behind."""
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with source.open(newline="") as fin, partial.open("w", newline="") as fout:
+            reader = csv.reader(fin)
+            header = next(reader, None)
+            if header is None or [h.strip().lower() for h in header[:2]] != ["timestamp", "value"]:
+                raise ValueError(f"{source}: first line must be 'timestamp,value', got {header!r}")
             writer = csv.writer(fout)
             writer.writerow(["timestamp", "value", "anomaly_score"])
             count = 0
-            for stamp, raw, score in score_series(pairs):
+            for stamp, raw, score in score_series(_pairs(reader)):
                 writer.writerow([stamp, raw, f"{score:.6f}"])
                 count += 1
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     return count

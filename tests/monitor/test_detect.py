@@ -50,13 +50,22 @@ def test_one_score_per_row_and_the_spike_crosses_the_threshold(tmp_path: Path, c
         ("time,v\n2014-04-01 00:00:00,1\n", "first line must be 'timestamp,value'"),
         ("timestamp,value\nyesterday,1\n", "line 2: timestamp 'yesterday' is not ISO-8601"),
         ("timestamp,value\n2014-04-01 00:00:00,abc\n", "line 2: value 'abc' is not a number"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,\n", "line 3: value ''"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00\n", "line 3: expected"),
+        (
+            "timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,2\n",
+            "line 3: timestamp '2014-04-01 00:00:00' is earlier than the row before it",
+        ),
     ],
 )
-def test_bad_input_is_named(tmp_path: Path, capsys, content: str, message: str) -> None:
+def test_bad_input_is_named_and_leaves_no_output(
+    tmp_path: Path, capsys, content: str, message: str
+) -> None:
     source = tmp_path / "bad.csv"
     source.write_text(content)
     assert main(["detect", "--input", str(source), "--output", str(tmp_path / "o.csv")]) == 2
     assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
 
 
 def test_a_level_shift_is_reported_once(tmp_path: Path) -> None:
