@@ -77,6 +77,13 @@ class Settings(AlertSettings):
             "on loopback then). The name is who the audit log records."
         ),
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "QUALMON_API_KEY: the key `qualmon simulate` presents to the API (as a Bearer "
+            "token) when QUALMON_API_KEYS is set there; a producer's or a manager's key."
+        ),
+    )
     http_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=8000, description="QUALMON_HTTP_PORT (0 picks a free port)."
     )

@@ -60,18 +60,23 @@ async def send_http(
     batch_size: int,
     client: httpx.AsyncClient | None = None,
     max_retries: int = 5,
+    api_key: str | None = None,
 ) -> int:
-    """POST each hour to ``{base_url}/v1/events`` as JSON arrays of ``batch_size``; count sent."""
+    """POST each hour to ``{base_url}/v1/events`` as JSON arrays of ``batch_size``; count sent.
+    ``api_key`` goes as a Bearer token, for an API with authentication on."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}; expected at least 1 event per request")
     url, pacer, sent = base_url.rstrip("/") + "/v1/events", _Pacer(speed), 0
     http = client or httpx.AsyncClient(timeout=30.0)
+    headers = {"content-type": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
     try:
         for hour, events in enumerate(batches):
             await asyncio.sleep(pacer.delay(hour))
             for lo in range(0, len(events), batch_size):
                 chunk = events[lo : lo + batch_size]
-                body, headers = orjson.dumps(chunk), {"content-type": "application/json"}
+                body = orjson.dumps(chunk)
                 for attempt in range(max_retries + 1):
                     try:
                         response = await http.post(url, content=body, headers=headers)
@@ -82,6 +87,11 @@ async def send_http(
                     if response.status_code != 503 or attempt == max_retries:
                         break
                     await asyncio.sleep(_retry_after(response.headers.get("retry-after")))
+                if response.status_code in (401, 403):
+                    raise SendError(
+                        f"POST {url} answered {response.status_code}: {response.text[:500]}; "
+                        "the API has authentication on: set QUALMON_API_KEY to a producer's key"
+                    )
                 if response.status_code != 202:
                     raise SendError(
                         f"POST {url} answered {response.status_code} (expected 202) after "
@@ -231,7 +241,10 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) 
             sent = send_kafka(settings.kafka_bootstrap, topic, batches, speed=args.speed)
         else:
             url = args.url or f"http://{settings.http_host}:{settings.http_port}"
-            send = send_http(url, batches, speed=args.speed, batch_size=args.batch_size)
+            key = settings.api_key.get_secret_value() if settings.api_key else None
+            send = send_http(
+                url, batches, speed=args.speed, batch_size=args.batch_size, api_key=key
+            )
             sent = asyncio.run(send)
     except SendError as exc:
         print(f"qualmon simulate: {exc}", file=sys.stderr)

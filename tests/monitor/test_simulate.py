@@ -30,6 +30,7 @@ class _Receiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script: list[int] = []
         self.bodies: list[list[dict]] = []
+        self.authorizations: list[str | None] = []
 
     @property
     def url(self) -> str:
@@ -42,6 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         status = self.server.script.pop(0) if self.server.script else 202
+        self.server.authorizations.append(self.headers.get("authorization"))
         if status == 202:
             self.server.bodies.append(body)
         self.send_response(status)
@@ -109,6 +111,23 @@ def test_run_prints_each_day_and_the_total(receiver: _Receiver) -> None:
     received = sum(len(body) for body in receiver.bodies)
     assert [line.split()[0] for line in lines] == ["2026-03-02", "2026-03-03", "total"]
     assert lines[-1] == f"total  {received:,} events sent"
+
+
+def test_run_presents_the_api_key_of_its_settings(receiver: _Receiver) -> None:
+    args = _args("--days 1 --start 2026-03-02 --branches 2 --speed 0 --url", receiver.url)
+    key = "k" * 32
+    assert run(args, Settings(api_key=key), out=io.StringIO()) == 0
+    assert receiver.authorizations and set(receiver.authorizations) == {f"Bearer {key}"}
+
+
+def test_a_refused_key_says_which_setting_to_set(
+    receiver: _Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    receiver.script = [401]
+    args = _args("--days 1 --start 2026-03-02 --branches 2 --speed 0 --url", receiver.url)
+    assert run(args, Settings(), out=io.StringIO()) == 1
+    assert receiver.authorizations == [None]
+    assert "set QUALMON_API_KEY to a producer's key" in capsys.readouterr().err
 
 
 def test_run_to_kafka_needs_a_bootstrap(capsys: pytest.CaptureFixture[str]) -> None:
