@@ -12,7 +12,8 @@ bucket closes and applies them to the series the anomaly came from:
   accepting it as the new normal (normally after seven anomalous buckets in a row); the first
   normal bucket ends the confirmation. Below a day, a confirmation is of the series it came
   from, the hour's or the day judged whole (``span``): an hour scoring normal says nothing of
-  a day-long incident, which by its nature is normal hour by hour.
+  a day-long incident, which by its nature is normal hour by hour. A deviation that an earlier
+  ``expected`` or ``false_positive`` would mute withdraws it: the latest word on a pattern counts.
 
 >>> book = FeedbackBook()
 >>> book.apply("complaint_rate_per_10k_policies", ("4403", "*", "*"), "expected", 30.0, 10.0)
@@ -60,6 +61,8 @@ class FeedbackBook:
         series = (indicator, key)
         if verdict == "true_positive":
             self.confirmed.add(_confirmation(indicator, key, span))
+            if self.mutes(indicator, key, value, expected):
+                del self.accepted[series]
             return
         ratio = _log_ratio(value, expected)
         known = self.accepted.get(series)

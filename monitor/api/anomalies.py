@@ -14,9 +14,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from monitor.api import Ctx
+from monitor.api import Actor, Ctx
 from streams.decode import describe_errors
 from streams.scoring import CATEGORIES
+from streams.windows import iso
 
 router = APIRouter(tags=["anomalies"])
 
@@ -55,7 +56,12 @@ class FeedbackPublic(BaseModel):
     anomaly_id: str
     verdict: str
     note: str
-    created_at: float
+    actor: str = Field(description="Who gave it: the API key's name, or X-Qualmon-User.")
+    created_at: str = Field(description="When it was given, ISO-8601 UTC.")
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> FeedbackPublic:
+        return cls(**(row | {"created_at": iso(row["created_at"])}))
 
 
 class AnomalyDetail(AnomalyPublic):
@@ -106,7 +112,7 @@ async def get_anomaly(anomaly_id: str, ctx: Ctx) -> AnomalyDetail:
     row = ctx.store.anomaly(anomaly_id)
     if row is None:
         raise HTTPException(404, f"no anomaly with id {anomaly_id!r}")
-    feedback = [FeedbackPublic(**f) for f in ctx.store.feedback_on(anomaly_id)]
+    feedback = [FeedbackPublic.of(f) for f in ctx.store.feedback_on(anomaly_id)]
     return AnomalyDetail(**_public(row).model_dump(), feedback=feedback)
 
 
@@ -119,7 +125,7 @@ async def get_anomaly(anomaly_id: str, ctx: Ctx) -> AnomalyDetail:
         422: {"description": "The body is not a valid verdict; the errors name the field."},
     },
 )
-async def post_feedback(anomaly_id: str, request: Request, ctx: Ctx) -> Any:
+async def post_feedback(anomaly_id: str, request: Request, ctx: Ctx, actor: Actor) -> Any:
     """Tell qualmon whether an anomaly was a real problem, a false alarm, or expected."""
     try:
         body = FeedbackCreate.model_validate(orjson.loads(await request.body()))
@@ -127,11 +133,11 @@ async def post_feedback(anomaly_id: str, request: Request, ctx: Ctx) -> Any:
         return _problem(422, f"body is not JSON: {exc}", [])
     except ValidationError as exc:
         return _problem(422, "invalid feedback; nothing was stored", describe_errors(exc))
-    row = ctx.store.add_feedback(anomaly_id, body.verdict, body.note)
+    row = ctx.store.add_feedback(anomaly_id, body.verdict, body.note, actor)
     if row is None:
         raise HTTPException(404, f"no anomaly with id {anomaly_id!r}")
     ctx.metrics.feedback.labels(body.verdict).inc()
-    return FeedbackPublic(**row)
+    return FeedbackPublic.of(row)
 
 
 def _problem(status: int, detail: str, errors: list[dict[str, Any]]) -> JSONResponse:

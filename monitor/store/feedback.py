@@ -13,8 +13,10 @@ from monitor.store.history import filters
 class FeedbackStore:
     db: Database
 
-    def add_feedback(self, anomaly_id: str, verdict: str, note: str) -> dict[str, Any] | None:
-        """Store a verdict on an anomaly; None when there is no such anomaly."""
+    def add_feedback(
+        self, anomaly_id: str, verdict: str, note: str, actor: str = ""
+    ) -> dict[str, Any] | None:
+        """Store ``actor``'s verdict on an anomaly; None when there is no such anomaly."""
         with self.db.transaction() as tx:
             if (
                 tx.one("SELECT 1 AS found FROM anomalies WHERE anomaly_id = ?", (anomaly_id,))
@@ -28,9 +30,10 @@ class FeedbackStore:
             row = tx.one("SELECT COALESCE(MAX(feedback_id), 0) + 1 AS next FROM anomaly_feedback")
             feedback_id = int(row["next"]) if row else 1
             tx.execute(
-                "INSERT INTO anomaly_feedback (feedback_id, anomaly_id, verdict, note, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (feedback_id, anomaly_id, verdict, note, time.time()),
+                "INSERT INTO anomaly_feedback "
+                "(feedback_id, anomaly_id, verdict, note, created_at, actor) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (feedback_id, anomaly_id, verdict, note, time.time(), actor),
             )
             return tx.one("SELECT * FROM anomaly_feedback WHERE feedback_id = ?", (feedback_id,))
 

@@ -248,4 +248,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE alert_sources ADD COLUMN clear_after INTEGER;
     """,
+    # 7: who gave a verdict on an anomaly (older verdicts: unknown, '').
+    """
+    ALTER TABLE anomaly_feedback ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+    """,
 ]

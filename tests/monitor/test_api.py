@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -151,12 +153,19 @@ def test_feedback_is_validated_stored_and_404_for_unknown_ids(tmp_path: Path) ->
         assert long.status_code == 422 and long.json()["errors"][0]["field"] == "note"
         missing = client.post("/v1/anomalies/nope/feedback", json={"verdict": "expected"})
         assert missing.status_code == 404 and "nope" in missing.json()["detail"]
-        ok = client.post(url, json={"verdict": "expected", "note": "bank campaign"})
+        ok = client.post(
+            url,
+            json={"verdict": "expected", "note": "bank campaign"},
+            headers={"X-Qualmon-User": "li.na"},
+        )
         assert ok.status_code == 201
         body = ok.json()
-        assert (body["anomaly_id"], body["verdict"], body["note"]) == (
-            "a1", "expected", "bank campaign"
+        assert (body["anomaly_id"], body["verdict"], body["note"], body["actor"]) == (
+            "a1", "expected", "bank campaign", "li.na"
         )  # fmt: skip
+        given = datetime.fromisoformat(body["created_at"])
+        assert given.utcoffset() == timedelta(0)
+        assert abs(given.timestamp() - time.time()) < 60
         metrics = client.get("/metrics").text
         assert 'qualmon_anomaly_feedback_total{verdict="expected"} 1.0' in metrics
         shown = client.get("/v1/anomalies/a1").json()["feedback"]

@@ -30,6 +30,18 @@ def test_same_pattern_is_muted_larger_or_opposite_is_not() -> None:
         book.apply("hotline_answer_rate", KEY, "maybe", 0.5, 0.95)
 
 
+def test_a_later_true_positive_withdraws_the_pattern_it_falls_in() -> None:
+    book = FeedbackBook()
+    book.apply("hotline_answer_rate", KEY, "expected", 0.5, 0.95)
+    # A deviation in the other direction says nothing about the accepted one.
+    book.apply("hotline_answer_rate", KEY, "true_positive", 1.0, 0.5)
+    assert book.mutes("hotline_answer_rate", KEY, 0.5, 0.95)
+    # "That was expected" — then "no, it was a real outage": the latest word counts.
+    book.apply("hotline_answer_rate", KEY, "true_positive", 0.5, 0.95)
+    assert not book.mutes("hotline_answer_rate", KEY, 0.5, 0.95)
+    assert book.holds("hotline_answer_rate", KEY)
+
+
 def test_a_confirmed_incident_does_not_become_the_new_normal() -> None:
     def day(d: int, answered: float) -> ClosedBucket:
         acc = new_accumulator()
