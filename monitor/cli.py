@@ -1,4 +1,4 @@
-"""The ``qualmon`` command: run, worker, api, simulate, detect."""
+"""The ``qualmon`` command: run, worker, api, simulate, replay, detect."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return simulate.run(args, _settings())
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from monitor import replay
+
+    return replay.run(args, _settings())
+
+
 def _detect(args: argparse.Namespace) -> int:
     from monitor.detect import detect_file
     from streams.detectors import ALERT_THRESHOLD
@@ -71,7 +77,7 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from monitor import simulate
+    from monitor import replay, simulate
 
     p = argparse.ArgumentParser(prog="qualmon", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -80,6 +86,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="the HTTP API alone")
     sim = sub.add_parser("simulate", help="send a realistic synthetic event stream")
     simulate.add_arguments(sim)
+    rep = sub.add_parser("replay", help="send recorded events (JSON lines) in event-time order")
+    replay.add_arguments(rep)
     det = sub.add_parser("detect", help="score a timestamp,value CSV with the production detector")
     det.add_argument("--input", type=Path, required=True, help="CSV with timestamp,value")
     det.add_argument("--output", type=Path, required=True, help="CSV to write")
@@ -89,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler = {"run": _run, "worker": _run, "api": _api, "simulate": _simulate,
-               "detect": _detect}[args.command]  # fmt: skip
+               "replay": _replay, "detect": _detect}[args.command]  # fmt: skip
     try:
         return handler(args)
     except (QualmonError, ValueError, OSError) as exc:

@@ -179,16 +179,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=list(SCENARIOS),
         help="an incident to play near the end of the period; repeatable",
     )
-    add(
-        "--speed",
-        type=float,
-        default=86400 / 3,
-        help="simulated seconds per second (default: a day every 3 s; 0: no pacing)",
-    )
+    add("--volume", type=float, default=d.volume, help="multiply every rate by this factor")
+    add_delivery_arguments(parser, speed=86400 / 3, speed_help="default: a day every 3 s")
+
+
+def add_delivery_arguments(parser: argparse.ArgumentParser, speed: float, speed_help: str) -> None:
+    """How events go out — over HTTP or into Kafka, paced in wall time: ``simulate`` and
+    ``replay`` share these flags and :func:`deliver`."""
+    add = parser.add_argument
+    add("--speed", type=float, default=speed,
+        help=f"event-time seconds per wall-clock second ({speed_help}; 0: no pacing)")  # fmt: skip
     add("--batch-size", type=int, default=500, help="events per HTTP request")
     add("--to", choices=("http", "kafka"), default="http", help="send over HTTP or into Kafka")
     add("--url", help="API base URL (default: http://QUALMON_HTTP_HOST:QUALMON_HTTP_PORT)")
-    add("--volume", type=float, default=d.volume, help="multiply every rate by this factor")
+
+
+def check_delivery(args: argparse.Namespace, settings: Settings, command: str) -> str | None:
+    """What is wrong with the delivery flags and settings for ``qualmon command``, or None."""
+    if not (args.speed >= 0 and args.batch_size >= 1):
+        return (
+            f"--speed {args.speed} --batch-size {args.batch_size}; expected a speed >= 0 "
+            "(0: no pacing) and a batch size >= 1"
+        )
+    if args.to == "kafka" and not settings.kafka_bootstrap:
+        return (
+            f"qualmon {command} --to kafka needs QUALMON_KAFKA_BOOTSTRAP=host:port of the "
+            "broker; or send with --to http to a running `qualmon run`"
+        )
+    return None
+
+
+def deliver(args: argparse.Namespace, settings: Settings, batches: Iterable[list[Event]]) -> int:
+    """Send the hours of ``batches`` as the flags say; the number sent. Raises SendError."""
+    if args.to == "kafka":
+        assert settings.kafka_bootstrap is not None
+        topic = settings.events_topic
+        return send_kafka(settings.kafka_bootstrap, topic, batches, speed=args.speed)
+    url = args.url or f"http://{settings.http_host}:{settings.http_port}"
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    send = send_http(url, batches, speed=args.speed, batch_size=args.batch_size, api_key=key)
+    return asyncio.run(send)
 
 
 def _report_days(hours: Iterable[list[Event]], first: date, out: TextIO) -> Iterator[list[Event]]:
@@ -217,35 +247,17 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) 
             **(fields | {"scenarios": tuple(args.scenarios)}),
             holidays=settings.calendar().holidays,
         )
-        if not (args.speed >= 0 and args.batch_size >= 1):
-            raise ValueError(
-                f"--speed {args.speed} --batch-size {args.batch_size}; expected a speed >= 0 "
-                "(0: no pacing) and a batch size >= 1"
-            )
     except ValueError as exc:
         print(f"qualmon simulate: {exc}", file=sys.stderr)
         return 2
-    if args.to == "kafka" and not settings.kafka_bootstrap:
-        print(
-            "qualmon simulate --to kafka needs QUALMON_KAFKA_BOOTSTRAP=host:port of the "
-            "broker; or send with --to http to a running `qualmon run`",
-            file=sys.stderr,
-        )
+    problem = check_delivery(args, settings, "simulate")
+    if problem:
+        print(f"qualmon simulate: {problem}", file=sys.stderr)
         return 2
     cfg = dataclasses.replace(cfg, start=cfg.first_day())
     batches = _report_days(generate(cfg), cfg.first_day(), out)
     try:
-        if args.to == "kafka":
-            assert settings.kafka_bootstrap is not None
-            topic = settings.events_topic
-            sent = send_kafka(settings.kafka_bootstrap, topic, batches, speed=args.speed)
-        else:
-            url = args.url or f"http://{settings.http_host}:{settings.http_port}"
-            key = settings.api_key.get_secret_value() if settings.api_key else None
-            send = send_http(
-                url, batches, speed=args.speed, batch_size=args.batch_size, api_key=key
-            )
-            sent = asyncio.run(send)
+        sent = deliver(args, settings, batches)
     except SendError as exc:
         print(f"qualmon simulate: {exc}", file=sys.stderr)
         return 1
