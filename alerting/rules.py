@@ -3,7 +3,8 @@
 Severity starts from the detector's score (minor, major, critical at p ≤ 1e-4, 1e-6, 1e-8), moves
 one step up for a key indicator, one step up when the slice is wide (the company, the head office
 or a whole product line or channel across the company) and one step down when the bucket rests on
-little evidence (fewer than ``SMALL_EVIDENCE`` counts):
+little evidence (fewer than ``SMALL_EVIDENCE`` counts) — a statistical judgement's evidence, not a
+fact's: an SLA breach of one case is a breach all the same:
 
 >>> severity("minor", "complaint_rate_per_10k_policies", ("4403", "life", "BANCA"), 3,
 ...          k=12, key_indicators=("complaint_rate_per_10k_policies",))
@@ -12,6 +13,8 @@ little evidence (fewer than ``SMALL_EVIDENCE`` counts):
 'critical'
 >>> severity("major", "loss_ratio", ("4403", "*", "*"), 3, k=4, key_indicators=())
 'minor'
+>>> severity("major", "claim_sla_breach", ("4403", "life", "BANCA"), 3, k=1, key_indicators=())
+'major'
 
 Child slices of an org group under the org: one alert per indicator and org.
 
@@ -37,6 +40,8 @@ from typing import Any
 
 import orjson
 
+from streams.indicators import SIGNALS
+
 SEVERITIES = ("minor", "major", "critical")
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
 #: Below this many counts a bucket is thin evidence, whatever its p-value.
@@ -54,16 +59,23 @@ def severity(
     k: float,
     key_indicators: Iterable[str],
 ) -> str:
-    """Severity of an alert from the anomaly's score band, importance and slice breadth."""
+    """Severity of an alert from the anomaly's score band, importance, slice breadth and, for a
+    statistical judgement, the evidence it rests on."""
     rank = RANK[detector_severity]
     if indicator in key_indicators:
         rank += 1
     org = slice_key[0]
     if org == "*" or depth == 1:
         rank += 1
-    if k < SMALL_EVIDENCE:
+    if k < SMALL_EVIDENCE and not is_fact(indicator):
         rank -= 1
     return SEVERITIES[max(0, min(rank, len(SEVERITIES) - 1))]
+
+
+def is_fact(indicator: str) -> bool:
+    """Whether anomalies of ``indicator`` are facts (a hard limit passed), not probabilities."""
+    signal = SIGNALS.get(indicator)
+    return signal is not None and signal.fact
 
 
 def group_key(indicator: str, slice_key: tuple[str, str, str]) -> str:
