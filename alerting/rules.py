@@ -28,6 +28,11 @@ equal or ``*`` on one side — an open inspection on one absorbs alerts on the o
 True
 >>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44/4401", "life", "BANCA"))
 False
+
+A data-quality alert is never matter for a special inspection:
+
+>>> business("amount_unit_jump")
+False
 >>> silenced_by([{"matchers": '{"org": "4403"}'}], {"org": "4403", "severity": "major"})
 True
 """
@@ -40,7 +45,7 @@ from typing import Any
 
 import orjson
 
-from streams.indicators import SIGNALS
+from streams.indicators import SIGNALS, family_of
 
 SEVERITIES = ("minor", "major", "critical")
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -76,6 +81,13 @@ def is_fact(indicator: str) -> bool:
     """Whether anomalies of ``indicator`` are facts (a hard limit passed), not probabilities."""
     signal = SIGNALS.get(indicator)
     return signal is not None and signal.fact
+
+
+def business(indicator: str) -> bool:
+    """Whether alerts on ``indicator`` are about the business rather than the data feeding the
+    monitor: only those are matter for a special inspection. A broken feed is the operators'
+    to fix; a branch that did nothing wrong is not to be inspected for it."""
+    return family_of(indicator) != "data_quality"
 
 
 def group_key(indicator: str, slice_key: tuple[str, str, str]) -> str:

@@ -233,3 +233,28 @@ def test_an_overdue_measure_raises_its_own_alert_once(store: Store, tmp_path: Pa
     engine.measures.update(*ids, {"state": "done"}, "liu.yang")
     assert store.alert(again)["state"] == "resolved"
     assert engine.measures.check_overdue(clock.now + 30 * DAY) == []
+
+
+def test_data_quality_alerts_page_but_never_open_or_join_an_inspection(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "4402", "*", "*")])  # complaints in 4402: an inspection opens
+    broken = [
+        anomaly(10, "3102", "*", "*", indicator="feed_silence", score=1.0, severity="critical"),
+        anomaly(10, "3101", "*", "*", indicator="duplicate_surge", score=1.0, severity="critical"),
+        anomaly(10, "4402", "*", "*", indicator="amount_unit_jump", score=1.0, severity="critical"),
+    ]
+    engine.ingest(broken)
+    (inspection,), total = store.inspections()
+    assert total == 1 and inspection["indicator"] == COMPLAINTS
+    for a in broken:
+        (alert,) = store.alerts(indicator=a["indicator"])[0]
+        assert alert["inspection_id"] is None
+        assert alert["severity"] == "critical"
+        # Operators are told: a broken feed needs fixing, not a special inspection.
+        sent = store.notifications(alert_id=alert["alert_id"], receiver="alertmanager")
+        assert [n["event"] for n in sent] == ["opened"]
+    assert store.inspection_alert_ids(inspection["inspection_id"]) == [
+        store.alerts(indicator=COMPLAINTS)[0][0]["alert_id"]
+    ]
