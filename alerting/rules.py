@@ -22,15 +22,25 @@ Child slices of an org group under the org: one alert per indicator and org.
 'cooling_off_cancel_rate|4403'
 
 Two scopes overlap when their orgs lie on one path of the org tree and each other dimension is
-equal or ``*`` on one side — an open inspection on one absorbs alerts on the other:
+equal or ``*`` on one side — an open inspection on one absorbs alerts on the other, when they are
+about the same matter (see :func:`concerns`):
 
 >>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44", "*", "BANCA"))
 True
 >>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44/4401", "life", "BANCA"))
 False
 
-A data-quality alert is never matter for a special inspection:
+An inspection takes an alert only when it is about the same matter — the indicators' family
+(complaints, claims, mis-selling, ...), or anything in its scope when it names no indicator or
+covers a product launch — and never a data-quality alert:
 
+>>> concerns({"indicator": "complaints_concentration", "rule": "complaint_concentration"},
+...          "complaint_rate_per_10k_policies")
+True
+>>> concerns({"indicator": "loss_ratio", "rule": "manual"}, "complaints_concentration")
+False
+>>> concerns({"indicator": "*", "rule": "manual"}, "hotline_answer_rate")
+True
 >>> business("amount_unit_jump")
 False
 >>> silenced_by([{"matchers": '{"org": "4403"}'}], {"org": "4403", "severity": "major"})
@@ -88,6 +98,19 @@ def business(indicator: str) -> bool:
     monitor: only those are matter for a special inspection. A broken feed is the operators'
     to fix; a branch that did nothing wrong is not to be inspected for it."""
     return family_of(indicator) != "data_quality"
+
+
+def concerns(inspection: Mapping[str, Any], indicator: str) -> bool:
+    """Whether an inspection (its ``indicator`` and ``rule``) is about the matter of an alert on
+    ``indicator``: the same indicator or family, or any business indicator when the inspection
+    names none (``*``) or covers a product launch (everything about the launch is its matter)."""
+    if not business(indicator):
+        return False
+    theirs = inspection["indicator"]
+    if theirs in ("*", indicator) or inspection["rule"] == "new_product":
+        return True
+    family = family_of(indicator)
+    return family is not None and family == family_of(theirs)
 
 
 def group_key(indicator: str, slice_key: tuple[str, str, str]) -> str:
