@@ -1,9 +1,14 @@
 """Special inspections (专项检查): which alerts open one, their lifecycle, measures, audit log.
 
-Rules, in order, for an alert not yet part of an inspection:
+A special inspection is a business investigation: a data-quality alert (a silent feed, a duplicate
+surge, a unit jump) pages operators but never opens or joins one. Rules, in order, for a business
+alert not yet part of an inspection:
 
-* an open inspection whose scope overlaps the alert's (same org path, product line and channel
-  or ``*`` on either side) absorbs it — no twin is opened;
+* an open inspection about the same matter whose scope overlaps the alert's (same org path,
+  product line and channel or ``*`` on either side) absorbs it — no twin is opened. The same
+  matter is the same indicator family (:data:`streams.indicators.FAMILIES`: complaints, claims,
+  mis-selling, ...); an inspection naming no indicator (``*``) or covering a launch takes any
+  business alert in its scope;
 * any alert on a product line inside its launch watch window opens one covering the launch (the
   line in the launching org), not only the slice that fired;
 * a *complaint concentration* — an alert on a complaint indicator in an org, line or channel,
@@ -24,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from alerting.rules import RANK, inspection_id_for, overlaps
+from alerting.rules import RANK, business, concerns, inspection_id_for, overlaps
 from monitor.errors import Conflict, NotFound
 from monitor.metrics import Metrics
 from monitor.settings import Settings
@@ -63,7 +68,7 @@ class Inspections:
     def rule_for(self, alert: dict[str, Any]) -> str | None:
         """Which rule opens an inspection for this alert, if any; a launch comes first, because
         its inspection covers the whole launch rather than the slice that fired."""
-        if alert["kind"] != "anomaly":
+        if alert["kind"] != "anomaly" or not business(alert["indicator"]):
             return None
         watch = self.engine.watch
         if watch.watched(alert["product_line"], alert["org_path"], alert["last_bucket"]):
@@ -76,13 +81,14 @@ class Inspections:
         return None
 
     def consider(self, tx: Transaction, alert: dict[str, Any], now: float) -> str | None:
-        """Attach the alert to an overlapping open inspection, or open one when a rule says so."""
-        if alert["kind"] != "anomaly":
+        """Attach the alert to an open inspection of its matter and scope, or open one when a
+        rule says so; a data-quality alert neither joins nor opens one."""
+        if alert["kind"] != "anomaly" or not business(alert["indicator"]):
             return None
         scope = (alert["org_path"], alert["product_line"], alert["channel"])
         for open_one in self.store.open_inspections(tx):
             theirs = (open_one["org_path"], open_one["product_line"], open_one["channel"])
-            if overlaps(scope, theirs):
+            if overlaps(scope, theirs) and concerns(open_one, alert["indicator"]):
                 self._attach(tx, open_one["inspection_id"], alert, now, "absorb_alert")
                 return str(open_one["inspection_id"])
         rule = self.rule_for(alert)

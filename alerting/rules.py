@@ -3,7 +3,8 @@
 Severity starts from the detector's score (minor, major, critical at p ≤ 1e-4, 1e-6, 1e-8), moves
 one step up for a key indicator, one step up when the slice is wide (the company, the head office
 or a whole product line or channel across the company) and one step down when the bucket rests on
-little evidence (fewer than ``SMALL_EVIDENCE`` counts):
+little evidence (fewer than ``SMALL_EVIDENCE`` counts) — a statistical judgement's evidence, not a
+fact's: an SLA breach of one case is a breach all the same:
 
 >>> severity("minor", "complaint_rate_per_10k_policies", ("4403", "life", "BANCA"), 3,
 ...          k=12, key_indicators=("complaint_rate_per_10k_policies",))
@@ -12,6 +13,8 @@ little evidence (fewer than ``SMALL_EVIDENCE`` counts):
 'critical'
 >>> severity("major", "loss_ratio", ("4403", "*", "*"), 3, k=4, key_indicators=())
 'minor'
+>>> severity("major", "claim_sla_breach", ("4403", "life", "BANCA"), 3, k=1, key_indicators=())
+'major'
 
 Child slices of an org group under the org: one alert per indicator and org.
 
@@ -19,11 +22,26 @@ Child slices of an org group under the org: one alert per indicator and org.
 'cooling_off_cancel_rate|4403'
 
 Two scopes overlap when their orgs lie on one path of the org tree and each other dimension is
-equal or ``*`` on one side — an open inspection on one absorbs alerts on the other:
+equal or ``*`` on one side — an open inspection on one absorbs alerts on the other, when they are
+about the same matter (see :func:`concerns`):
 
 >>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44", "*", "BANCA"))
 True
 >>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44/4401", "life", "BANCA"))
+False
+
+An inspection takes an alert only when it is about the same matter — the indicators' family
+(complaints, claims, mis-selling, ...), or anything in its scope when it names no indicator or
+covers a product launch — and never a data-quality alert:
+
+>>> concerns({"indicator": "complaints_concentration", "rule": "complaint_concentration"},
+...          "complaint_rate_per_10k_policies")
+True
+>>> concerns({"indicator": "loss_ratio", "rule": "manual"}, "complaints_concentration")
+False
+>>> concerns({"indicator": "*", "rule": "manual"}, "hotline_answer_rate")
+True
+>>> business("amount_unit_jump")
 False
 >>> silenced_by([{"matchers": '{"org": "4403"}'}], {"org": "4403", "severity": "major"})
 True
@@ -36,6 +54,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+
+from streams.indicators import SIGNALS, family_of
 
 SEVERITIES = ("minor", "major", "critical")
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -54,16 +74,43 @@ def severity(
     k: float,
     key_indicators: Iterable[str],
 ) -> str:
-    """Severity of an alert from the anomaly's score band, importance and slice breadth."""
+    """Severity of an alert from the anomaly's score band, importance, slice breadth and, for a
+    statistical judgement, the evidence it rests on."""
     rank = RANK[detector_severity]
     if indicator in key_indicators:
         rank += 1
     org = slice_key[0]
     if org == "*" or depth == 1:
         rank += 1
-    if k < SMALL_EVIDENCE:
+    if k < SMALL_EVIDENCE and not is_fact(indicator):
         rank -= 1
     return SEVERITIES[max(0, min(rank, len(SEVERITIES) - 1))]
+
+
+def is_fact(indicator: str) -> bool:
+    """Whether anomalies of ``indicator`` are facts (a hard limit passed), not probabilities."""
+    signal = SIGNALS.get(indicator)
+    return signal is not None and signal.fact
+
+
+def business(indicator: str) -> bool:
+    """Whether alerts on ``indicator`` are about the business rather than the data feeding the
+    monitor: only those are matter for a special inspection. A broken feed is the operators'
+    to fix; a branch that did nothing wrong is not to be inspected for it."""
+    return family_of(indicator) != "data_quality"
+
+
+def concerns(inspection: Mapping[str, Any], indicator: str) -> bool:
+    """Whether an inspection (its ``indicator`` and ``rule``) is about the matter of an alert on
+    ``indicator``: the same indicator or family, or any business indicator when the inspection
+    names none (``*``) or covers a product launch (everything about the launch is its matter)."""
+    if not business(indicator):
+        return False
+    theirs = inspection["indicator"]
+    if theirs in ("*", indicator) or inspection["rule"] == "new_product":
+        return True
+    family = family_of(indicator)
+    return family is not None and family == family_of(theirs)
 
 
 def group_key(indicator: str, slice_key: tuple[str, str, str]) -> str:

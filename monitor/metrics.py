@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.feedback import VERDICTS
-from streams.indicators import INDICATORS, wilson_interval
+from streams.indicators import INDICATORS, SIGNALS, wilson_interval
 from streams.rolling import WINDOWS
 from streams.schema import EVENT_TYPES
 from streams.scoring import CATEGORIES
@@ -29,11 +29,7 @@ DELIVERY_OUTCOMES = ("sent", "failed", "dead_letter")
 INSPECTION_RULES = ("complaint_concentration", "severity", "new_product", "manual")
 EVALUATION_VERDICTS = ("effective", "not_effective")
 #: Anomalies that are not an indicator's reading: SLA breaches, concentrations, data quality.
-OTHER_ANOMALIES = (
-    "complaint_sla_breach", "claim_sla_breach",
-    "complaints_concentration", "surrenders_concentration", "cooling_off_cancels_concentration",
-    "feed_silence", "duplicate_surge", "amount_unit_jump",
-)  # fmt: skip
+OTHER_ANOMALIES = tuple(SIGNALS)
 #: Windows exported as gauges (all of them are served by GET /v1/indicators?window=...).
 GAUGE_WINDOWS = tuple(w for w in WINDOWS if w != "bucket")
 

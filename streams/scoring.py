@@ -20,19 +20,19 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from streams.aggregate import ClosedBucket
 from streams.calendar import Calendar
 from streams.detectors import DETECTORS, SeriesFilter
 from streams.feedback import FeedbackBook
-from streams.indicators import INDICATORS, Indicator
+from streams.indicators import INDICATORS, Category, Indicator
 from streams.slices import SliceKey
 from streams.windows import base_of, iso, season_of
 
 #: What an anomaly is about: the business itself, a concentration in one slice (the trigger for
 #: a special inspection), or the data feeding the monitor.
-CATEGORIES = ("business", "concentration", "data_quality")
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 
 log = logging.getLogger(__name__)
 

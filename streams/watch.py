@@ -24,7 +24,7 @@ from streams.calendar import Calendar
 from streams.concentration import ConcentrationWatch, detail
 from streams.feedback import FeedbackBook
 from streams.fields import FIELD, new_accumulator
-from streams.indicators import INDICATORS
+from streams.indicators import INDICATORS, SIGNALS
 from streams.quality import Findings, QualityWatch
 from streams.rolling import WINDOWS, Rolling
 from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
@@ -134,7 +134,7 @@ class Watch:
         for f in findings.found:
             anomalies.append(self._anomaly(
                 f.check, f.slice, bucket.start, f.value, f.expected, f.lower, f.upper, f.score,
-                f.k, f.n, f.detector, "data_quality", f.detail, f.part,
+                f.k, f.n, f.detector, f.detail, f.part,
             ))  # fmt: skip
         for key, counts in bucket.contributors.items():
             day = self.today.setdefault(key, {})
@@ -147,8 +147,7 @@ class Watch:
                 upper = min(1.0, c.expected_share * 1.25)
                 anomalies.append(self._anomaly(
                     f"{c.kind}_concentration", c.slice, bucket.start, c.share, c.expected_share,
-                    0.0, upper, c.score, c.k, c.total, "ConcentrationTest", "concentration",
-                    detail(c),
+                    0.0, upper, c.score, c.k, c.total, "ConcentrationTest", detail(c),
                 ))  # fmt: skip
         kept = [a for a in anomalies if a.category == "business" or not self._muted(a)]
         return Closed(readings, kept)
@@ -176,7 +175,7 @@ class Watch:
             info = {"limit_days": b.limit_days, "cases": b.case_ids, "count": b.count}
             out.append(self._anomaly(
                 f"{b.kind}_sla_breach", key, start, float(b.count), 0.0, 0.0, 0.0, _SLA_SCORE,
-                float(b.count), float(b.count), "CaseTimer", "business", info,
+                float(b.count), float(b.count), "CaseTimer", info,
             ))  # fmt: skip
         return out
 
@@ -242,8 +241,10 @@ class Watch:
     def _anomaly(
         self, indicator: str, key: SliceKey, start: int, value: float, expected: float,
         lower: float, upper: float, score: float, k: float, n: float, detector: str,
-        category: str, info: dict[str, Any], part: str = "",
+        info: dict[str, Any], part: str = "",
     ) -> Anomaly:  # fmt: skip
+        """A signal's anomaly (an SLA breach, a concentration, a data-quality finding), of the
+        category :data:`streams.indicators.SIGNALS` gives it."""
         org, line, channel = key
         return Anomaly(
             anomaly_id=anomaly_id(indicator, key, start, part=part),
@@ -262,7 +263,7 @@ class Watch:
             n=n,
             detector=detector,
             severity=severity_of(score),
-            category=category,
+            category=SIGNALS[indicator].category,
             detail=orjson.dumps(info).decode(),
         )
 

@@ -38,6 +38,12 @@ class Scope(BaseModel):
 
 class InspectionCreate(Scope):
     title: str = Field(min_length=1, max_length=500, description="What is inspected and why.")
+    indicator: IndicatorName | Literal["*"] = Field(  # type: ignore[valid-type]
+        default="*",
+        description="The indicator the inspection is about: it takes the alerts of that "
+        "indicator's family (complaints, claims, mis-selling, ...) in its scope. * (the default) "
+        "= the whole scope: it takes every business alert there.",
+    )
 
 
 class InspectionPatch(BaseModel):
@@ -55,7 +61,10 @@ class InspectionPublic(BaseModel):
         description="What opened it: complaint_concentration, severity, new_product or manual."
     )
     title: str = Field(description="What is inspected and why.")
-    indicator: str = Field(description="The indicator that started it.")
+    indicator: str = Field(
+        description="The indicator that started it (its family is the inspection's matter); "
+        "* = every business indicator in the scope."
+    )
     org: str = Field(description="Org code of the scope; * = every org.")
     org_path: str = Field(description="Path of the org in the org tree.")
     product_line: str = Field(description="Product line of the scope, or *.")

@@ -214,6 +214,27 @@ def test_minor_alerts_are_recorded_but_page_nobody(store: Store, tmp_path: Path)
     assert people(store) == [] and store.count("inspections") == 0
 
 
+def test_sla_breaches_are_facts_and_page_whatever_their_count(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    breaches = [
+        anomaly(10, line=line, indicator=f"{kind}_sla_breach", score=0.75, k=1.0, value=1.0)
+        for kind in ("claim", "complaint")
+        for line in ("life", "health")
+    ]
+    engine.ingest(breaches)
+    alerts = store.alerts()[0]
+    # One case past its limit is a fact, not thin evidence: major, as docs/indicators.md says.
+    assert sorted((a["indicator"], a["severity"]) for a in alerts) == [
+        ("claim_sla_breach", "major"),
+        ("complaint_sla_breach", "major"),
+    ]
+    assert all(a["inspection_id"] is not None for a in alerts)
+    assert [e for r, e in people(store) if r == "alertmanager"] == ["opened", "opened"]
+    # A statistical judgement on a few counts is still thin evidence.
+    engine.ingest([anomaly(10, "3101", indicator="hotline_answer_rate", k=3.0)])
+    assert store.alerts(indicator="hotline_answer_rate")[0][0]["severity"] == "minor"
+
+
 def test_routing_to_every_ancestor_when_configured(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path, alert_routing="ancestors")
     assert engine.outbox.webhooks_for("00/44/4403") == [

@@ -154,9 +154,9 @@ def test_an_open_inspection_absorbs_overlapping_alerts_and_is_opened_once(
         [(COMPLAINTS, "4403", "life", "BANCA", T0 + 11 * DAY, 2.0, 1.0, 1.0, 0.0, 2.0, 0.0, 0.0)]
     )
     engine.ingest([], [(COMPLAINTS, "4403", "life", "BANCA", T0 + 11 * DAY)])
-    # A different indicator on the same scope, long after: still the same inspection.
+    # Another complaint indicator on the same scope, long after: still the same inspection.
     engine.ingest(
-        [anomaly(20, indicator="cooling_off_cancel_rate", score=1.0, severity="critical")]
+        [anomaly(20, indicator=f"{COMPLAINTS}_regulator", score=1.0, severity="critical")]
     )
     # Another branch: a second inspection.
     engine.ingest([anomaly(20, "3101", "health", "AGENCY")])
@@ -233,3 +233,76 @@ def test_an_overdue_measure_raises_its_own_alert_once(store: Store, tmp_path: Pa
     engine.measures.update(*ids, {"state": "done"}, "liu.yang")
     assert store.alert(again)["state"] == "resolved"
     assert engine.measures.check_overdue(clock.now + 30 * DAY) == []
+
+
+def test_data_quality_alerts_page_but_never_open_or_join_an_inspection(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "4402", "*", "*")])  # complaints in 4402: an inspection opens
+    broken = [
+        anomaly(10, "3102", "*", "*", indicator="feed_silence", score=1.0, severity="critical"),
+        anomaly(10, "3101", "*", "*", indicator="duplicate_surge", score=1.0, severity="critical"),
+        anomaly(10, "4402", "*", "*", indicator="amount_unit_jump", score=1.0, severity="critical"),
+    ]
+    engine.ingest(broken)
+    (inspection,), total = store.inspections()
+    assert total == 1 and inspection["indicator"] == COMPLAINTS
+    for a in broken:
+        (alert,) = store.alerts(indicator=a["indicator"])[0]
+        assert alert["inspection_id"] is None
+        assert alert["severity"] == "critical"
+        # Operators are told: a broken feed needs fixing, not a special inspection.
+        sent = store.notifications(alert_id=alert["alert_id"], receiver="alertmanager")
+        assert [n["event"] for n in sent] == ["opened"]
+    assert store.inspection_alert_ids(inspection["inspection_id"]) == [
+        store.alerts(indicator=COMPLAINTS)[0][0]["alert_id"]
+    ]
+
+
+def test_an_inspection_absorbs_alerts_on_its_matter_only(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    manual = engine.inspections.open_manually(
+        {"title": "t", "indicator": "loss_ratio", "org": "44", "product_line": "*", "channel": "*"},
+        "li.wei",
+    )
+    # Complaints concentrating in 4403/life/BANCA: the regulation's trigger opens its own
+    # inspection, and the complaint rate of the same slice joins that one.
+    concentration = "complaints_concentration"
+    engine.ingest([anomaly(10, indicator=concentration, score=1.0, severity="critical")])
+    engine.ingest([anomaly(10)])
+    # Claims in 4401: the loss-ratio inspection's matter and scope.
+    engine.ingest([anomaly(10, "4401", indicator="claim_payout_rate", severity="critical")])
+    # The hotline company-wide and surrenders in 4403 are other matters: their own inspections.
+    engine.ingest([anomaly(10, "*", "*", "*", indicator="hotline_answer_rate")])
+    engine.ingest([anomaly(10, indicator="surrender_rate", score=1.0, severity="critical")])
+
+    def inspection_of(indicator: str) -> dict:
+        (alert,) = store.alerts(indicator=indicator)[0]
+        return store.inspection(alert["inspection_id"])
+
+    complaints = inspection_of(concentration)
+    assert (complaints["rule"], complaints["org"]) == ("complaint_concentration", "4403")
+    assert inspection_of(COMPLAINTS)["inspection_id"] == complaints["inspection_id"]
+    assert inspection_of("claim_payout_rate")["inspection_id"] == manual["inspection_id"]
+    assert inspection_of("hotline_answer_rate")["rule"] == "severity"
+    assert inspection_of("surrender_rate")["indicator"] == "surrender_rate"
+    assert store.inspections()[1] == 4
+
+
+def test_an_inspection_without_an_indicator_takes_any_business_alert_in_its_scope(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    manual = engine.inspections.open_manually(
+        {"title": "t", "indicator": "*", "org": "4403", "product_line": "*", "channel": "*"},
+        "li.wei",
+    )
+    engine.ingest([anomaly(10), anomaly(10, indicator="hotline_answer_rate")])
+    engine.ingest([anomaly(10, "4403", "*", "*", indicator="duplicate_surge", score=1.0)])
+    absorbed = set(store.inspection_alert_ids(manual["inspection_id"]))
+    assert {a["indicator"] for a in store.alerts()[0] if a["alert_id"] in absorbed} == {
+        COMPLAINTS,
+        "hotline_answer_rate",
+    }
+    assert store.inspections()[1] == 1

@@ -10,7 +10,7 @@ from alerting.engine import AlertEngine
 from monitor.alert_settings import ProductWatch
 from monitor.settings import Settings
 from monitor.store import Store
-from tests.alerting.helpers import Clock, reading
+from tests.alerting.helpers import Clock, anomaly, reading
 
 LAUNCH = ProductWatch(product_line="health", launched=date(2026, 3, 2), org="44")
 
@@ -51,3 +51,19 @@ def test_a_watched_launch_alerts_from_the_lower_score_and_opens_its_inspection(
     store.add_readings(later)
     engine.ingest([], later)
     assert store.alert(alert["alert_id"])["state"] == "resolved"
+
+
+def test_a_launch_inspection_takes_any_business_alert_on_the_launch(
+    store: Store, tmp_path: Path
+) -> None:
+    engine = engine_for(store, tmp_path)
+    readings = [reading(5, "4403", "health", "*", score=0.42)]
+    store.add_readings(readings)
+    engine.ingest([], readings)
+    (inspection,) = store.inspections()[0]
+    # Another matter on the launch (its hotline) joins it; one elsewhere does not.
+    engine.ingest([anomaly(5, "4403", "health", "BANCA", indicator="hotline_answer_rate")])
+    engine.ingest([anomaly(5, "4403", "life", "BANCA", indicator="csat")])
+    joined = store.inspection_alert_ids(inspection["inspection_id"])
+    assert {store.alert(a)["product_line"] for a in joined} == {"health"} and len(joined) == 2
+    assert store.inspections()[1] == 2

@@ -259,3 +259,21 @@ def test_openapi_describes_every_field_of_the_new_schemas(api: Api) -> None:
         if not p.get("description")
     ]
     assert params == []
+
+
+def test_an_inspection_opened_without_an_indicator_covers_its_whole_scope(api: Api) -> None:
+    created = api.client.post(
+        "/v1/inspections", headers=USER, json={"title": "Branch review", "org": "4403"}
+    )
+    assert created.status_code == 201, created.text
+    inspection = created.json()
+    assert inspection["indicator"] == "*"
+    api.engine.ingest([anomaly(10), anomaly(10, indicator="hotline_answer_rate")])
+    api.engine.ingest([anomaly(10, "4403", "*", "*", indicator="amount_unit_jump", score=1.0)])
+    detail = api.client.get(f"/v1/inspections/{inspection['inspection_id']}").json()
+    indicators = {api.store.alert(a)["indicator"] for a in detail["alert_ids"]}
+    assert indicators == {COMPLAINTS, "hotline_answer_rate"}  # not the data-quality alert
+    bad = api.client.post(
+        "/v1/inspections", headers=USER, json={"title": "t", "org": "44", "indicator": "nope"}
+    )
+    assert bad.status_code == 422 and "indicator" in bad.text

@@ -8,14 +8,18 @@ from typing import Any
 
 import pytest
 
+from streams.combine import CONCENTRATING
 from streams.detectors import DETECTORS
 from streams.fields import settlement_quantile
 from streams.indicators import (
+    FAMILIES,
     FIELD,
     FIELDS,
     INDICATORS,
+    SIGNALS,
     Reading,
     contributions,
+    family_of,
     new_accumulator,
 )
 from streams.schema import EVENT_TYPES, parse_event
@@ -208,6 +212,28 @@ def test_indicator_contract(name: str) -> None:
 @pytest.mark.parametrize("name", INDICATORS)
 def test_indicator_is_documented(name: str) -> None:
     assert f"| `{name}` |" in DOCS.read_text()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_families_are_documented_as_defined(family: str) -> None:
+    (row,) = [line for line in DOCS.read_text().splitlines() if line.startswith(f"| `{family}` |")]
+    documented = {name.strip(" `") for name in row.split("|")[2].split(",")}
+    assert documented == {n for n in (*INDICATORS, *SIGNALS) if family_of(n) == family}
+
+
+def test_every_anomaly_qualmon_raises_has_a_family_and_a_category() -> None:
+    concentrations = {f"{kind}_concentration" for kind in CONCENTRATING.values()}
+    assert concentrations <= set(SIGNALS)
+    assert all(family_of(name) in FAMILIES for name in (*INDICATORS, *SIGNALS))
+    assert not set(INDICATORS) & set(SIGNALS)
+    # Only open-case timers are facts; data-quality checks are their own family and category.
+    assert {s.name for s in SIGNALS.values() if s.fact} == {
+        "complaint_sla_breach",
+        "claim_sla_breach",
+    }
+    assert all(
+        (s.family == "data_quality") == (s.category == "data_quality") for s in SIGNALS.values()
+    )
 
 
 def test_min_evidence_of_the_noisy_ratios() -> None:
