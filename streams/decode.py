@@ -29,7 +29,7 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
     for err in exc.errors(include_url=False):
         location = [str(p) for p in err["loc"]]
         # The discriminated union puts the event type into the path; users think in fields.
-        # A rule over the whole event (org_path vs org_code) has only that in its path.
+        # Rules across fields name the field they refuse (schema.py), so "(event)" is a fallback.
         if location and location[0] in EVENT_TYPES:
             location = location[1:]
         value = err.get("input")

@@ -18,7 +18,6 @@ them is ``payload.handling_org_code``.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -27,11 +26,13 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=16, decimal_places=2)]
+from streams.checks import Code, Money, error_at
+
 Channel = Literal["AGENCY", "BANCA", "TELE", "ONLINE", "GROUP", "BROKER"]
 ProductLine = Literal[
     "life", "health", "accident", "annuity", "universal", "motor", "property", "liability", "other"
@@ -61,11 +62,13 @@ class EventBase(_Strict):
     amount: Money | None = None
     currency: Literal["CNY"] = "CNY"
 
-    @model_validator(mode="after")
-    def _path_ends_at_org(self) -> EventBase:
-        if self.org_path is not None and self.org_path.rsplit("/", 1)[-1] != self.org_code:
-            raise ValueError(f"org_path {self.org_path!r} must end with org_code {self.org_code!r}")
-        return self
+    @field_validator("org_path")
+    @classmethod
+    def _path_ends_at_org(cls, value: str | None, info: ValidationInfo) -> str | None:
+        org_code = info.data.get("org_code")  # absent when org_code itself is invalid
+        if value is not None and org_code is not None and value.rsplit("/", 1)[-1] != org_code:
+            raise ValueError(f"org_path {value!r} must end with org_code {org_code!r}")
+        return value
 
     def org_ancestors(self) -> tuple[str, ...]:
         """The org and every org above it along ``org_path``, as path prefixes (root first)."""
@@ -190,16 +193,27 @@ class ClaimReported(EventBase):
     payload: ClaimReportedPayload
 
 
+def _opened_before_closed(
+    event: EventBase, field: str, opened: datetime, what: str, verb: str
+) -> None:
+    # A close dated before its opening would count negative handling or settlement days.
+    if opened > event.event_time:
+        raise error_at(
+            ("payload", field),
+            opened.isoformat(),
+            "closed_before_opened",
+            f"Input should be at or before event_time ({event.event_time.isoformat()}): a {what} "
+            f"closes after it is {verb}",
+        )
+
+
 class ClaimClosed(EventBase):
     event_type: Literal["claim.closed"]
     payload: ClaimClosedPayload
 
     @model_validator(mode="after")
     def _closed_after_reported(self) -> ClaimClosed:
-        if self.payload.reported_at > self.event_time:
-            raise ValueError(
-                "payload.reported_at is after event_time; a claim closes after it is reported"
-            )
+        _opened_before_closed(self, "reported_at", self.payload.reported_at, "claim", "reported")
         return self
 
 
@@ -211,6 +225,13 @@ class ComplaintReceived(EventBase):
 class ComplaintClosed(EventBase):
     event_type: Literal["complaint.closed"]
     payload: ComplaintClosedPayload
+
+    @model_validator(mode="after")
+    def _closed_after_received(self) -> ComplaintClosed:
+        _opened_before_closed(
+            self, "received_at", self.payload.received_at, "complaint", "received"
+        )
+        return self
 
 
 class CallCompleted(EventBase):

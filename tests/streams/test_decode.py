@@ -131,20 +131,21 @@ def test_unknown_event_type_names_event_type_and_its_value() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "fields"),
+    ("data", "field", "value"),
     [
         (example("policy.issued", org_path="00/44/4404") | {"org_code": "4403"},
-         {"(event)", "org_path"}),
+         "org_path", "00/44/4404"),
         (example("claim.closed", when="2026-02-19T09:00:00+08:00"),  # reported 20 Feb
-         {"(event)", "payload.reported_at"}),
+         "payload.reported_at", "2026-02-20T09:00:00+08:00"),
+        (example("complaint.closed", when="2026-02-05T09:00:00+08:00"),  # received 25 Feb
+         "payload.received_at", "2026-02-25T09:00:00+08:00"),
     ],
-    ids=["org_path-vs-org_code", "reported_at-after-event_time"],
+    ids=["org_path-vs-org_code", "reported_at-after-event_time", "received_at-after-event_time"],
 )  # fmt: skip
-def test_whole_event_rules_do_not_name_the_event_type_as_the_field(
-    data: dict, fields: set[str]
+def test_rules_across_fields_name_the_field_and_its_value(
+    data: dict, field: str, value: object
 ) -> None:
-    # An event-level validator's error must name the field or the whole event ("(event)", the
-    # fallback describe_errors already has), not the discriminator tag ("policy.issued").
+    # Not the discriminator tag ("policy.issued"), nor the whole event ("(event)", value null).
     _, [letter] = decode(orjson.dumps(data))
     [error] = letter["errors"]
-    assert error["field"] in fields, error
+    assert (error["field"], error["value"]) == (field, value), error

@@ -75,13 +75,19 @@ REJECTED = {
         "premium.received", _set("currency", "USD"), "currency", "literal_error"
     ),
     "org_path not ending in org_code": (
-        "policy.issued", _set("org_path", "00/44/4404"), None, "value_error"
+        "policy.issued", _set("org_path", "00/44/4404"), "org_path", "value_error"
     ),
     "claim closed before it was reported": (
         "claim.closed",
         _set_payload("reported_at", "2026-03-02T10:00:01+08:00"),  # event_time is 10:00:00
-        None,
-        "value_error",
+        "reported_at",
+        "closed_before_opened",
+    ),
+    "complaint closed before it was received": (
+        "complaint.closed",
+        _set_payload("received_at", "2026-03-22T09:30:00+08:00"),  # event_time is 2 March
+        "received_at",
+        "closed_before_opened",
     ),
     "survey without any score": ("survey.response", _drop_payload("csat_1_5"), None, "value_error"),
     "csat out of range": (
@@ -122,6 +128,23 @@ def test_error_messages_explain_the_cross_field_rules() -> None:
     del survey["payload"]["csat_1_5"]
     with pytest.raises(ValidationError, match="csat_1_5 or nps_0_10"):
         parse_event(survey)
+
+
+def test_cross_field_errors_name_the_field_and_its_value() -> None:
+    closed = example("complaint.closed", when="2026-03-02T10:00:00+08:00")
+    closed["payload"]["received_at"] = "2026-03-22T09:30:00+08:00"
+    with pytest.raises(ValidationError) as caught:
+        parse_event(closed)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("complaint.closed", "payload", "received_at")
+    assert error["input"] == "2026-03-22T09:30:00+08:00"
+    assert "at or before event_time (2026-03-02T10:00:00+08:00)" in error["msg"]
+
+
+def test_complaint_closed_at_the_instant_it_was_received_is_valid() -> None:
+    data = example("complaint.closed", when="2026-03-02T10:00:00+08:00")
+    data["payload"]["received_at"] = "2026-03-02T02:00:00Z"
+    assert parse_event(data).payload.received_at == parse_event(data).event_time  # type: ignore[attr-defined]
 
 
 def test_survey_with_nps_only_is_valid() -> None:
