@@ -1,6 +1,8 @@
 """The event contract: one pydantic model per ``event_type``, discriminated on that field.
 
-Amounts are decimal yuan given as a string or a number; ``event_time`` must carry its UTC offset.
+Amounts are decimal yuan given as a string or a number; ``event_time`` and the payload's
+timestamps are ISO-8601 strings with their UTC offset; flags are JSON booleans and counts and
+scores JSON integers (``"yes"``, ``1``, ``"4"`` or an epoch number are refused, not guessed).
 Complaints, surrenders and claims carry the *selling* org/product/channel; the office that handled
 them is ``payload.handling_org_code``.
 
@@ -21,17 +23,24 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from streams.checks import Code, Money, error_at
+from streams.checks import (
+    Code,
+    EventId,
+    Money,
+    Timestamp,
+    error_at,
+)
 
 Channel = Literal["AGENCY", "BANCA", "TELE", "ONLINE", "GROUP", "BROKER"]
 ProductLine = Literal[
@@ -47,8 +56,8 @@ class _Strict(BaseModel):
 
 
 class EventBase(_Strict):
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
-    event_time: AwareDatetime
+    event_id: EventId
+    event_time: Timestamp
     org_code: Code
     org_path: Annotated[
         str | None, Field(max_length=512, pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -89,17 +98,17 @@ class PolicyIssuedPayload(_Strict):
 class PremiumReceivedPayload(_Strict):
     premium: Money
     premium_type: Literal["FIRST", "RENEWAL"]
-    period_no: Annotated[int, Field(ge=1, le=200)] = 1
+    period_no: Annotated[StrictInt, Field(ge=1, le=200)] = 1
 
 
 class CoolingOffCancelPayload(_Strict):
     refund: Money
-    days_since_effective: Annotated[int, Field(ge=0, le=60)]
+    days_since_effective: Annotated[StrictInt, Field(ge=0, le=60)]
 
 
 class SurrenderedPayload(_Strict):
     surrender_amount: Money
-    policy_year: Annotated[int, Field(ge=1, le=120)]
+    policy_year: Annotated[StrictInt, Field(ge=1, le=120)]
 
 
 class ClaimReportedPayload(_Strict):
@@ -112,7 +121,7 @@ class ClaimClosedPayload(_Strict):
     claim_id: Code
     decision: Literal["PAID", "PARTIAL", "DECLINED"]
     paid_amount: Money
-    reported_at: AwareDatetime
+    reported_at: Timestamp
     handling_org_code: Code | None = None
 
 
@@ -125,22 +134,29 @@ class ComplaintReceivedPayload(_Strict):
 
 class ComplaintClosedPayload(_Strict):
     complaint_id: Code
-    received_at: AwareDatetime
+    received_at: Timestamp
     outcome: Literal["UPHELD", "PARTLY_UPHELD", "REJECTED", "WITHDRAWN", "OTHER"]
     handling_org_code: Code | None = None
 
 
 class CallCompletedPayload(_Strict):
     queue: Code
-    answered: bool
+    answered: StrictBool
     wait_seconds: Annotated[float, Field(ge=0, le=86400)]
-    abandoned: bool = False
+    abandoned: StrictBool = False
+
+    @field_validator("abandoned")
+    @classmethod
+    def _not_answered_and_abandoned(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("answered"):
+            raise ValueError("a call is answered or abandoned, not both; answered is true")
+        return value
 
 
 class SurveyResponsePayload(_Strict):
     touchpoint: Code
-    csat_1_5: Annotated[int, Field(ge=1, le=5)] | None = None
-    nps_0_10: Annotated[int, Field(ge=0, le=10)] | None = None
+    csat_1_5: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
+    nps_0_10: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
 
     @model_validator(mode="after")
     def _some_score(self) -> SurveyResponsePayload:
@@ -156,7 +172,7 @@ class Finding(_Strict):
 
 class InspectionSamplePayload(_Strict):
     object_type: Code
-    compliant: bool
+    compliant: StrictBool
     findings: Annotated[list[Finding], Field(max_length=100)] = []
 
 

@@ -17,6 +17,7 @@ from monitor.producer import EventProducer
 from monitor.settings import Settings
 from monitor.store import open_store
 from tests.factories import at, policy
+from tests.streams.examples import example
 
 
 def _client(settings: Settings, bootstrap: str) -> TestClient:
@@ -69,6 +70,32 @@ def test_not_json_and_empty_batches_are_422(no_broker: TestClient) -> None:
     assert response.json()["errors"] == [
         {"index": 0, "field": "(event)", "value": None, "expected": "a JSON object"}
     ]
+
+
+LOOSE = {
+    "answered as a word": (["payload", "answered"], "yes"),
+    "answered as a number": (["payload", "answered"], 1),
+    "csat as a string": (["payload", "csat_1_5"], "4"),
+    "event_time as epoch seconds": (["event_time"], 1772416800),
+    "blank event_id": (["event_id"], "   "),
+    "answered and abandoned": (["payload", "abandoned"], True),
+    "complaint closed before received": (["payload", "received_at"], "2026-03-22T09:00:00+08:00"),
+}
+
+
+@pytest.mark.parametrize(("path", "value"), LOOSE.values(), ids=LOOSE.keys())
+def test_loose_or_contradictory_input_is_refused_naming_field_and_value(
+    no_broker: TestClient, path: list[str], value: object
+) -> None:
+    kind = {"csat_1_5": "survey.response", "received_at": "complaint.closed"}.get(path[-1])
+    data = example(kind or "call.completed")
+    target = data["payload"] if path[0] == "payload" else data
+    target[path[-1]] = value
+    response = no_broker.post("/v1/events", json=data)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert (error["field"], error["value"]) == (".".join(path), value)
+    assert error["expected"]
 
 
 def test_event_schema_and_openapi_are_published(no_broker: TestClient) -> None:

@@ -139,8 +139,11 @@ def test_unknown_event_type_names_event_type_and_its_value() -> None:
          "payload.reported_at", "2026-02-20T09:00:00+08:00"),
         (example("complaint.closed", when="2026-02-05T09:00:00+08:00"),  # received 25 Feb
          "payload.received_at", "2026-02-25T09:00:00+08:00"),
+        (example("call.completed", payload={"answered": True, "abandoned": True}),
+         "payload.abandoned", True),
     ],
-    ids=["org_path-vs-org_code", "reported_at-after-event_time", "received_at-after-event_time"],
+    ids=["org_path-vs-org_code", "reported_at-after-event_time", "received_at-after-event_time",
+         "answered-and-abandoned"],
 )  # fmt: skip
 def test_rules_across_fields_name_the_field_and_its_value(
     data: dict, field: str, value: object

@@ -89,6 +89,39 @@ REJECTED = {
         "received_at",
         "closed_before_opened",
     ),
+    # JSON types are not guessed at: a flag is a JSON boolean, a score or count a JSON integer.
+    "answered as a word": (
+        "call.completed", _set_payload("answered", "yes"), "answered", "bool_type"
+    ),
+    "answered as a number": (
+        "call.completed", _set_payload("answered", 1), "answered", "bool_type"
+    ),
+    "compliant as a string": (
+        "inspection.sample", _set_payload("compliant", "true"), "compliant", "bool_type"
+    ),
+    "csat as a string": (
+        "survey.response", _set_payload("csat_1_5", "4"), "csat_1_5", "int_type"
+    ),
+    "csat as a boolean": (
+        "survey.response", _set_payload("csat_1_5", True), "csat_1_5", "int_type"
+    ),
+    "nps as a float": ("survey.response", _set_payload("nps_0_10", 9.0), "nps_0_10", "int_type"),
+    "period_no as a string": (
+        "premium.received", _set_payload("period_no", "2"), "period_no", "int_type"
+    ),
+    "event_time as epoch seconds": (
+        "call.completed", _set("event_time", 1772416800), "event_time", "iso_datetime"
+    ),
+    "event_time as a string of epoch seconds": (
+        "call.completed", _set("event_time", "1772416800"), "event_time", "iso_datetime"
+    ),
+    "received_at as epoch seconds": (
+        "complaint.closed", _set_payload("received_at", 1772000000), "received_at", "iso_datetime"
+    ),
+    "blank event_id": ("call.completed", _set("event_id", "   "), "event_id", "blank"),
+    "call answered and abandoned": (
+        "call.completed", _set_payload("abandoned", True), "abandoned", "value_error"
+    ),
     "survey without any score": ("survey.response", _drop_payload("csat_1_5"), None, "value_error"),
     "csat out of range": (
         "survey.response", _set_payload("csat_1_5", 6), "csat_1_5", "less_than_equal"
@@ -139,12 +172,22 @@ def test_cross_field_errors_name_the_field_and_its_value() -> None:
     assert error["loc"] == ("complaint.closed", "payload", "received_at")
     assert error["input"] == "2026-03-22T09:30:00+08:00"
     assert "at or before event_time (2026-03-02T10:00:00+08:00)" in error["msg"]
+    call = example("call.completed", payload={"abandoned": True})
+    with pytest.raises(ValidationError) as caught:
+        parse_event(call)
+    [error] = caught.value.errors()
+    assert (error["loc"], error["input"]) == (("call.completed", "payload", "abandoned"), True)
 
 
 def test_complaint_closed_at_the_instant_it_was_received_is_valid() -> None:
     data = example("complaint.closed", when="2026-03-02T10:00:00+08:00")
     data["payload"]["received_at"] = "2026-03-02T02:00:00Z"
     assert parse_event(data).payload.received_at == parse_event(data).event_time  # type: ignore[attr-defined]
+
+
+def test_abandoned_unanswered_call_is_valid() -> None:
+    data = example("call.completed", payload={"answered": False, "abandoned": True})
+    assert parse_event(data).payload.abandoned is True  # type: ignore[attr-defined]
 
 
 def test_survey_with_nps_only_is_valid() -> None:
