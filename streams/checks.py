@@ -1,5 +1,6 @@
 """The checks the event contract (:mod:`streams.schema`) is built from: field types that refuse
-loose input instead of guessing, and errors placed at the field they are about.
+loose input instead of guessing, the receiving clock that bounds ``event_time``, and errors placed
+at the field they are about.
 
 Flags are JSON booleans and counts JSON integers: ``"yes"``, ``1`` or ``"4"`` are refused. A
 timestamp is an ISO-8601 string with its UTC offset; a number, or a string of digits, is not read
@@ -18,6 +19,8 @@ iso_datetime
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -27,8 +30,62 @@ from pydantic import (
     BeforeValidator,
     Field,
     ValidationError,
+    ValidationInfo,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+#: However small the allowed lateness, an event this far ahead of the receiving clock is accepted:
+#: ordinary clock skew between a producer and qualmon.
+MIN_AHEAD_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ReceivingClock:
+    """The clock an event is received by, and how far ahead of it an event may be dated.
+
+    The bound is the allowed lateness (at least :data:`MIN_AHEAD_SECONDS`): an event at most that
+    far ahead can only close buckets whose end has already passed on the wall clock. A later one
+    would move the watermark into the future, close the current bucket early and make every real
+    event after it late. Validation without a clock (replays, tests, the simulator) checks no
+    bound.
+
+    >>> clock = ReceivingClock.at(1_772_416_800, allowed_lateness_seconds=3600)
+    >>> clock.latest.isoformat()
+    '2026-03-02T03:00:00+00:00'
+    >>> ReceivingClock.at(1_772_416_800, allowed_lateness_seconds=0).max_ahead_seconds
+    60
+    """
+
+    now: datetime
+    max_ahead_seconds: int
+
+    @classmethod
+    def at(cls, now: float, allowed_lateness_seconds: int) -> ReceivingClock:
+        """The clock reading ``now`` (epoch seconds) under ``QUALMON_ALLOWED_LATENESS_SECONDS``."""
+        ahead = max(allowed_lateness_seconds, MIN_AHEAD_SECONDS)
+        return cls(datetime.fromtimestamp(now, UTC), ahead)
+
+    @property
+    def latest(self) -> datetime:
+        """The latest ``event_time`` accepted."""
+        return self.now + timedelta(seconds=self.max_ahead_seconds)
+
+    def context(self) -> dict[str, Any]:
+        """The validation context that applies this clock (``validate_python(context=...)``)."""
+        return {"clock": self}
+
+
+def not_ahead_of_the_clock(value: datetime, info: ValidationInfo) -> datetime:
+    """Refuse an ``event_time`` later than the context's :class:`ReceivingClock` allows."""
+    clock: ReceivingClock | None = (info.context or {}).get("clock")
+    if clock is not None and value > clock.latest:
+        raise PydanticCustomError(
+            "event_time_ahead",
+            "Input should be at most {max_ahead} s after the receiving clock ({now}); a later "
+            "event_time would close buckets that are still open (QUALMON_ALLOWED_LATENESS_SECONDS)",
+            {"max_ahead": clock.max_ahead_seconds, "now": clock.now.isoformat(timespec="seconds")},
+        )
+    return value
 
 
 def error_at(loc: tuple[str, ...], value: Any, kind: str, message: str) -> ValidationError:

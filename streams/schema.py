@@ -3,6 +3,8 @@
 Amounts are decimal yuan given as a string or a number; ``event_time`` and the payload's
 timestamps are ISO-8601 strings with their UTC offset; flags are JSON booleans and counts and
 scores JSON integers (``"yes"``, ``1``, ``"4"`` or an epoch number are refused, not guessed).
+Given a :class:`~streams.checks.ReceivingClock`, an event dated further ahead of it than the
+allowed lateness is refused too: its event time would close buckets that are still open.
 Complaints, surrenders and claims carry the *selling* org/product/channel; the office that handled
 them is ``payload.handling_org_code``.
 
@@ -38,8 +40,10 @@ from streams.checks import (
     Code,
     EventId,
     Money,
+    ReceivingClock,
     Timestamp,
     error_at,
+    not_ahead_of_the_clock,
 )
 
 Channel = Literal["AGENCY", "BANCA", "TELE", "ONLINE", "GROUP", "BROKER"]
@@ -70,6 +74,8 @@ class EventBase(_Strict):
     customer_id: Code | None = None
     amount: Money | None = None
     currency: Literal["CNY"] = "CNY"
+
+    _not_ahead = field_validator("event_time")(not_ahead_of_the_clock)
 
     @field_validator("org_path")
     @classmethod
@@ -304,9 +310,13 @@ EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 BATCH_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event | list[Event])
 
 
-def parse_event(data: Any) -> EventBase:
-    """Validate one decoded event; raises :class:`pydantic.ValidationError`."""
-    event: EventBase = EVENT_ADAPTER.validate_python(data)
+def parse_event(data: Any, clock: ReceivingClock | None = None) -> EventBase:
+    """Validate one decoded event; raises :class:`pydantic.ValidationError`.
+
+    With a ``clock``, an event dated too far ahead of it is refused (see :class:`ReceivingClock`).
+    """
+    context = clock.context() if clock is not None else None
+    event: EventBase = EVENT_ADAPTER.validate_python(data, context=context)
     return event
 
 

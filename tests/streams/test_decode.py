@@ -7,6 +7,7 @@ import base64
 import orjson
 import pytest
 
+from streams.checks import ReceivingClock
 from streams.decode import decode_record
 from tests.streams.examples import example
 
@@ -152,3 +153,23 @@ def test_rules_across_fields_name_the_field_and_its_value(
     _, [letter] = decode(orjson.dumps(data))
     [error] = letter["errors"]
     assert (error["field"], error["value"]) == (field, value), error
+
+
+def test_an_event_too_far_ahead_of_the_receiving_clock_is_a_dead_letter() -> None:
+    clock = ReceivingClock.at(1_772_416_800, allowed_lateness_seconds=3600)  # 2 March 10:00
+    items = [example("call.completed", "e-1"),
+             example("call.completed", "e-2", when="2099-01-01T00:00:00+08:00")]  # fmt: skip
+    events, [letter] = decode_record(orjson.dumps(items), TOPIC, 3, 17, clock)
+    assert [e.event_id for e in events] == ["e-1"]
+    assert (letter["reason"], letter["index"]) == ("invalid_event", 1)
+    assert letter["errors"] == [
+        {
+            "field": "event_time",
+            "value": "2099-01-01T00:00:00+08:00",
+            "expected": "Input should be at most 3600 s after the receiving clock "
+            "(2026-03-02T02:00:00+00:00); a later event_time would close buckets that are still "
+            "open (QUALMON_ALLOWED_LATENESS_SECONDS)",
+        }
+    ]
+    # Without a clock (replays, harnesses) there is no bound.
+    assert len(decode(orjson.dumps(items))[0]) == 2

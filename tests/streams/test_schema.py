@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from streams.checks import ReceivingClock
 from streams.schema import EVENT_TYPES, event_json_schema, event_time_epoch, parse_event
 from tests.streams.examples import MINIMAL_PAYLOADS, example
 
@@ -188,6 +189,44 @@ def test_complaint_closed_at_the_instant_it_was_received_is_valid() -> None:
 def test_abandoned_unanswered_call_is_valid() -> None:
     data = example("call.completed", payload={"answered": False, "abandoned": True})
     assert parse_event(data).payload.abandoned is True  # type: ignore[attr-defined]
+
+
+# 2 March 2026 10:00 Shanghai, the examples' event time.
+NOW = 1_772_416_800
+
+
+@pytest.mark.parametrize(
+    ("lateness", "when", "valid"),
+    [(3600, "2026-03-02T11:00:00+08:00", True), (3600, "2026-03-02T11:00:01+08:00", False),
+     (3600, "2099-01-01T00:00:00+08:00", False), (3600, "2020-01-01T00:00:00+08:00", True),
+     (0, "2026-03-02T10:01:00+08:00", True), (0, "2026-03-02T10:01:01+08:00", False)],
+)  # fmt: skip
+def test_event_time_may_be_ahead_of_the_receiving_clock_by_the_allowed_lateness(
+    lateness: int, when: str, valid: bool
+) -> None:
+    # Ahead by more, an event would close buckets still open; 60 s at least, for clock skew.
+    data = example("call.completed", when=when)
+    clock = ReceivingClock.at(NOW, allowed_lateness_seconds=lateness)
+    if valid:
+        assert parse_event(data, clock).event_id == "e-1"
+        return
+    with pytest.raises(ValidationError) as caught:
+        parse_event(data, clock)
+    [error] = caught.value.errors()
+    assert (error["type"], error["loc"][-1], error["input"]) == (
+        "event_time_ahead",
+        "event_time",
+        when,
+    )
+    ahead = max(lateness, 60)
+    assert (
+        f"at most {ahead} s after the receiving clock (2026-03-02T02:00:00+00:00)" in error["msg"]
+    )
+
+
+def test_without_a_clock_event_time_has_no_upper_bound() -> None:
+    # Replays, the simulator and tests validate events dated anywhere.
+    assert parse_event(example("call.completed", when="2099-01-01T00:00:00+08:00"))
 
 
 def test_survey_with_nps_only_is_valid() -> None:
