@@ -115,7 +115,10 @@ class Settings(AlertSettings):
         default=3600,
         description=(
             "QUALMON_ALLOWED_LATENESS_SECONDS: a bucket closes when the watermark (latest event "
-            "time seen) passes its end by this much; later events are counted as late."
+            "time seen) passes its end by this much; later events are counted as late. It also "
+            "bounds how far ahead of the receiving clock an event may be dated (at least 60 s, "
+            "for clock skew): one further ahead would close buckets still open, so the API "
+            "refuses it with 422 and the worker sends it to the dead-letter topic."
         ),
     )
     dedup_retention_seconds: Annotated[int, Field(ge=0)] = Field(

@@ -3,7 +3,8 @@
 A record holds one event (a JSON object) or several (a JSON array) — the API packs a request's
 events per org into arrays because the worker pays its framework cost per record, not per event.
 Each invalid item becomes its own dead letter naming the record, the item index and the reason;
-the valid items of the same record still count.
+the valid items of the same record still count. Given the worker's :class:`ReceivingClock`, an
+event dated further ahead of it than the allowed lateness is invalid too.
 
 >>> events, dead = decode_record(b'[{"event_id": 1}]', "qualmon.events", 0, 42)
 >>> events, dead[0]["reason"], dead[0]["index"], dead[0]["errors"][0]["field"]
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from streams.checks import ReceivingClock
 from streams.schema import EVENT_ADAPTER, EVENT_TYPES, EventBase
 
 
@@ -29,7 +31,7 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
     for err in exc.errors(include_url=False):
         location = [str(p) for p in err["loc"]]
         # The discriminated union puts the event type into the path; users think in fields.
-        # A rule over the whole event (org_path vs org_code) has only that in its path.
+        # Rules across fields name the field they refuse (schema.py), so "(event)" is a fallback.
         if location and location[0] in EVENT_TYPES:
             location = location[1:]
         value = err.get("input")
@@ -47,9 +49,14 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 
 def decode_record(
-    value: bytes | None, topic: str, partition: int, offset: int
+    value: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    clock: ReceivingClock | None = None,
 ) -> tuple[list[EventBase], list[dict[str, Any]]]:
     """Valid events of one record, and a dead letter for each part that is not a valid event."""
+    context = clock.context() if clock is not None else None
     source = {"topic": topic, "partition": partition, "offset": offset}
     try:
         data = orjson.loads(value or b"")
@@ -63,7 +70,7 @@ def decode_record(
             dead.append(_dead(source, "not_an_event", index, "expected a JSON object", item))
             continue
         try:
-            events.append(EVENT_ADAPTER.validate_python(item))
+            events.append(EVENT_ADAPTER.validate_python(item, context=context))
         except ValidationError as exc:
             letter = _dead(source, "invalid_event", index, "event failed validation", item)
             letter["errors"] = describe_errors(exc)

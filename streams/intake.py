@@ -23,6 +23,7 @@ import orjson
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.store.partials import PartitionState
+from streams.checks import ReceivingClock
 from streams.combine import Combiner
 from streams.decode import decode_record
 from streams.partial import encode
@@ -46,6 +47,8 @@ class IntakeFlush:
 class Intake:
     name: str  # the consumer group: partition states are stored under it
     bucket_seconds: int
+    #: also bounds how far ahead of this worker's clock an event may be dated (ReceivingClock)
+    allowed_lateness_seconds: int
     dedup_retention_seconds: int
     metrics: Metrics
     store: Store
@@ -63,8 +66,8 @@ class Intake:
     def create(cls, settings: Any, metrics: Metrics, store: Store) -> Intake:
         # How far the closer has closed is read with each assignment and checkpoint.
         return cls(
-            settings.app_id, settings.bucket_seconds, settings.dedup_retention_seconds,
-            metrics, store,
+            settings.app_id, settings.bucket_seconds, settings.allowed_lateness_seconds,
+            settings.dedup_retention_seconds, metrics, store,
         )  # fmt: skip
 
     def handle(
@@ -82,9 +85,12 @@ class Intake:
             log.warning("record %s/%s@%s of a partition not owned here: left to its owner",
                         topic, partition, offset)  # fmt: skip
             return None
-        combiner.heard = time.time()
+        now = time.time()
+        combiner.heard = now
         combiner.behind = behind
-        events, dead = decode_record(value, topic, partition, offset)
+        # Events dated too far ahead become dead letters before they can move the watermark.
+        clock = ReceivingClock.at(now, self.allowed_lateness_seconds)
+        events, dead = decode_record(value, topic, partition, offset, clock)
         if (
             offset <= self.stored[partition].offset
             and events

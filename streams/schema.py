@@ -1,6 +1,10 @@
 """The event contract: one pydantic model per ``event_type``, discriminated on that field.
 
-Amounts are decimal yuan given as a string or a number; ``event_time`` must carry its UTC offset.
+Amounts are decimal yuan given as a string or a number; ``event_time`` and the payload's
+timestamps are ISO-8601 strings with their UTC offset; flags are JSON booleans and counts and
+scores JSON integers (``"yes"``, ``1``, ``"4"`` or an epoch number are refused, not guessed).
+Given a :class:`~streams.checks.ReceivingClock`, an event dated further ahead of it than the
+allowed lateness is refused too: its event time would close buckets that are still open.
 Complaints, surrenders and claims carry the *selling* org/product/channel; the office that handled
 them is ``payload.handling_org_code``.
 
@@ -18,20 +22,30 @@ them is ``payload.handling_org_code``.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     TypeAdapter,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=16, decimal_places=2)]
+from streams.checks import (
+    Code,
+    EventId,
+    Money,
+    ReceivingClock,
+    Timestamp,
+    error_at,
+    not_ahead_of_the_clock,
+)
+
 Channel = Literal["AGENCY", "BANCA", "TELE", "ONLINE", "GROUP", "BROKER"]
 ProductLine = Literal[
     "life", "health", "accident", "annuity", "universal", "motor", "property", "liability", "other"
@@ -46,8 +60,8 @@ class _Strict(BaseModel):
 
 
 class EventBase(_Strict):
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
-    event_time: AwareDatetime
+    event_id: EventId
+    event_time: Timestamp
     org_code: Code
     org_path: Annotated[
         str | None, Field(max_length=512, pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -61,11 +75,15 @@ class EventBase(_Strict):
     amount: Money | None = None
     currency: Literal["CNY"] = "CNY"
 
-    @model_validator(mode="after")
-    def _path_ends_at_org(self) -> EventBase:
-        if self.org_path is not None and self.org_path.rsplit("/", 1)[-1] != self.org_code:
-            raise ValueError(f"org_path {self.org_path!r} must end with org_code {self.org_code!r}")
-        return self
+    _not_ahead = field_validator("event_time")(not_ahead_of_the_clock)
+
+    @field_validator("org_path")
+    @classmethod
+    def _path_ends_at_org(cls, value: str | None, info: ValidationInfo) -> str | None:
+        org_code = info.data.get("org_code")  # absent when org_code itself is invalid
+        if value is not None and org_code is not None and value.rsplit("/", 1)[-1] != org_code:
+            raise ValueError(f"org_path {value!r} must end with org_code {org_code!r}")
+        return value
 
     def org_ancestors(self) -> tuple[str, ...]:
         """The org and every org above it along ``org_path``, as path prefixes (root first)."""
@@ -86,17 +104,17 @@ class PolicyIssuedPayload(_Strict):
 class PremiumReceivedPayload(_Strict):
     premium: Money
     premium_type: Literal["FIRST", "RENEWAL"]
-    period_no: Annotated[int, Field(ge=1, le=200)] = 1
+    period_no: Annotated[StrictInt, Field(ge=1, le=200)] = 1
 
 
 class CoolingOffCancelPayload(_Strict):
     refund: Money
-    days_since_effective: Annotated[int, Field(ge=0, le=60)]
+    days_since_effective: Annotated[StrictInt, Field(ge=0, le=60)]
 
 
 class SurrenderedPayload(_Strict):
     surrender_amount: Money
-    policy_year: Annotated[int, Field(ge=1, le=120)]
+    policy_year: Annotated[StrictInt, Field(ge=1, le=120)]
 
 
 class ClaimReportedPayload(_Strict):
@@ -109,7 +127,7 @@ class ClaimClosedPayload(_Strict):
     claim_id: Code
     decision: Literal["PAID", "PARTIAL", "DECLINED"]
     paid_amount: Money
-    reported_at: AwareDatetime
+    reported_at: Timestamp
     handling_org_code: Code | None = None
 
 
@@ -122,22 +140,29 @@ class ComplaintReceivedPayload(_Strict):
 
 class ComplaintClosedPayload(_Strict):
     complaint_id: Code
-    received_at: AwareDatetime
+    received_at: Timestamp
     outcome: Literal["UPHELD", "PARTLY_UPHELD", "REJECTED", "WITHDRAWN", "OTHER"]
     handling_org_code: Code | None = None
 
 
 class CallCompletedPayload(_Strict):
     queue: Code
-    answered: bool
+    answered: StrictBool
     wait_seconds: Annotated[float, Field(ge=0, le=86400)]
-    abandoned: bool = False
+    abandoned: StrictBool = False
+
+    @field_validator("abandoned")
+    @classmethod
+    def _not_answered_and_abandoned(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("answered"):
+            raise ValueError("a call is answered or abandoned, not both; answered is true")
+        return value
 
 
 class SurveyResponsePayload(_Strict):
     touchpoint: Code
-    csat_1_5: Annotated[int, Field(ge=1, le=5)] | None = None
-    nps_0_10: Annotated[int, Field(ge=0, le=10)] | None = None
+    csat_1_5: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
+    nps_0_10: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
 
     @model_validator(mode="after")
     def _some_score(self) -> SurveyResponsePayload:
@@ -153,7 +178,7 @@ class Finding(_Strict):
 
 class InspectionSamplePayload(_Strict):
     object_type: Code
-    compliant: bool
+    compliant: StrictBool
     findings: Annotated[list[Finding], Field(max_length=100)] = []
 
 
@@ -190,16 +215,27 @@ class ClaimReported(EventBase):
     payload: ClaimReportedPayload
 
 
+def _opened_before_closed(
+    event: EventBase, field: str, opened: datetime, what: str, verb: str
+) -> None:
+    # A close dated before its opening would count negative handling or settlement days.
+    if opened > event.event_time:
+        raise error_at(
+            ("payload", field),
+            opened.isoformat(),
+            "closed_before_opened",
+            f"Input should be at or before event_time ({event.event_time.isoformat()}): a {what} "
+            f"closes after it is {verb}",
+        )
+
+
 class ClaimClosed(EventBase):
     event_type: Literal["claim.closed"]
     payload: ClaimClosedPayload
 
     @model_validator(mode="after")
     def _closed_after_reported(self) -> ClaimClosed:
-        if self.payload.reported_at > self.event_time:
-            raise ValueError(
-                "payload.reported_at is after event_time; a claim closes after it is reported"
-            )
+        _opened_before_closed(self, "reported_at", self.payload.reported_at, "claim", "reported")
         return self
 
 
@@ -211,6 +247,13 @@ class ComplaintReceived(EventBase):
 class ComplaintClosed(EventBase):
     event_type: Literal["complaint.closed"]
     payload: ComplaintClosedPayload
+
+    @model_validator(mode="after")
+    def _closed_after_received(self) -> ComplaintClosed:
+        _opened_before_closed(
+            self, "received_at", self.payload.received_at, "complaint", "received"
+        )
+        return self
 
 
 class CallCompleted(EventBase):
@@ -267,9 +310,13 @@ EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 BATCH_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event | list[Event])
 
 
-def parse_event(data: Any) -> EventBase:
-    """Validate one decoded event; raises :class:`pydantic.ValidationError`."""
-    event: EventBase = EVENT_ADAPTER.validate_python(data)
+def parse_event(data: Any, clock: ReceivingClock | None = None) -> EventBase:
+    """Validate one decoded event; raises :class:`pydantic.ValidationError`.
+
+    With a ``clock``, an event dated too far ahead of it is refused (see :class:`ReceivingClock`).
+    """
+    context = clock.context() if clock is not None else None
+    event: EventBase = EVENT_ADAPTER.validate_python(data, context=context)
     return event
 
 

@@ -7,7 +7,8 @@ at start from the settings and shared with the worker when both run in one proce
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
@@ -40,6 +41,8 @@ class Context:
     worker: WorkerStatus | None = None
     #: The alert engine acknowledgements, silences and inspections go through.
     alerts: AlertEngine | None = None
+    #: The receiving clock (epoch seconds): events dated too far ahead of it are refused.
+    clock: Callable[[], float] = time.time
 
     @property
     def engine(self) -> AlertEngine:

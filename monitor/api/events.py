@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.api import Ctx
 from monitor.errors import BrokerUnavailable
+from streams.checks import ReceivingClock
 from streams.decode import describe_errors
 from streams.schema import EVENT_ADAPTER, event_json_schema
 
@@ -59,6 +60,8 @@ async def post_events(request: Request, ctx: Ctx) -> Any:
         )
     if not items:
         return _problem(422, "empty batch; send one event object or a non-empty array")
+    # One reading for the whole batch: an event too far ahead of it would close open buckets.
+    clock = ReceivingClock.at(ctx.clock(), ctx.settings.allowed_lateness_seconds).context()
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -66,7 +69,7 @@ async def post_events(request: Request, ctx: Ctx) -> Any:
                            "expected": "a JSON object"})  # fmt: skip
             continue
         try:
-            EVENT_ADAPTER.validate_python(item)
+            EVENT_ADAPTER.validate_python(item, context=clock)
         except ValidationError as exc:
             errors += [{"index": index, **e} for e in describe_errors(exc)]
     if errors:

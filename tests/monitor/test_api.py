@@ -18,22 +18,28 @@ from monitor.metrics import Metrics
 from monitor.producer import EventProducer
 from monitor.settings import Settings
 from monitor.store import open_store
-from tests.factories import at, policy
+from tests.factories import at, call, policy
+from tests.streams.examples import example
+
+#: The receiving clock of the API under test: 2 March 2026 10:00 Shanghai (02:00 UTC).
+NOW = 1_772_416_800
 
 
-def _client(settings: Settings, bootstrap: str) -> TestClient:
+def _client(settings: Settings, bootstrap: str, now: float | None = None) -> TestClient:
     registry = CollectorRegistry()
     store = open_store(settings.store_url)
     ctx = Context(settings, EventProducer(settings, bootstrap), store, Metrics(registry), registry)
+    if now is not None:
+        ctx.clock = lambda: now
     return TestClient(create_api(ctx))
 
 
 @pytest.fixture
 def no_broker(tmp_path: Path) -> Iterator[TestClient]:
-    """An API whose Kafka address has nobody listening."""
+    """An API whose Kafka address has nobody listening (so a 503 shows an event got through)."""
     settings = Settings(data_dir=tmp_path, request_timeout_seconds=1, max_batch_events=3,
                         max_body_bytes=4096)  # fmt: skip
-    with _client(settings, f"127.0.0.1:{free_port()}") as client:
+    with _client(settings, f"127.0.0.1:{free_port()}", now=NOW) as client:
         yield client
 
 
@@ -71,6 +77,55 @@ def test_not_json_and_empty_batches_are_422(no_broker: TestClient) -> None:
     assert response.json()["errors"] == [
         {"index": 0, "field": "(event)", "value": None, "expected": "a JSON object"}
     ]
+
+
+def test_an_event_from_the_future_is_refused_naming_event_time(no_broker: TestClient) -> None:
+    # Accepted, an event dated 2099 moved the watermark there: the current bucket closed early
+    # and every real event after it was late. More than the allowed lateness (3600 s) ahead of
+    # the receiving clock, it is refused, and the batch with it.
+    future = call("c-2099", "2099-01-01T00:00:00+08:00", True)
+    response = no_broker.post("/v1/events", json=[call("c-1", at(9), True), future])
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "index": 1,
+            "field": "event_time",
+            "value": "2099-01-01T00:00:00+08:00",
+            "expected": "Input should be at most 3600 s after the receiving clock "
+            "(2026-03-02T02:00:00+00:00); a later event_time would close buckets that are still "
+            "open (QUALMON_ALLOWED_LATENESS_SECONDS)",
+        }
+    ]
+    # Up to the allowed lateness ahead is clock skew, not the future: it gets through (to the
+    # missing broker).
+    assert no_broker.post("/v1/events", json=call("c-2", at(11), True)).status_code == 503
+    assert no_broker.post("/v1/events", json=call("c-3", at(11.001), True)).status_code == 422
+
+
+LOOSE = {
+    "answered as a word": (["payload", "answered"], "yes"),
+    "answered as a number": (["payload", "answered"], 1),
+    "csat as a string": (["payload", "csat_1_5"], "4"),
+    "event_time as epoch seconds": (["event_time"], 1772416800),
+    "blank event_id": (["event_id"], "   "),
+    "answered and abandoned": (["payload", "abandoned"], True),
+    "complaint closed before received": (["payload", "received_at"], "2026-03-22T09:00:00+08:00"),
+}
+
+
+@pytest.mark.parametrize(("path", "value"), LOOSE.values(), ids=LOOSE.keys())
+def test_loose_or_contradictory_input_is_refused_naming_field_and_value(
+    no_broker: TestClient, path: list[str], value: object
+) -> None:
+    kind = {"csat_1_5": "survey.response", "received_at": "complaint.closed"}.get(path[-1])
+    data = example(kind or "call.completed")
+    target = data["payload"] if path[0] == "payload" else data
+    target[path[-1]] = value
+    response = no_broker.post("/v1/events", json=data)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert (error["field"], error["value"]) == (".".join(path), value)
+    assert error["expected"]
 
 
 def test_event_schema_and_openapi_are_published(no_broker: TestClient) -> None:

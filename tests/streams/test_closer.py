@@ -36,12 +36,13 @@ ORGS = {0: "00/44/4403", 1: "00/44/4404"}  # partition -> org (the topic is keye
 
 class FrozenClock:
     """Stands in for the ``time`` module inside streams.intake: wall time only moves when the
-    test says so, which makes the idle-partition rule deterministic."""
+    test says so, which makes the idle-partition rule deterministic. It starts a year after the
+    first events of these tests: the intake refuses events dated ahead of its clock."""
 
     perf_counter = staticmethod(time.perf_counter)  # bucket-close timing stays real
     monotonic = staticmethod(time.monotonic)  # so does the pacing of state pickles
 
-    def __init__(self, now: float = 1_000_000.0) -> None:
+    def __init__(self, now: float = T0 + 365 * 86400) -> None:
         self.now = now
 
     def time(self) -> float:
@@ -333,6 +334,33 @@ def test_dead_letters_are_returned_and_counted(store_at, tmp_path: Path, clock) 
     assert events_counted(registry, "call.completed", "invalid") == 1
     assert events_counted(registry, "unknown", "invalid") == 2
     assert events_counted(registry, "call.completed", "accepted") == 1
+
+
+def test_an_event_from_the_future_is_a_dead_letter_and_moves_no_watermark(
+    store_at, tmp_path: Path, clock
+) -> None:
+    # An event dated 2099 once closed the current bucket and made every real event after it
+    # late. Dated more than the allowed lateness (here 0 s, so the 60 s floor) ahead of the
+    # worker's clock, it is refused, naming event_time; one within the floor still counts.
+    store, _ = store_at("one")
+    pipeline, registry = new_pipeline(store, tmp_path, partitions=1)
+    clock.now = T0 + 2 * HOUR  # 02:00 on the events' day
+    future = call("future", "2099-01-01T00:00:00+08:00", True)
+    skewed = call("skewed", at(2 + 59 / 3600), True)  # 59 s ahead: clock skew, accepted
+    ahead = call("ahead", at(2 + 61 / 3600), True)
+    dead = pipeline.handle(orjson.dumps([call("a", at(1.5), True), future, skewed, ahead]),
+                           TOPIC, 0, 0)  # fmt: skip
+    assert [(d["reason"], d["index"]) for d in dead] == [("invalid_event", 1), ("invalid_event", 3)]
+    [error] = dead[0]["errors"]
+    assert (error["field"], error["value"]) == ("event_time", "2099-01-01T00:00:00+08:00")
+    assert "at most 60 s after the receiving clock (2026-03-01T18:00:00+00:00)" in error["expected"]
+    checkpoint(pipeline)
+    clock.now = T0 + 3 * HOUR
+    pipeline.handle(orjson.dumps([call("b", at(2.5), True)]), TOPIC, 0, 1)  # 02:00 is still open
+    checkpoint(pipeline)
+    assert events_counted(registry, "call.completed", "late") == 0
+    assert events_counted(registry, "call.completed", "accepted") == 3
+    assert events_counted(registry, "call.completed", "invalid") == 2
 
 
 def test_late_events_are_kept_in_the_store(store_at, tmp_path: Path, clock) -> None:

@@ -7,6 +7,7 @@ import base64
 import orjson
 import pytest
 
+from streams.checks import ReceivingClock
 from streams.decode import decode_record
 from tests.streams.examples import example
 
@@ -131,20 +132,44 @@ def test_unknown_event_type_names_event_type_and_its_value() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "fields"),
+    ("data", "field", "value"),
     [
         (example("policy.issued", org_path="00/44/4404") | {"org_code": "4403"},
-         {"(event)", "org_path"}),
+         "org_path", "00/44/4404"),
         (example("claim.closed", when="2026-02-19T09:00:00+08:00"),  # reported 20 Feb
-         {"(event)", "payload.reported_at"}),
+         "payload.reported_at", "2026-02-20T09:00:00+08:00"),
+        (example("complaint.closed", when="2026-02-05T09:00:00+08:00"),  # received 25 Feb
+         "payload.received_at", "2026-02-25T09:00:00+08:00"),
+        (example("call.completed", payload={"answered": True, "abandoned": True}),
+         "payload.abandoned", True),
     ],
-    ids=["org_path-vs-org_code", "reported_at-after-event_time"],
+    ids=["org_path-vs-org_code", "reported_at-after-event_time", "received_at-after-event_time",
+         "answered-and-abandoned"],
 )  # fmt: skip
-def test_whole_event_rules_do_not_name_the_event_type_as_the_field(
-    data: dict, fields: set[str]
+def test_rules_across_fields_name_the_field_and_its_value(
+    data: dict, field: str, value: object
 ) -> None:
-    # An event-level validator's error must name the field or the whole event ("(event)", the
-    # fallback describe_errors already has), not the discriminator tag ("policy.issued").
+    # Not the discriminator tag ("policy.issued"), nor the whole event ("(event)", value null).
     _, [letter] = decode(orjson.dumps(data))
     [error] = letter["errors"]
-    assert error["field"] in fields, error
+    assert (error["field"], error["value"]) == (field, value), error
+
+
+def test_an_event_too_far_ahead_of_the_receiving_clock_is_a_dead_letter() -> None:
+    clock = ReceivingClock.at(1_772_416_800, allowed_lateness_seconds=3600)  # 2 March 10:00
+    items = [example("call.completed", "e-1"),
+             example("call.completed", "e-2", when="2099-01-01T00:00:00+08:00")]  # fmt: skip
+    events, [letter] = decode_record(orjson.dumps(items), TOPIC, 3, 17, clock)
+    assert [e.event_id for e in events] == ["e-1"]
+    assert (letter["reason"], letter["index"]) == ("invalid_event", 1)
+    assert letter["errors"] == [
+        {
+            "field": "event_time",
+            "value": "2099-01-01T00:00:00+08:00",
+            "expected": "Input should be at most 3600 s after the receiving clock "
+            "(2026-03-02T02:00:00+00:00); a later event_time would close buckets that are still "
+            "open (QUALMON_ALLOWED_LATENESS_SECONDS)",
+        }
+    ]
+    # Without a clock (replays, harnesses) there is no bound.
+    assert len(decode(orjson.dumps(items))[0]) == 2

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from streams.checks import ReceivingClock
 from streams.schema import EVENT_TYPES, event_json_schema, event_time_epoch, parse_event
 from tests.streams.examples import MINIMAL_PAYLOADS, example
 
@@ -75,13 +76,52 @@ REJECTED = {
         "premium.received", _set("currency", "USD"), "currency", "literal_error"
     ),
     "org_path not ending in org_code": (
-        "policy.issued", _set("org_path", "00/44/4404"), None, "value_error"
+        "policy.issued", _set("org_path", "00/44/4404"), "org_path", "value_error"
     ),
     "claim closed before it was reported": (
         "claim.closed",
         _set_payload("reported_at", "2026-03-02T10:00:01+08:00"),  # event_time is 10:00:00
-        None,
-        "value_error",
+        "reported_at",
+        "closed_before_opened",
+    ),
+    "complaint closed before it was received": (
+        "complaint.closed",
+        _set_payload("received_at", "2026-03-22T09:30:00+08:00"),  # event_time is 2 March
+        "received_at",
+        "closed_before_opened",
+    ),
+    # JSON types are not guessed at: a flag is a JSON boolean, a score or count a JSON integer.
+    "answered as a word": (
+        "call.completed", _set_payload("answered", "yes"), "answered", "bool_type"
+    ),
+    "answered as a number": (
+        "call.completed", _set_payload("answered", 1), "answered", "bool_type"
+    ),
+    "compliant as a string": (
+        "inspection.sample", _set_payload("compliant", "true"), "compliant", "bool_type"
+    ),
+    "csat as a string": (
+        "survey.response", _set_payload("csat_1_5", "4"), "csat_1_5", "int_type"
+    ),
+    "csat as a boolean": (
+        "survey.response", _set_payload("csat_1_5", True), "csat_1_5", "int_type"
+    ),
+    "nps as a float": ("survey.response", _set_payload("nps_0_10", 9.0), "nps_0_10", "int_type"),
+    "period_no as a string": (
+        "premium.received", _set_payload("period_no", "2"), "period_no", "int_type"
+    ),
+    "event_time as epoch seconds": (
+        "call.completed", _set("event_time", 1772416800), "event_time", "iso_datetime"
+    ),
+    "event_time as a string of epoch seconds": (
+        "call.completed", _set("event_time", "1772416800"), "event_time", "iso_datetime"
+    ),
+    "received_at as epoch seconds": (
+        "complaint.closed", _set_payload("received_at", 1772000000), "received_at", "iso_datetime"
+    ),
+    "blank event_id": ("call.completed", _set("event_id", "   "), "event_id", "blank"),
+    "call answered and abandoned": (
+        "call.completed", _set_payload("abandoned", True), "abandoned", "value_error"
     ),
     "survey without any score": ("survey.response", _drop_payload("csat_1_5"), None, "value_error"),
     "csat out of range": (
@@ -122,6 +162,71 @@ def test_error_messages_explain_the_cross_field_rules() -> None:
     del survey["payload"]["csat_1_5"]
     with pytest.raises(ValidationError, match="csat_1_5 or nps_0_10"):
         parse_event(survey)
+
+
+def test_cross_field_errors_name_the_field_and_its_value() -> None:
+    closed = example("complaint.closed", when="2026-03-02T10:00:00+08:00")
+    closed["payload"]["received_at"] = "2026-03-22T09:30:00+08:00"
+    with pytest.raises(ValidationError) as caught:
+        parse_event(closed)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("complaint.closed", "payload", "received_at")
+    assert error["input"] == "2026-03-22T09:30:00+08:00"
+    assert "at or before event_time (2026-03-02T10:00:00+08:00)" in error["msg"]
+    call = example("call.completed", payload={"abandoned": True})
+    with pytest.raises(ValidationError) as caught:
+        parse_event(call)
+    [error] = caught.value.errors()
+    assert (error["loc"], error["input"]) == (("call.completed", "payload", "abandoned"), True)
+
+
+def test_complaint_closed_at_the_instant_it_was_received_is_valid() -> None:
+    data = example("complaint.closed", when="2026-03-02T10:00:00+08:00")
+    data["payload"]["received_at"] = "2026-03-02T02:00:00Z"
+    assert parse_event(data).payload.received_at == parse_event(data).event_time  # type: ignore[attr-defined]
+
+
+def test_abandoned_unanswered_call_is_valid() -> None:
+    data = example("call.completed", payload={"answered": False, "abandoned": True})
+    assert parse_event(data).payload.abandoned is True  # type: ignore[attr-defined]
+
+
+# 2 March 2026 10:00 Shanghai, the examples' event time.
+NOW = 1_772_416_800
+
+
+@pytest.mark.parametrize(
+    ("lateness", "when", "valid"),
+    [(3600, "2026-03-02T11:00:00+08:00", True), (3600, "2026-03-02T11:00:01+08:00", False),
+     (3600, "2099-01-01T00:00:00+08:00", False), (3600, "2020-01-01T00:00:00+08:00", True),
+     (0, "2026-03-02T10:01:00+08:00", True), (0, "2026-03-02T10:01:01+08:00", False)],
+)  # fmt: skip
+def test_event_time_may_be_ahead_of_the_receiving_clock_by_the_allowed_lateness(
+    lateness: int, when: str, valid: bool
+) -> None:
+    # Ahead by more, an event would close buckets still open; 60 s at least, for clock skew.
+    data = example("call.completed", when=when)
+    clock = ReceivingClock.at(NOW, allowed_lateness_seconds=lateness)
+    if valid:
+        assert parse_event(data, clock).event_id == "e-1"
+        return
+    with pytest.raises(ValidationError) as caught:
+        parse_event(data, clock)
+    [error] = caught.value.errors()
+    assert (error["type"], error["loc"][-1], error["input"]) == (
+        "event_time_ahead",
+        "event_time",
+        when,
+    )
+    ahead = max(lateness, 60)
+    assert (
+        f"at most {ahead} s after the receiving clock (2026-03-02T02:00:00+00:00)" in error["msg"]
+    )
+
+
+def test_without_a_clock_event_time_has_no_upper_bound() -> None:
+    # Replays, the simulator and tests validate events dated anywhere.
+    assert parse_event(example("call.completed", when="2099-01-01T00:00:00+08:00"))
 
 
 def test_survey_with_nps_only_is_valid() -> None:
