@@ -1,7 +1,8 @@
 """``/v1/inspections``: special inspections, root causes, measures, effect evaluations, audit.
 
-Every change names who made it in the ``X-Qualmon-User`` header, which goes to the audit log
-as given: the API has no authentication yet, so the name is a record, not a proof.
+Every change is recorded in the audit log under who made it: with API keys on
+(:mod:`monitor.api.auth`), the manager key's name, with the person named in ``X-Qualmon-User``
+after it; without keys, that header as given — a record, not a proof.
 """
 
 from __future__ import annotations
