@@ -259,3 +259,11 @@ def test_openapi_describes_every_field_of_the_new_schemas(api: Api) -> None:
         if not p.get("description")
     ]
     assert params == []
+
+
+def test_inspections_opened_by_hand_are_counted(api: Api) -> None:
+    scope = {"title": "Launch check", "indicator": COMPLAINTS, "org": "4403"}
+    for _ in range(3):
+        assert api.client.post("/v1/inspections", headers=USER, json=scope).status_code == 201
+    text = api.client.get("/metrics").text
+    assert 'qualmon_inspections_opened_total{rule="manual"} 3.0' in text
