@@ -7,13 +7,18 @@ at start from the settings and shared with the worker when both run in one proce
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from monitor.metrics import Metrics
@@ -27,6 +32,13 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+class Body(BaseModel):
+    """Base of every request body: a number that is not finite (NaN, ±Infinity, or too large for
+    a double — JSON parsers read all three) is an error naming its field, never stored."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
 
 @dataclass
@@ -80,9 +92,9 @@ Actor = Annotated[str, Depends(_actor)]
 
 def install_error_handlers(api: FastAPI) -> None:
     """Domain errors become HTTP answers naming what was wrong."""
-    from fastapi.responses import JSONResponse
-
     from monitor.errors import Conflict, InsufficientData, NotFound
+
+    api.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
 
     statuses = {NotFound: 404, Conflict: 409, InsufficientData: 422}
     for error, status in statuses.items():
@@ -91,6 +103,22 @@ def install_error_handlers(api: FastAPI) -> None:
             return JSONResponse({"detail": str(exc)}, status_code=status)
 
         api.add_exception_handler(error, handler)
+
+
+async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own answer, but a non-finite number is echoed as text: JSON cannot carry it,
+    # and the default answer failed with a 500 on a body holding NaN or 1e400.
+    return JSONResponse({"detail": _as_json(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(v) for v in value]
+    return value
 
 
 def create_api(ctx: Context) -> FastAPI:

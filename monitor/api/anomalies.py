@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from monitor.api import Ctx
+from monitor.api import Body, Ctx
 from streams.decode import describe_errors
 from streams.scoring import CATEGORIES
 
@@ -42,7 +42,7 @@ class AnomalyPublic(BaseModel):
     detail: dict[str, Any] = {}
 
 
-class FeedbackCreate(BaseModel):
+class FeedbackCreate(Body):
     """A verdict on an anomaly: was it a real problem, a false alarm, or expected?"""
 
     model_config = ConfigDict(extra="forbid")

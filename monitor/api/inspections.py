@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from alerting.inspections import FISHBONE, STATES
-from monitor.api import Actor, Ctx
+from monitor.api import Actor, Body, Ctx
 from streams.indicators import INDICATORS
 
 router = APIRouter(tags=["inspections"])
@@ -28,7 +28,7 @@ def _ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-class Scope(BaseModel):
+class Scope(Body):
     indicator: IndicatorName = Field(  # type: ignore[valid-type]
         description="The indicator the inspection is about."
     )
@@ -41,7 +41,7 @@ class InspectionCreate(Scope):
     title: str = Field(min_length=1, max_length=500, description="What is inspected and why.")
 
 
-class InspectionPatch(BaseModel):
+class InspectionPatch(Body):
     title: str | None = Field(default=None, min_length=1, max_length=500, description="New title.")
     state: State | None = Field(
         default=None,
@@ -73,7 +73,7 @@ class InspectionPublic(BaseModel):
         return cls(**{**row, **times})
 
 
-class RootCauseCreate(BaseModel):
+class RootCauseCreate(Body):
     category: Category = Field(description="Fishbone category.")
     what: str = Field(min_length=1, max_length=2000, description="5W2H: what happened.")
     why: str = Field(min_length=1, max_length=2000, description="5W2H: why it happened.")
@@ -90,7 +90,7 @@ class RootCausePublic(RootCauseCreate):
     created_at: datetime = Field(description="When.")
 
 
-class MeasureCreate(BaseModel):
+class MeasureCreate(Body):
     title: str = Field(min_length=1, max_length=500, description="The improvement measure.")
     department: str = Field(min_length=1, max_length=200, description="Responsible department.")
     owner: str = Field(min_length=1, max_length=200, description="Responsible person.")
@@ -107,7 +107,7 @@ class MeasureCreate(BaseModel):
     )
 
 
-class MeasurePatch(BaseModel):
+class MeasurePatch(Body):
     state: Literal["planned", "done"] | None = Field(
         default=None, description="done when in place."
     )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
@@ -267,3 +268,48 @@ def test_inspections_opened_by_hand_are_counted(api: Api) -> None:
         assert api.client.post("/v1/inspections", headers=USER, json=scope).status_code == 201
     text = api.client.get("/metrics").text
     assert 'qualmon_inspections_opened_total{rule="manual"} 3.0' in text
+
+
+def _inspection(api: Api) -> str:
+    scope = {"title": "Launch check", "indicator": COMPLAINTS, "org": "4403"}
+    created = api.client.post("/v1/inspections", headers=USER, json=scope)
+    assert created.status_code == 201, created.text
+    return str(created.json()["inspection_id"])
+
+
+MEASURE = {
+    "title": "Suitability re-training",
+    "department": "Health line",
+    "owner": "wang.fang",
+    "deadline": "2027-03-01T00:00:00+08:00",
+    "indicator": COMPLAINTS,
+    "org": "4403",
+    "target": 6.0,
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("target", '"NaN"'),
+        ("target", "NaN"),
+        ("target", '"Infinity"'),
+        ("target", "1e400"),
+        ("target", "-1e400"),
+        ("deadline", "1e400"),
+    ],
+)
+def test_a_non_finite_number_is_refused_naming_the_field(api: Api, field: str, raw: str) -> None:
+    iid = _inspection(api)
+    body = orjson.dumps({**MEASURE, field: "@"}).decode().replace('"@"', raw)
+    response = api.client.post(
+        f"/v1/inspections/{iid}/measures",
+        headers={**USER, "content-type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", field]
+    assert str(error["input"]).strip('"') in raw.strip('"').replace("1e400", "Infinity")
+    assert api.store.measures(iid) == []
+    assert api.client.get(f"/v1/inspections/{iid}").json()["state"] == "opened"
