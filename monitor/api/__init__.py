@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 
 
 class Body(BaseModel):
-    """Base of every request body: a number that is not finite (NaN, ±Infinity, or too large for
-    a double — JSON parsers read all three) is an error naming its field, never stored."""
+    """Base of every request body: a field it does not declare (a typo, "ownr") and a number that
+    is not finite (NaN, ±Infinity, or too large for a double — JSON parsers read all three) are
+    errors naming the field, as in the event contract; nothing is stored."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass

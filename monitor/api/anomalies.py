@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from monitor.api import Body, Ctx
 from streams.decode import describe_errors
@@ -45,7 +45,6 @@ class AnomalyPublic(BaseModel):
 class FeedbackCreate(Body):
     """A verdict on an anomaly: was it a real problem, a false alarm, or expected?"""
 
-    model_config = ConfigDict(extra="forbid")
     verdict: Literal["true_positive", "false_positive", "expected"]
     note: Annotated[str, Field(max_length=2000)] = ""
 

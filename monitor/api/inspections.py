@@ -11,16 +11,22 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerting.inspections import FISHBONE, STATES
 from monitor.api import Actor, Body, Ctx
 from streams.indicators import INDICATORS
+from streams.schema import CHANNELS, CODE_PATTERN, PRODUCT_LINES
 
 router = APIRouter(tags=["inspections"])
 State = Literal["opened", "investigating", "measures_set", "evaluating", "closed", "reopened"]
 Category = Literal["people", "system", "product_material", "process", "environment", "measurement"]
 IndicatorName = Literal[tuple(INDICATORS)]  # type: ignore[valid-type]
+# A scope is a slice: the event contract's values, or * for all of them.
+ProductLineOrAll = Literal[(*PRODUCT_LINES, "*")]  # type: ignore[valid-type]
+ChannelOrAll = Literal[(*CHANNELS, "*")]  # type: ignore[valid-type]
+OrgOrAll = Annotated[str, Field(min_length=1, max_length=64, pattern=rf"^\*$|{CODE_PATTERN}")]
 assert set(STATES) == set(State.__args__) and set(FISHBONE) == set(Category.__args__)  # type: ignore[attr-defined]
 
 
@@ -32,9 +38,9 @@ class Scope(Body):
     indicator: IndicatorName = Field(  # type: ignore[valid-type]
         description="The indicator the inspection is about."
     )
-    org: str = Field(min_length=1, max_length=64, description="Org code; * = every org.")
-    product_line: str = Field(default="*", max_length=64, description="Product line or *.")
-    channel: str = Field(default="*", max_length=64, description="Channel or *.")
+    org: OrgOrAll = Field(description="Org code of the org tree; * = every org.")
+    product_line: ProductLineOrAll = Field(default="*", description="Product line or *.")
+    channel: ChannelOrAll = Field(default="*", description="Channel or *.")
 
 
 class InspectionCreate(Scope):
@@ -85,6 +91,8 @@ class RootCauseCreate(Body):
 
 
 class RootCausePublic(RootCauseCreate):
+    model_config = ConfigDict(extra="ignore")  # built from stored rows, which hold more
+
     cause_id: str = Field(description="Id of the root cause.")
     created_by: str = Field(description="Who recorded it.")
     created_at: datetime = Field(description="When.")
@@ -98,9 +106,9 @@ class MeasureCreate(Body):
     indicator: IndicatorName = Field(  # type: ignore[valid-type]
         description="Expected effect: the indicator to move."
     )
-    org: str = Field(min_length=1, max_length=64, description="Expected effect: in this org.")
-    product_line: str = Field(default="*", max_length=64, description="... this product line.")
-    channel: str = Field(default="*", max_length=64, description="... this channel.")
+    org: OrgOrAll = Field(description="Expected effect: in this org.")
+    product_line: ProductLineOrAll = Field(default="*", description="... this product line.")
+    channel: ChannelOrAll = Field(default="*", description="... this channel.")
     target: float = Field(
         description="Expected effect: the value the indicator should reach "
         "(at most, for indicators where high is bad; at least otherwise)."
@@ -200,6 +208,18 @@ def _detail(ctx: Ctx, row: dict[str, Any]) -> InspectionDetail:
     )
 
 
+def _known_org(ctx: Ctx, org: str) -> None:
+    """Refuse, as a validation error of the body's ``org``, an org no event has named."""
+    if not ctx.engine.knows(org):
+        message = (
+            f"org {org!r} is not in the org tree: no event has named it in org_code or org_path "
+            "yet; give the code of an org that reports events, or * for every org"
+        )
+        raise RequestValidationError(
+            [{"type": "unknown_org", "loc": ("body", "org"), "msg": message, "input": org}]
+        )
+
+
 def _found(ctx: Ctx, inspection_id: str) -> dict[str, Any]:
     row = ctx.store.inspection(inspection_id)
     if row is None:
@@ -225,6 +245,7 @@ async def list_inspections(
 @router.post("/v1/inspections", response_model=InspectionDetail, status_code=201)
 async def create_inspection(body: InspectionCreate, ctx: Ctx, actor: Actor) -> InspectionDetail:
     """Open a special inspection by hand (rules open most of them from alerts)."""
+    _known_org(ctx, body.org)
     row = ctx.engine.inspections.open_manually(body.model_dump(), actor)
     return _detail(ctx, row)
 
@@ -270,6 +291,7 @@ async def add_measure(
     inspection_id: str, body: MeasureCreate, ctx: Ctx, actor: Actor
 ) -> MeasurePublic:
     """Add an improvement measure with its owner, deadline and expected effect."""
+    _known_org(ctx, body.org)
     data = body.model_dump()
     data["deadline"] = body.deadline.timestamp()
     return MeasurePublic.of(ctx.engine.measures.add(inspection_id, data, actor))

@@ -313,3 +313,66 @@ def test_a_non_finite_number_is_refused_naming_the_field(api: Api, field: str, r
     assert str(error["input"]).strip('"') in raw.strip('"').replace("1e400", "Infinity")
     assert api.store.measures(iid) == []
     assert api.client.get(f"/v1/inspections/{iid}").json()["state"] == "opened"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("product_line", "spaceships"),
+        ("channel", "PIGEON"),
+        ("org", "NOPE-999"),
+        ("org", "44 03"),
+        ("owner", "li.wei"),
+    ],
+)
+def test_an_inspection_on_a_scope_that_does_not_exist_is_refused(
+    api: Api, field: str, value: str
+) -> None:
+    scope = {"title": "Launch check", "indicator": COMPLAINTS, "org": "4403", field: value}
+    response = api.client.post("/v1/inspections", headers=USER, json=scope)
+    assert response.status_code == 422, response.text
+    assert field in response.text and value in response.text
+    assert api.store.inspections()[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("channel", "PIGEON"), ("product_line", "spaceships"), ("org", "NOPE-999"), ("x", 1)],
+)
+def test_a_measure_on_a_scope_that_does_not_exist_is_refused(
+    api: Api, field: str, value: object
+) -> None:
+    iid = _inspection(api)
+    response = api.client.post(
+        f"/v1/inspections/{iid}/measures", headers=USER, json={**MEASURE, field: value}
+    )
+    assert response.status_code == 422, response.text
+    assert field in response.text and str(value) in response.text
+    assert api.store.measures(iid) == []
+
+
+def test_every_existing_scope_is_accepted(api: Api) -> None:
+    for scope in (
+        {"org": "*"},
+        {"org": "44", "product_line": "health", "channel": "BANCA"},
+        {"org": "3101", "product_line": "*", "channel": "ONLINE"},
+    ):
+        body = {"title": "Launch check", "indicator": COMPLAINTS, **scope}
+        response = api.client.post("/v1/inspections", headers=USER, json=body)
+        assert response.status_code == 201, response.text
+
+
+def test_unknown_fields_are_refused_in_every_body(api: Api) -> None:
+    iid = _inspection(api)
+    silence = {"matchers": {"org": "4403"}, "ends_at": "2099-01-01T00:00:00Z", "comment": "x"}
+    for method, path, body in (
+        ("PATCH", f"/v1/inspections/{iid}", {"titel": "typo"}),
+        ("POST", f"/v1/inspections/{iid}/root-causes",
+         {"category": "people", "what": "x", "why": "y", "whom": "z"}),
+        ("POST", "/v1/silences", {**silence, "duration": 3600}),
+    ):  # fmt: skip
+        response = api.client.request(method, path, headers=USER, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"][0]["type"] == "extra_forbidden"
+    assert api.store.count("silences") == 0
+    assert api.client.get(f"/v1/inspections/{iid}").json()["title"] == "Launch check"
