@@ -206,7 +206,10 @@ def test_an_inspection_through_the_api_with_its_audit_trail(api: Api) -> None:
     assert patched.json()["effective_from"] == "2027-01-31T16:00:00Z"
 
     early = api.client.post(f"/v1/inspections/{iid}/measures/{mid}/evaluation", headers=USER)
-    assert early.status_code == 422 and "0 buckets before and 0 after" in early.json()["detail"]
+    assert early.status_code == 422
+    # No reading of that slice at all: saying so, not "wait", and times are ISO-8601.
+    assert "has no reading at all for org 4403, product line health" in early.json()["detail"]
+    assert "wait" not in early.json()["detail"]
 
     detail = api.client.get(f"/v1/inspections/{iid}").json()
     assert detail["state"] == "measures_set"
