@@ -17,6 +17,7 @@ from streams.indicators import INDICATORS, wilson_interval
 from streams.rolling import WINDOWS
 from streams.schema import EVENT_TYPES
 from streams.scoring import CATEGORIES
+from streams.watch import ANOMALY_NAMES
 
 OUTCOMES = ("accepted", "duplicate", "late", "invalid")
 DLQ_REASONS = ("not_json", "not_an_event", "invalid_event")
@@ -28,12 +29,6 @@ RECEIVERS = ("alertmanager", "webhook", "topic")
 DELIVERY_OUTCOMES = ("sent", "failed", "dead_letter")
 INSPECTION_RULES = ("complaint_concentration", "severity", "new_product", "manual")
 EVALUATION_VERDICTS = ("effective", "not_effective")
-#: Anomalies that are not an indicator's reading: SLA breaches, concentrations, data quality.
-OTHER_ANOMALIES = (
-    "complaint_sla_breach", "claim_sla_breach",
-    "complaints_concentration", "surrenders_concentration", "cooling_off_cancels_concentration",
-    "feed_silence", "duplicate_surge", "amount_unit_jump",
-)  # fmt: skip
 #: Windows exported as gauges (all of them are served by GET /v1/indicators?window=...).
 GAUGE_WINDOWS = tuple(w for w in WINDOWS if w != "bucket")
 
@@ -82,7 +77,7 @@ class Metrics:
             ["indicator", "severity"],
             registry=registry,
         )
-        for name in (*INDICATORS, *OTHER_ANOMALIES):
+        for name in ANOMALY_NAMES:
             for severity in SEVERITIES:
                 self.anomalies.labels(name, severity)
         self.anomaly_categories = Counter(

@@ -32,6 +32,8 @@ from streams.fields import FIELD, TYPE_COUNT
 from streams.slices import ALL, SliceKey
 
 #: (sum, count) of the amounts watched for unit errors; mean = sum / count.
+#: The checks, each the ``indicator`` of the anomalies it raises.
+CHECKS = ("feed_silence", "duplicate_surge", "amount_unit_jump")
 AMOUNTS = {
     "premium_received_yuan": "premium_receipts",
     "written_premium_yuan": "policies_issued",
@@ -56,7 +58,7 @@ SILENCE_TOLERANCE = 1.0
 class Finding:
     """One data-quality anomaly before it is dressed as an :class:`streams.scoring.Anomaly`."""
 
-    check: str  # feed_silence, duplicate_surge, amount_unit_jump
+    check: str  # one of CHECKS
     slice: SliceKey
     value: float
     expected: float

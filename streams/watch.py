@@ -21,11 +21,13 @@ import orjson
 
 from streams.aggregate import Aggregator, ClosedBucket
 from streams.calendar import Calendar
+from streams.cases import KINDS as CASE_KINDS
+from streams.combine import CONCENTRATING
 from streams.concentration import ConcentrationWatch, detail
 from streams.feedback import FeedbackBook
 from streams.fields import FIELD, new_accumulator
 from streams.indicators import INDICATORS
-from streams.quality import Findings, QualityWatch
+from streams.quality import CHECKS, Findings, QualityWatch
 from streams.rolling import WINDOWS, Rolling
 from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
 from streams.slices import SliceKey
@@ -37,6 +39,14 @@ _SLA_SCORE = 0.75  # a breach of a hard limit is a fact, not a probability: alwa
 _MONTH_SEEN_MISSING = 0.05
 #: What the bank of day-long series judges below a day: every judged indicator but those on
 #: month-to-date sums, whose reading at the day's end is its last bucket's.
+#: What an anomaly's ``indicator`` can name besides the indicators: SLA breaches of cases,
+#: concentrations and data-quality checks — a fixed set, so metrics may label by it.
+OTHER_ANOMALIES: tuple[str, ...] = (
+    *(f"{kind}_sla_breach" for kind in CASE_KINDS),
+    *(f"{kind}_concentration" for kind in CONCENTRATING.values()),
+    *CHECKS,
+)
+ANOMALY_NAMES: tuple[str, ...] = (*INDICATORS, *OTHER_ANOMALIES)
 _DAY_JUDGED = frozenset(i.name for i in INDICATORS.values() if i.judged and not i.month_to_date)
 
 

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from monitor.api import Body, Ctx
 from streams.decode import describe_errors
 from streams.scoring import CATEGORIES
+from streams.watch import ANOMALY_NAMES
 
 router = APIRouter(tags=["anomalies"])
 
@@ -71,7 +72,10 @@ class AnomalyPage(BaseModel):
 @router.get("/v1/anomalies", response_model=AnomalyPage)
 async def list_anomalies(
     ctx: Ctx,
-    indicator: str | None = None,
+    indicator: Annotated[
+        str | None,
+        Query(description="An indicator, or an SLA breach, concentration or data-quality check."),
+    ] = None,
     org: str | None = None,
     product_line: str | None = None,
     channel: str | None = None,
@@ -85,6 +89,10 @@ async def list_anomalies(
     ] = None,
 ) -> AnomalyPage:
     """Anomalies, newest bucket first, filtered and paginated."""
+    if indicator is not None and indicator not in ANOMALY_NAMES:
+        raise HTTPException(
+            422, f"indicator {indicator!r} is unknown; known: {', '.join(ANOMALY_NAMES)}"
+        )
     rows, total = ctx.store.anomalies(
         category=category,
         indicator=indicator,

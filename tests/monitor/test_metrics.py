@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from monitor.metrics import OTHER_ANOMALIES, Metrics
+from monitor.metrics import Metrics
 from streams.fields import FIELD, new_accumulator
 from streams.indicators import INDICATORS
+from streams.watch import OTHER_ANOMALIES
 
 
 def test_every_indicator_has_a_bucket_gauge_and_a_window_gauge() -> None:
