@@ -24,7 +24,10 @@ DLQ_REASONS = ("not_json", "not_an_event", "invalid_event")
 SEVERITIES = ("minor", "major", "critical")
 SLICE_LABELS = ("org", "product_line", "channel")
 BOUNDS = ("lower", "expected", "upper")  # the order of a reading's band
-ALERT_KINDS = ("anomaly", "measure_overdue")
+#: What an alert of each kind can be about, a fixed set: an anomaly alert, any name an anomaly
+#: has (indicators, SLA breaches, concentrations, data-quality checks); an overdue measure's,
+#: the indicator it is to move.
+ALERT_NAMES = {"anomaly": ANOMALY_NAMES, "measure_overdue": tuple(INDICATORS)}
 RECEIVERS = ("alertmanager", "webhook", "topic")
 DELIVERY_OUTCOMES = ("sent", "failed", "dead_letter")
 INSPECTION_RULES = ("complaint_concentration", "severity", "new_product", "manual")
@@ -214,10 +217,10 @@ class Metrics:
             ["kind", "severity"],
             registry=registry,
         )
-        for kind in ALERT_KINDS:
+        for kind, names in ALERT_NAMES.items():
             for severity in SEVERITIES:
                 self.alerts_opened.labels(kind, severity)
-                for name in INDICATORS:
+                for name in names:
                     self.alerts_firing.labels(kind, name, severity)
                     self.alerts_acknowledged.labels(kind, name, severity)
         self.alert_notifications = Counter(
@@ -284,13 +287,15 @@ class Metrics:
         seen = set()
         for row in counts:
             key = (row["kind"], row["indicator"], row["severity"])
-            if key[1] not in INDICATORS or key[0] not in ALERT_KINDS:
-                continue
-            seen.add(key)
-            self.alerts_firing.labels(*key).set(row["firing"])
-            self.alerts_acknowledged.labels(*key).set(row["acknowledged"])
-        for kind in ALERT_KINDS:
-            for name in INDICATORS:
+            # An alert under a name an older version used is not exported, so that the label
+            # values stay a fixed set; the API still lists it.
+            if key[1] in ALERT_NAMES.get(key[0], ()) and key[2] in SEVERITIES:
+                seen.add(key)
+                self.alerts_firing.labels(*key).set(row["firing"])
+                self.alerts_acknowledged.labels(*key).set(row["acknowledged"])
+        # The others to 0 only now: a scrape in between must not see a firing alert at 0.
+        for kind, names in ALERT_NAMES.items():
+            for name in names:
                 for severity in SEVERITIES:
                     if (kind, name, severity) not in seen:
                         self.alerts_firing.labels(kind, name, severity).set(0)
