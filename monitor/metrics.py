@@ -3,11 +3,13 @@
 Names follow Prometheus conventions: ``qualmon_`` prefix, base units (``_seconds``, ``_ratio``,
 ``_yuan``), ``_total`` on counters. Labels are bounded by configuration: event types, outcomes,
 DLQ reasons and severities are fixed sets whose children are created up front; slice labels come
-from configured orgs, product lines and channels and stop at ``max_series`` (never an event id).
+from orgs down to ``orgs_depth`` of the org tree (``QUALMON_METRIC_ORGS_DEPTH``), product lines
+and channels, and stop at ``max_series`` (never an event id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -37,9 +39,17 @@ GAUGE_WINDOWS = tuple(w for w in WINDOWS if w != "bucket")
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, max_series: int = 20_000) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, max_series: int = 20_000, orgs_depth: int | None = None
+    ) -> None:
         self.registry = registry
         self.max_series = max_series
+        #: Slices of an org deeper than this in the org tree (1 = head office) get no gauges;
+        #: None: every org's do.
+        self.orgs_depth = orgs_depth
+        #: org code -> its depth; the closing stage binds its slicer's, learnt from events. An
+        #: org it does not know (the ``_other`` fold) is exported.
+        self.org_depths: Mapping[str, int] = {}
         #: Series exported so far (readings and windows), bounded by ``max_series``.
         self._exported: set[tuple[str, ...]] = set()
         #: (indicator, org, product_line, channel) -> its value, sample size, score and band
@@ -310,6 +320,8 @@ class Metrics:
         for key, window, sums in rows:
             if sum(1 for part in key if part != "*") > 1 or window not in GAUGE_WINDOWS:
                 continue
+            if not self._exports_org(key[0]):
+                continue
             series = ("window", window, *key)
             if series not in self._exported:
                 if len(self._exported) >= self.max_series:
@@ -339,10 +351,13 @@ class Metrics:
         score: float,
         band: tuple[float, float, float] | None = None,
     ) -> None:
-        """Export one scored reading, unless it would push past ``max_series``."""
+        """Export one scored reading, unless its org is deeper than ``orgs_depth`` or it would
+        push past ``max_series``."""
         series = (indicator, *key)
         children = self._children.get(series)
         if children is None:
+            if not self._exports_org(key[0]):
+                return
             if len(self._exported) >= self.max_series:
                 self.series_not_exported.inc()
                 return
@@ -361,6 +376,9 @@ class Metrics:
         if band is not None:
             for band_gauge, bound_value in zip(band_gauges, band, strict=True):
                 band_gauge.set(bound_value * scale)
+
+    def _exports_org(self, org: str) -> bool:
+        return self.orgs_depth is None or self.org_depths.get(org, 0) <= self.orgs_depth
 
 
 def band_metric(indicator_metric: str) -> str:

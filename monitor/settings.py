@@ -124,7 +124,8 @@ class Settings(AlertSettings):
         default=2,
         description=(
             "QUALMON_METRIC_ORGS_DEPTH: indicator gauges are exported for orgs down to this depth "
-            "of org_path (1 = head office) to keep label cardinality bounded."
+            "of org_path (1 = head office) to keep label cardinality bounded; deeper orgs' "
+            "slices are still scored, alerted on and served by GET /v1/indicators."
         ),
     )
     checkpoint_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
