@@ -38,6 +38,7 @@ from alerting.watch import ProductWatch
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, Transaction
+from streams.slices import ALL, OTHER_ORG
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,14 @@ class AlertEngine:
             if org not in self.paths:
                 self._unknown.add(org)  # e.g. the "_other" fold: ask once
         return self.paths.get(org, org)
+
+    def knows(self, org: str) -> bool:
+        """Whether ``org`` is in the org tree events have named (``*`` and the fold of orgs past
+        ``QUALMON_MAX_ORGS`` are too)."""
+        if org in (ALL, OTHER_ORG) or org in self.paths:
+            return True
+        self.paths.update(self.store.org_paths())  # the worker may have learnt it since
+        return org in self.paths
 
     def depth(self, org: str) -> int:
         return 0 if org == "*" else self.path(org).count("/") + 1

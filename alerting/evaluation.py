@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -90,9 +91,16 @@ def evaluate(
     after_t = [t for t in treated if t >= t0]
     if len(before_t) < need or len(after_t) < need:
         raise InsufficientData(
-            f"{indicator} of org {org} ({line}/{channel}) has {len(before_t)} buckets before and "
-            f"{len(after_t)} after {t0}; at least {need:.0f} of {window_buckets} are needed on "
-            "each side — evaluate once the after-window has passed"
+            _too_few(
+                store,
+                measure,
+                len(before_t),
+                len(after_t),
+                need,
+                window_buckets,
+                end,
+                bucket_seconds,
+            )
         )
     controls = _controls(series, org, org_paths, t0, need)
     if not controls:
@@ -158,6 +166,44 @@ def evaluate(
         method="difference-in-differences, one-sided permutation test",
         statement=statement,
     )
+
+
+def _too_few(
+    store: Store, measure: dict[str, Any], before: int, after: int, need: float, window: int,
+    end: int, bucket_seconds: int,
+) -> str:  # fmt: skip
+    """Why the windows cannot be compared, and whether waiting would help."""
+    indicator, org = measure["indicator"], measure["org"]
+    line, channel = measure["product_line"], measure["channel"]
+    span = store.reading_span(indicator, org, line, channel)
+    if span is None:
+        return (
+            f"{indicator} has no reading at all for org {org}, product line {line}, channel "
+            f"{channel} — not one bucket, so there is nothing to compare. qualmon computes the "
+            "total, each org, product line and channel, and the combinations of "
+            "QUALMON_SLICE_COMBINATIONS with a selling org; a slice outside these never has "
+            "readings: add a measure whose expected effect is on a slice GET /v1/indicators lists"
+        )
+    why = []
+    open_window = span[1] < end - bucket_seconds  # its last bucket has no reading yet
+    if after < need and open_window:
+        why.append(f"evaluate once the after-window has passed ({_iso(end)})")
+    if before < need:
+        why.append(
+            f"before the measure the slice has too few readings (its first is of "
+            f"{_iso(span[0])}), which waiting will not change"
+        )
+    elif after < need and not open_window:
+        why.append("the after-window has passed with gaps in the slice's readings")
+    return (
+        f"{indicator} of org {org} ({line}/{channel}) has {before} buckets before and {after} "
+        f"after {_iso(measure['effective_from'])}; at least {need:.0f} of {window} are needed "
+        f"on each side — {'; '.join(why)}"
+    )
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _mean_difference(before: np.ndarray, after: np.ndarray, axis: int) -> np.ndarray:

@@ -210,6 +210,8 @@ class Inspections:
             self.store.create_inspection(tx, row)
             self.store.audit(tx, "inspection", inspection_id, "open", actor, now, None, row)
             self.publish(tx, row, "opened", now)
+        if self.metrics:
+            self.metrics.inspections_opened.labels("manual").inc()
         self.engine.on_change()
         return row
 

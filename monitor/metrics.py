@@ -3,17 +3,19 @@
 Names follow Prometheus conventions: ``qualmon_`` prefix, base units (``_seconds``, ``_ratio``,
 ``_yuan``), ``_total`` on counters. Labels are bounded by configuration: event types, outcomes,
 DLQ reasons and severities are fixed sets whose children are created up front; slice labels come
-from configured orgs, product lines and channels and stop at ``max_series`` (never an event id).
+from orgs down to ``orgs_depth`` of the org tree (``QUALMON_METRIC_ORGS_DEPTH``), product lines
+and channels, and stop at ``max_series`` (never an event id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.feedback import VERDICTS
-from streams.indicators import INDICATORS, SIGNALS, wilson_interval
+from streams.indicators import ANOMALY_NAMES, INDICATORS, wilson_interval
 from streams.rolling import WINDOWS
 from streams.schema import EVENT_TYPES
 from streams.scoring import CATEGORIES
@@ -23,21 +25,30 @@ DLQ_REASONS = ("not_json", "not_an_event", "invalid_event")
 SEVERITIES = ("minor", "major", "critical")
 SLICE_LABELS = ("org", "product_line", "channel")
 BOUNDS = ("lower", "expected", "upper")  # the order of a reading's band
-ALERT_KINDS = ("anomaly", "measure_overdue")
+#: What an alert of each kind can be about, a fixed set: an anomaly alert, any name an anomaly
+#: has (indicators, SLA breaches, concentrations, data-quality checks); an overdue measure's,
+#: the indicator it is to move.
+ALERT_NAMES = {"anomaly": ANOMALY_NAMES, "measure_overdue": tuple(INDICATORS)}
 RECEIVERS = ("alertmanager", "webhook", "topic")
 DELIVERY_OUTCOMES = ("sent", "failed", "dead_letter")
 INSPECTION_RULES = ("complaint_concentration", "severity", "new_product", "manual")
 EVALUATION_VERDICTS = ("effective", "not_effective")
-#: Anomalies that are not an indicator's reading: SLA breaches, concentrations, data quality.
-OTHER_ANOMALIES = tuple(SIGNALS)
 #: Windows exported as gauges (all of them are served by GET /v1/indicators?window=...).
 GAUGE_WINDOWS = tuple(w for w in WINDOWS if w != "bucket")
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, max_series: int = 20_000) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, max_series: int = 20_000, orgs_depth: int | None = None
+    ) -> None:
         self.registry = registry
         self.max_series = max_series
+        #: Slices of an org deeper than this in the org tree (1 = head office) get no gauges;
+        #: None: every org's do.
+        self.orgs_depth = orgs_depth
+        #: org code -> its depth; the closing stage binds its slicer's, learnt from events. An
+        #: org it does not know (the ``_other`` fold) is exported.
+        self.org_depths: Mapping[str, int] = {}
         #: Series exported so far (readings and windows), bounded by ``max_series``.
         self._exported: set[tuple[str, ...]] = set()
         #: (indicator, org, product_line, channel) -> its value, sample size, score and band
@@ -78,7 +89,7 @@ class Metrics:
             ["indicator", "severity"],
             registry=registry,
         )
-        for name in (*INDICATORS, *OTHER_ANOMALIES):
+        for name in ANOMALY_NAMES:
             for severity in SEVERITIES:
                 self.anomalies.labels(name, severity)
         self.anomaly_categories = Counter(
@@ -215,10 +226,10 @@ class Metrics:
             ["kind", "severity"],
             registry=registry,
         )
-        for kind in ALERT_KINDS:
+        for kind, names in ALERT_NAMES.items():
             for severity in SEVERITIES:
                 self.alerts_opened.labels(kind, severity)
-                for name in INDICATORS:
+                for name in names:
                     self.alerts_firing.labels(kind, name, severity)
                     self.alerts_acknowledged.labels(kind, name, severity)
         self.alert_notifications = Counter(
@@ -285,13 +296,15 @@ class Metrics:
         seen = set()
         for row in counts:
             key = (row["kind"], row["indicator"], row["severity"])
-            if key[1] not in INDICATORS or key[0] not in ALERT_KINDS:
-                continue
-            seen.add(key)
-            self.alerts_firing.labels(*key).set(row["firing"])
-            self.alerts_acknowledged.labels(*key).set(row["acknowledged"])
-        for kind in ALERT_KINDS:
-            for name in INDICATORS:
+            # An alert under a name an older version used is not exported, so that the label
+            # values stay a fixed set; the API still lists it.
+            if key[1] in ALERT_NAMES.get(key[0], ()) and key[2] in SEVERITIES:
+                seen.add(key)
+                self.alerts_firing.labels(*key).set(row["firing"])
+                self.alerts_acknowledged.labels(*key).set(row["acknowledged"])
+        # The others to 0 only now: a scrape in between must not see a firing alert at 0.
+        for kind, names in ALERT_NAMES.items():
+            for name in names:
                 for severity in SEVERITIES:
                     if (kind, name, severity) not in seen:
                         self.alerts_firing.labels(kind, name, severity).set(0)
@@ -305,6 +318,8 @@ class Metrics:
         (org, product line, channel); deeper slices are served by the API only."""
         for key, window, sums in rows:
             if sum(1 for part in key if part != "*") > 1 or window not in GAUGE_WINDOWS:
+                continue
+            if not self._exports_org(key[0]):
                 continue
             series = ("window", window, *key)
             if series not in self._exported:
@@ -335,10 +350,13 @@ class Metrics:
         score: float,
         band: tuple[float, float, float] | None = None,
     ) -> None:
-        """Export one scored reading, unless it would push past ``max_series``."""
+        """Export one scored reading, unless its org is deeper than ``orgs_depth`` or it would
+        push past ``max_series``."""
         series = (indicator, *key)
         children = self._children.get(series)
         if children is None:
+            if not self._exports_org(key[0]):
+                return
             if len(self._exported) >= self.max_series:
                 self.series_not_exported.inc()
                 return
@@ -357,6 +375,9 @@ class Metrics:
         if band is not None:
             for band_gauge, bound_value in zip(band_gauges, band, strict=True):
                 band_gauge.set(bound_value * scale)
+
+    def _exports_org(self, org: str) -> bool:
+        return self.orgs_depth is None or self.org_depths.get(org, 0) <= self.orgs_depth
 
 
 def band_metric(indicator_metric: str) -> str:

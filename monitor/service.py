@@ -86,7 +86,7 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
     # Faust keeps its own files there, also when the store is elsewhere (PostgreSQL).
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()
-    metrics = Metrics(registry)
+    metrics = Metrics(registry, orgs_depth=settings.metric_orgs_depth)
     store = open_store(settings.store_url)
     intake = Intake.create(settings, metrics, store)
     status = WorkerStatus()
@@ -189,7 +189,7 @@ def run_api(settings: Settings, bootstrap: str) -> None:
     registry = CollectorRegistry()
     store = open_store(settings.store_url)
     producer = EventProducer(settings, bootstrap)
-    metrics = Metrics(registry)
+    metrics = Metrics(registry, orgs_depth=settings.metric_orgs_depth)
     # Without a worker here, alert changes made through the API wait in the outbox for the
     # worker's dispatcher.
     engine = AlertEngine(store, settings, metrics, exports_metrics=False)  # the closing worker's

@@ -140,10 +140,13 @@ class Settings(AlertSettings):
         description="QUALMON_MAX_ORGS: distinct orgs tracked; more are folded into org '_other'.",
     )
     metric_orgs_depth: Annotated[int, Field(ge=1, le=10)] = Field(
-        default=2,
+        # 3: head office, provinces and their branches — the level the quality department
+        # drills down to in Grafana (whose org list is read from these gauges).
+        default=3,
         description=(
             "QUALMON_METRIC_ORGS_DEPTH: indicator gauges are exported for orgs down to this depth "
-            "of org_path (1 = head office) to keep label cardinality bounded."
+            "of org_path (1 = head office) to keep label cardinality bounded; deeper orgs' "
+            "slices are still scored, alerted on and served by GET /v1/indicators."
         ),
     )
     checkpoint_seconds: Annotated[float, Field(gt=0, le=600)] = Field(

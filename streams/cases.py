@@ -27,11 +27,13 @@ from streams.fields import COMPLAINT_LIMITS
 Leaf = tuple[str, str, str]  # (org_path, product_line, channel) of the selling side
 _DAY = 86400.0
 _MAX_IDS = 10  # case ids named per breach; the count says how many there were
+#: Cases with a time limit; a breach of one is the anomaly ``<kind>_sla_breach``.
+KINDS = ("complaint", "claim")
 
 
 @dataclass
 class Breach:
-    kind: str  # 'complaint' or 'claim'
+    kind: str  # one of KINDS
     leaf: Leaf
     limit_days: int
     case_ids: list[str] = field(default_factory=list)
@@ -72,7 +74,7 @@ class CaseBook:
         breaches: dict[tuple[str, Leaf], Breach] = {}
         forget = now - self.forget_after_days * _DAY
         last = self.complaint_limits[-1]
-        for book, kind in ((self.complaints, "complaint"), (self.claims, "claim")):
+        for book, kind in zip((self.complaints, self.claims), KINDS, strict=True):
             stale = []
             for case_id, case in book.items():
                 opened, leaf, passed = case

@@ -120,5 +120,7 @@ def _not_blank(value: str) -> str:
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string)]
 EventId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_not_blank)]
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: What an id or code (org, product, agent, policy …) may hold.
+CODE_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=16, decimal_places=2)]

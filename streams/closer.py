@@ -98,6 +98,8 @@ class Closer:
             aggregator.cases.claim_limit_days = settings.claim_settlement_limit_days
             watch = Watch(settings.bucket_seconds, settings.calendar())
         aggregator.clock.expect(range(partitions))
+        # The gauges stop at QUALMON_METRIC_ORGS_DEPTH of the org tree the slicer learns.
+        metrics.org_depths = aggregator.slicer.depth
         closer = cls(aggregator, watch, metrics, store, settings.app_id, epoch)
         closer.export_latest()
         return closer

@@ -31,7 +31,8 @@ from streams.fields import FIELD, FIELDS, SNAPSHOT, contributions, new_accumulat
 from streams.readers import Reading, wilson_interval
 
 __all__ = [
-    "FAMILIES", "FIELD", "FIELDS", "INDICATORS", "NEVER", "SIGNALS", "SNAPSHOT", "Indicator",
+    "ANOMALY_NAMES", "FAMILIES", "FIELD", "FIELDS", "INDICATORS", "NEVER", "SIGNALS", "SNAPSHOT",
+    "Indicator",
     "Reading", "Signal", "contributions", "family_of", "new_accumulator", "wilson_interval",
 ]  # fmt: skip
 
@@ -221,6 +222,8 @@ SIGNALS: dict[str, Signal] = {
         Signal("amount_unit_jump", "data_quality", "data_quality"),
     )
 }
+#: Every name an anomaly's ``indicator`` can hold — a fixed set, so metrics may label by it.
+ANOMALY_NAMES: tuple[str, ...] = (*INDICATORS, *SIGNALS)
 
 
 def family_of(name: str) -> Family | None:

@@ -7,14 +7,19 @@ at start from the settings and shared with the worker when both run in one proce
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from monitor.metrics import Metrics
@@ -28,6 +33,14 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+class Body(BaseModel):
+    """Base of every request body: a field it does not declare (a typo, "ownr") and a number that
+    is not finite (NaN, ±Infinity, or too large for a double — JSON parsers read all three) are
+    errors naming the field, as in the event contract; nothing is stored."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass
@@ -83,9 +96,9 @@ Actor = Annotated[str, Depends(_actor)]
 
 def install_error_handlers(api: FastAPI) -> None:
     """Domain errors become HTTP answers naming what was wrong."""
-    from fastapi.responses import JSONResponse
-
     from monitor.errors import Conflict, InsufficientData, NotFound
+
+    api.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
 
     statuses = {NotFound: 404, Conflict: 409, InsufficientData: 422}
     for error, status in statuses.items():
@@ -94,6 +107,22 @@ def install_error_handlers(api: FastAPI) -> None:
             return JSONResponse({"detail": str(exc)}, status_code=status)
 
         api.add_exception_handler(error, handler)
+
+
+async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own answer, but a non-finite number is echoed as text: JSON cannot carry it,
+    # and the default answer failed with a 500 on a body holding NaN or 1e400.
+    return JSONResponse({"detail": _as_json(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(v) for v in value]
+    return value
 
 
 def create_api(ctx: Context) -> FastAPI:

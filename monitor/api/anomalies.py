@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from monitor.api import Actor, Ctx
+from monitor.api import Actor, Body, Ctx
 from streams.decode import describe_errors
+from streams.indicators import ANOMALY_NAMES
 from streams.scoring import CATEGORIES
 from streams.windows import iso
 
@@ -43,10 +44,9 @@ class AnomalyPublic(BaseModel):
     detail: dict[str, Any] = {}
 
 
-class FeedbackCreate(BaseModel):
+class FeedbackCreate(Body):
     """A verdict on an anomaly: was it a real problem, a false alarm, or expected?"""
 
-    model_config = ConfigDict(extra="forbid")
     verdict: Literal["true_positive", "false_positive", "expected"]
     note: Annotated[str, Field(max_length=2000)] = ""
 
@@ -78,7 +78,10 @@ class AnomalyPage(BaseModel):
 @router.get("/v1/anomalies", response_model=AnomalyPage)
 async def list_anomalies(
     ctx: Ctx,
-    indicator: str | None = None,
+    indicator: Annotated[
+        str | None,
+        Query(description="An indicator, or an SLA breach, concentration or data-quality check."),
+    ] = None,
     org: str | None = None,
     product_line: str | None = None,
     channel: str | None = None,
@@ -92,6 +95,10 @@ async def list_anomalies(
     ] = None,
 ) -> AnomalyPage:
     """Anomalies, newest bucket first, filtered and paginated."""
+    if indicator is not None and indicator not in ANOMALY_NAMES:
+        raise HTTPException(
+            422, f"indicator {indicator!r} is unknown; known: {', '.join(ANOMALY_NAMES)}"
+        )
     rows, total = ctx.store.anomalies(
         category=category,
         indicator=indicator,

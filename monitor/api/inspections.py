@@ -1,7 +1,8 @@
 """``/v1/inspections``: special inspections, root causes, measures, effect evaluations, audit.
 
-Every change names who made it in the ``X-Qualmon-User`` header, which goes to the audit log
-as given: the API has no authentication yet, so the name is a record, not a proof.
+Every change is recorded in the audit log under who made it: with API keys on
+(:mod:`monitor.api.auth`), the manager key's name, with the person named in ``X-Qualmon-User``
+after it; without keys, that header as given — a record, not a proof.
 """
 
 from __future__ import annotations
@@ -10,16 +11,23 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerting.inspections import FISHBONE, STATES
-from monitor.api import Actor, Ctx
+from monitor.api import Actor, Body, Ctx
+from streams.checks import CODE_PATTERN
 from streams.indicators import INDICATORS
+from streams.schema import CHANNELS, PRODUCT_LINES
 
 router = APIRouter(tags=["inspections"])
 State = Literal["opened", "investigating", "measures_set", "evaluating", "closed", "reopened"]
 Category = Literal["people", "system", "product_material", "process", "environment", "measurement"]
 IndicatorName = Literal[tuple(INDICATORS)]  # type: ignore[valid-type]
+# A scope is a slice: the event contract's values, or * for all of them.
+ProductLineOrAll = Literal[(*PRODUCT_LINES, "*")]  # type: ignore[valid-type]
+ChannelOrAll = Literal[(*CHANNELS, "*")]  # type: ignore[valid-type]
+OrgOrAll = Annotated[str, Field(min_length=1, max_length=64, pattern=rf"^\*$|{CODE_PATTERN}")]
 assert set(STATES) == set(State.__args__) and set(FISHBONE) == set(Category.__args__)  # type: ignore[attr-defined]
 
 
@@ -27,13 +35,13 @@ def _ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-class Scope(BaseModel):
+class Scope(Body):
     indicator: IndicatorName = Field(  # type: ignore[valid-type]
         description="The indicator the inspection is about."
     )
-    org: str = Field(min_length=1, max_length=64, description="Org code; * = every org.")
-    product_line: str = Field(default="*", max_length=64, description="Product line or *.")
-    channel: str = Field(default="*", max_length=64, description="Channel or *.")
+    org: OrgOrAll = Field(description="Org code of the org tree; * = every org.")
+    product_line: ProductLineOrAll = Field(default="*", description="Product line or *.")
+    channel: ChannelOrAll = Field(default="*", description="Channel or *.")
 
 
 class InspectionCreate(Scope):
@@ -46,7 +54,7 @@ class InspectionCreate(Scope):
     )
 
 
-class InspectionPatch(BaseModel):
+class InspectionPatch(Body):
     title: str | None = Field(default=None, min_length=1, max_length=500, description="New title.")
     state: State | None = Field(
         default=None,
@@ -81,7 +89,7 @@ class InspectionPublic(BaseModel):
         return cls(**{**row, **times})
 
 
-class RootCauseCreate(BaseModel):
+class RootCauseCreate(Body):
     category: Category = Field(description="Fishbone category.")
     what: str = Field(min_length=1, max_length=2000, description="5W2H: what happened.")
     why: str = Field(min_length=1, max_length=2000, description="5W2H: why it happened.")
@@ -93,12 +101,14 @@ class RootCauseCreate(BaseModel):
 
 
 class RootCausePublic(RootCauseCreate):
+    model_config = ConfigDict(extra="ignore")  # built from stored rows, which hold more
+
     cause_id: str = Field(description="Id of the root cause.")
     created_by: str = Field(description="Who recorded it.")
     created_at: datetime = Field(description="When.")
 
 
-class MeasureCreate(BaseModel):
+class MeasureCreate(Body):
     title: str = Field(min_length=1, max_length=500, description="The improvement measure.")
     department: str = Field(min_length=1, max_length=200, description="Responsible department.")
     owner: str = Field(min_length=1, max_length=200, description="Responsible person.")
@@ -106,16 +116,16 @@ class MeasureCreate(BaseModel):
     indicator: IndicatorName = Field(  # type: ignore[valid-type]
         description="Expected effect: the indicator to move."
     )
-    org: str = Field(min_length=1, max_length=64, description="Expected effect: in this org.")
-    product_line: str = Field(default="*", max_length=64, description="... this product line.")
-    channel: str = Field(default="*", max_length=64, description="... this channel.")
+    org: OrgOrAll = Field(description="Expected effect: in this org.")
+    product_line: ProductLineOrAll = Field(default="*", description="... this product line.")
+    channel: ChannelOrAll = Field(default="*", description="... this channel.")
     target: float = Field(
         description="Expected effect: the value the indicator should reach "
         "(at most, for indicators where high is bad; at least otherwise)."
     )
 
 
-class MeasurePatch(BaseModel):
+class MeasurePatch(Body):
     state: Literal["planned", "done"] | None = Field(
         default=None, description="done when in place."
     )
@@ -208,6 +218,18 @@ def _detail(ctx: Ctx, row: dict[str, Any]) -> InspectionDetail:
     )
 
 
+def _known_org(ctx: Ctx, org: str) -> None:
+    """Refuse, as a validation error of the body's ``org``, an org no event has named."""
+    if not ctx.engine.knows(org):
+        message = (
+            f"org {org!r} is not in the org tree: no event has named it in org_code or org_path "
+            "yet; give the code of an org that reports events, or * for every org"
+        )
+        raise RequestValidationError(
+            [{"type": "unknown_org", "loc": ("body", "org"), "msg": message, "input": org}]
+        )
+
+
 def _found(ctx: Ctx, inspection_id: str) -> dict[str, Any]:
     row = ctx.store.inspection(inspection_id)
     if row is None:
@@ -233,6 +255,7 @@ async def list_inspections(
 @router.post("/v1/inspections", response_model=InspectionDetail, status_code=201)
 async def create_inspection(body: InspectionCreate, ctx: Ctx, actor: Actor) -> InspectionDetail:
     """Open a special inspection by hand (rules open most of them from alerts)."""
+    _known_org(ctx, body.org)
     row = ctx.engine.inspections.open_manually(body.model_dump(), actor)
     return _detail(ctx, row)
 
@@ -278,6 +301,7 @@ async def add_measure(
     inspection_id: str, body: MeasureCreate, ctx: Ctx, actor: Actor
 ) -> MeasurePublic:
     """Add an improvement measure with its owner, deadline and expected effect."""
+    _known_org(ctx, body.org)
     data = body.model_dump()
     data["deadline"] = body.deadline.timestamp()
     return MeasurePublic.of(ctx.engine.measures.add(inspection_id, data, actor))

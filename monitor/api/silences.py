@@ -12,13 +12,13 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from alerting.rules import MATCHABLE
-from monitor.api import Actor, Ctx
+from monitor.api import Actor, Body, Ctx
 
 router = APIRouter(tags=["silences"])
 MAX_SILENCE = timedelta(days=90)
 
 
-class SilenceCreate(BaseModel):
+class SilenceCreate(Body):
     matchers: dict[str, str] = Field(
         description=f"Label -> exact value, all of which an alert must match; labels: "
         f"{', '.join(MATCHABLE)}.",

@@ -251,6 +251,20 @@ class HistoryStore:
             [*args, start, end],
         )
 
+    def reading_span(
+        self, indicator: str, org: str, product_line: str, channel: str
+    ) -> tuple[int, int] | None:
+        """First and last bucket start of one series; None when it has no reading at all."""
+        where, args = filters(
+            "", indicator=indicator, org=org, product_line=product_line, channel=channel
+        )
+        row = self.db.query(
+            "SELECT MIN(bucket_start) AS lo, MAX(bucket_start) AS hi FROM indicator_values "
+            f"WHERE {' AND '.join(where)}",
+            args,
+        )[0]
+        return None if row["lo"] is None else (int(row["lo"]), int(row["hi"]))
+
     def add_readings(self, readings: Iterable[Sequence[Any]]) -> None:
         """Indicator history written outside a checkpoint (imports, tests); idempotent."""
         with self.db.transaction() as tx:

@@ -263,6 +263,24 @@ def test_alert_state_is_exported_as_metrics(store: Store, tmp_path: Path, severi
     )
 
 
+@pytest.mark.parametrize(
+    "name", ["complaints_concentration", "claim_sla_breach", "complaint_sla_breach", "feed_silence"]
+)
+def test_alerts_on_concentrations_sla_breaches_and_data_are_exported(
+    store: Store, tmp_path: Path, name: str
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, indicator=name, score=1.0, severity="critical")])
+    sample = engine.metrics.registry.get_sample_value  # type: ignore[union-attr]
+    labels = {"kind": "anomaly", "indicator": name, "severity": "critical"}
+    # What QualmonCriticalUnacknowledged (docs/alerting.md) subtracts: firing, none acknowledged.
+    assert sample("qualmon_alerts_firing", labels) == 1
+    assert sample("qualmon_alerts_acknowledged", labels) == 0
+    (alert,) = store.alerts(state="firing")[0]
+    engine.acknowledge(alert["alert_id"], "li.wei")
+    assert sample("qualmon_alerts_acknowledged", labels) == 1
+
+
 def test_anomalies_stored_before_a_crash_are_caught_up_once(store: Store, tmp_path: Path) -> None:
     engine_for(store, tmp_path)
     store.save_checkpoint("w", b"s", anomalies=[anomaly(10)])  # the worker died right after

@@ -138,9 +138,31 @@ def test_an_evaluation_needs_the_after_window_to_have_passed(store: Store, tmp_p
     engine, _ = engine_for(store, tmp_path, evaluation_window_buckets=50)
     simulate_history(store, worked=True)
     inspection_id, measure_id = open_with_measure(engine)
-    with pytest.raises(InsufficientData, match="35 buckets before and 35 after"):
+    with pytest.raises(InsufficientData) as refused:
         engine.measures.evaluate(inspection_id, measure_id, "zhang.min")
+    # Times as ISO-8601, not Unix seconds; what waiting fixes and what it does not.
+    assert "35 buckets before and 35 after 2026-04-05T16:00:00+00:00" in str(refused.value)
+    assert "once the after-window has passed (2026-05-25T16:00:00+00:00)" in str(refused.value)
+    assert "too few readings (its first is of 2026-03-01T16:00:00+00:00)" in str(refused.value)
     assert store.inspection(inspection_id)["state"] == "measures_set"  # nothing changed
+    assert store.evaluations(inspection_id) == []
+
+
+def test_an_evaluation_on_a_slice_without_readings_says_so(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    simulate_history(store, worked=True)
+    inspection_id, _ = open_with_measure(engine)
+    # The branch 44 with a channel is not a slice qualmon computes (only selling orgs are).
+    measure = engine.measures.add(
+        inspection_id,
+        {"title": "Re-train", "department": "Bancassurance", "owner": "wang.fang",
+         "deadline": EFFECTIVE + 14 * DAY, "indicator": COMPLAINTS, "org": "44",
+         "product_line": "life", "channel": "BANCA", "target": 7.0},
+        "zhang.min",
+    )  # fmt: skip
+    engine.measures.update(inspection_id, measure["measure_id"], {"effective_from": EFFECTIVE}, "z")
+    with pytest.raises(InsufficientData, match="no reading at all for org 44, product line life"):
+        engine.measures.evaluate(inspection_id, measure["measure_id"], "zhang.min")
     assert store.evaluations(inspection_id) == []
 
 

@@ -284,3 +284,23 @@ def test_indicators_over_rolling_windows(tmp_path: Path) -> None:
         assert [(r["value"], r["n"]) for r in one.json()] == [(0.0, 1.0)]
         bad = client.get("/v1/indicators", params={"window": "fortnight"})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "window"]
+
+
+def test_anomalies_refuse_an_unknown_indicator(no_broker: TestClient) -> None:
+    response = no_broker.get("/v1/anomalies", params={"indicator": "nonexistent"})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "'nonexistent'" in detail and "complaints_concentration" in detail
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["loss_ratio", "complaints_concentration", "surrenders_concentration",
+     "cooling_off_cancels_concentration", "claim_sla_breach", "complaint_sla_breach",
+     "feed_silence", "duplicate_surge", "amount_unit_jump"],
+)  # fmt: skip
+def test_anomalies_filter_on_every_name_an_anomaly_can_have(
+    no_broker: TestClient, name: str
+) -> None:
+    response = no_broker.get("/v1/anomalies", params={"indicator": name})
+    assert response.status_code == 200 and response.json()["total"] == 0

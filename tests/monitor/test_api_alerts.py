@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
@@ -205,7 +206,10 @@ def test_an_inspection_through_the_api_with_its_audit_trail(api: Api) -> None:
     assert patched.json()["effective_from"] == "2027-01-31T16:00:00Z"
 
     early = api.client.post(f"/v1/inspections/{iid}/measures/{mid}/evaluation", headers=USER)
-    assert early.status_code == 422 and "0 buckets before and 0 after" in early.json()["detail"]
+    assert early.status_code == 422
+    # No reading of that slice at all: saying so, not "wait", and times are ISO-8601.
+    assert "has no reading at all for org 4403, product line health" in early.json()["detail"]
+    assert "wait" not in early.json()["detail"]
 
     detail = api.client.get(f"/v1/inspections/{iid}").json()
     assert detail["state"] == "measures_set"
@@ -277,3 +281,119 @@ def test_an_inspection_opened_without_an_indicator_covers_its_whole_scope(api: A
         "/v1/inspections", headers=USER, json={"title": "t", "org": "44", "indicator": "nope"}
     )
     assert bad.status_code == 422 and "indicator" in bad.text
+
+
+def test_inspections_opened_by_hand_are_counted(api: Api) -> None:
+    scope = {"title": "Launch check", "indicator": COMPLAINTS, "org": "4403"}
+    for _ in range(3):
+        assert api.client.post("/v1/inspections", headers=USER, json=scope).status_code == 201
+    text = api.client.get("/metrics").text
+    assert 'qualmon_inspections_opened_total{rule="manual"} 3.0' in text
+
+
+def _inspection(api: Api) -> str:
+    scope = {"title": "Launch check", "indicator": COMPLAINTS, "org": "4403"}
+    created = api.client.post("/v1/inspections", headers=USER, json=scope)
+    assert created.status_code == 201, created.text
+    return str(created.json()["inspection_id"])
+
+
+MEASURE = {
+    "title": "Suitability re-training",
+    "department": "Health line",
+    "owner": "wang.fang",
+    "deadline": "2027-03-01T00:00:00+08:00",
+    "indicator": COMPLAINTS,
+    "org": "4403",
+    "target": 6.0,
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("target", '"NaN"'),
+        ("target", "NaN"),
+        ("target", '"Infinity"'),
+        ("target", "1e400"),
+        ("target", "-1e400"),
+        ("deadline", "1e400"),
+    ],
+)
+def test_a_non_finite_number_is_refused_naming_the_field(api: Api, field: str, raw: str) -> None:
+    iid = _inspection(api)
+    body = orjson.dumps({**MEASURE, field: "@"}).decode().replace('"@"', raw)
+    response = api.client.post(
+        f"/v1/inspections/{iid}/measures",
+        headers={**USER, "content-type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", field]
+    assert str(error["input"]).strip('"') in raw.strip('"').replace("1e400", "Infinity")
+    assert api.store.measures(iid) == []
+    assert api.client.get(f"/v1/inspections/{iid}").json()["state"] == "opened"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("product_line", "spaceships"),
+        ("channel", "PIGEON"),
+        ("org", "NOPE-999"),
+        ("org", "44 03"),
+        ("owner", "li.wei"),
+    ],
+)
+def test_an_inspection_on_a_scope_that_does_not_exist_is_refused(
+    api: Api, field: str, value: str
+) -> None:
+    scope = {"title": "Launch check", "indicator": COMPLAINTS, "org": "4403", field: value}
+    response = api.client.post("/v1/inspections", headers=USER, json=scope)
+    assert response.status_code == 422, response.text
+    assert field in response.text and value in response.text
+    assert api.store.inspections()[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("channel", "PIGEON"), ("product_line", "spaceships"), ("org", "NOPE-999"), ("x", 1)],
+)
+def test_a_measure_on_a_scope_that_does_not_exist_is_refused(
+    api: Api, field: str, value: object
+) -> None:
+    iid = _inspection(api)
+    response = api.client.post(
+        f"/v1/inspections/{iid}/measures", headers=USER, json={**MEASURE, field: value}
+    )
+    assert response.status_code == 422, response.text
+    assert field in response.text and str(value) in response.text
+    assert api.store.measures(iid) == []
+
+
+def test_every_existing_scope_is_accepted(api: Api) -> None:
+    for scope in (
+        {"org": "*"},
+        {"org": "44", "product_line": "health", "channel": "BANCA"},
+        {"org": "3101", "product_line": "*", "channel": "ONLINE"},
+    ):
+        body = {"title": "Launch check", "indicator": COMPLAINTS, **scope}
+        response = api.client.post("/v1/inspections", headers=USER, json=body)
+        assert response.status_code == 201, response.text
+
+
+def test_unknown_fields_are_refused_in_every_body(api: Api) -> None:
+    iid = _inspection(api)
+    silence = {"matchers": {"org": "4403"}, "ends_at": "2099-01-01T00:00:00Z", "comment": "x"}
+    for method, path, body in (
+        ("PATCH", f"/v1/inspections/{iid}", {"titel": "typo"}),
+        ("POST", f"/v1/inspections/{iid}/root-causes",
+         {"category": "people", "what": "x", "why": "y", "whom": "z"}),
+        ("POST", "/v1/silences", {**silence, "duration": 3600}),
+    ):  # fmt: skip
+        response = api.client.request(method, path, headers=USER, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"][0]["type"] == "extra_forbidden"
+    assert api.store.count("silences") == 0
+    assert api.client.get(f"/v1/inspections/{iid}").json()["title"] == "Launch check"

@@ -57,6 +57,8 @@ def test_each_role_does_what_it_may_and_no_more(api: TestClient) -> None:
 
 
 def test_the_audit_log_names_the_key_not_a_claimed_user(api: TestClient) -> None:
+    store = api.app.state.qualmon.store  # type: ignore[attr-defined]
+    store.add_orgs(["00", "00/44"])  # as the worker learns them from events
     body = {"title": "Launch check", "indicator": "complaint_rate_per_10k_policies", "org": "44"}
     created = api.post("/v1/inspections", json=body,
                        headers={**bearer("li.wei"), "X-Qualmon-User": "someone.else"})  # fmt: skip

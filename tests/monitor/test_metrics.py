@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from monitor.metrics import OTHER_ANOMALIES, Metrics
+from monitor.metrics import Metrics
 from streams.fields import FIELD, new_accumulator
 from streams.indicators import INDICATORS
+from streams.watch import OTHER_ANOMALIES
 
 
 def test_every_indicator_has_a_bucket_gauge_and_a_window_gauge() -> None:
@@ -125,3 +126,29 @@ def test_a_worker_that_stops_closing_drops_the_series_only_the_closer_exports() 
     # Closing again later exports afresh.
     metrics.reading("hotline_answer_rate", key, 0.8, 20, 0.1)
     assert sample("qualmon_indicator_hotline_answer_ratio", labels) == 0.8
+
+
+def test_orgs_deeper_than_the_configured_depth_get_no_gauges() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, orgs_depth=2)
+    metrics.org_depths = {"00": 1, "44": 2, "4403": 3}
+    sums = new_accumulator()
+    sums[FIELD["calls"]], sums[FIELD["calls_answered"]] = 10, 9
+    for org in ("*", "00", "44", "4403", "_other"):
+        metrics.reading("hotline_answer_rate", (org, "*", "*"), 0.9, 10, 0.1)
+        metrics.windows([((org, "*", "*"), "day", sums)])
+    metrics.reading("hotline_answer_rate", ("4403", "life", "BANCA"), 0.9, 10, 0.1)
+    sample = registry.get_sample_value
+    gauge = "qualmon_indicator_hotline_answer_ratio"
+    orgs = ("*", "00", "44", "4403", "_other")
+    slices = [{"org": org, "product_line": "*", "channel": "*"} for org in orgs]
+    exported = {s["org"] for s in slices if sample(gauge, s) is not None}
+    assert exported == {"*", "00", "44", "_other"}  # _other: the fold, of no one depth
+    labels = {"window": "day", "org": "4403", "product_line": "*", "channel": "*"}
+    assert sample("qualmon_window_hotline_answer_ratio", labels) is None
+    assert sample("qualmon_window_hotline_answer_ratio", {**labels, "org": "44"}) == 0.9
+    combination = {"org": "4403", "product_line": "life", "channel": "BANCA"}
+    assert (
+        sample("qualmon_anomaly_score", {"indicator": "hotline_answer_rate", **combination}) is None
+    )
+    assert sample("qualmon_metric_series_not_exported_total") == 0

@@ -706,6 +706,35 @@ def test_a_closer_taking_over_exports_the_last_readings_at_once(
     assert sample("qualmon_watermark_timestamp_seconds") > T0
 
 
+def test_gauges_stop_at_the_configured_depth_of_the_org_tree(
+    store_at, tmp_path: Path, clock
+) -> None:
+    store, _ = store_at("depth")
+    registry = CollectorRegistry()
+    pipeline = Stages(settings(tmp_path), Metrics(registry, orgs_depth=2), store, 2)
+    feed(pipeline, records(lockstep_plan()))
+    checkpoint(pipeline)
+    later = CollectorRegistry()  # a closer taking over exports the same, at once
+    Closer.create(settings(tmp_path), Metrics(later, orgs_depth=2), store, 2)
+    for sample in (registry.get_sample_value, later.get_sample_value):
+        # 00 is the head office (depth 1), 44 a province (2), 4403 a branch (3).
+        for org, exported in (("*", True), ("00", True), ("44", True), ("4403", False)):
+            labels = {"org": org, "product_line": "*", "channel": "*"}
+            value = sample("qualmon_indicator_hotline_answer_ratio", labels)
+            assert (value is not None) == exported, org
+            window = sample("qualmon_window_hotline_answer_ratio", {"window": "day", **labels})
+            assert (window is not None) == exported, org
+        combination = {"org": "4403", "product_line": "life", "channel": "AGENCY"}
+        assert sample("qualmon_anomaly_score", {"indicator": "hotline_answer_rate",
+                                                **combination}) is None  # fmt: skip
+        by_line = {"org": "*", "product_line": "life", "channel": "*"}
+        assert sample("qualmon_indicator_hotline_answer_ratio", by_line) is not None
+        # Left out by configuration, not for want of room.
+        assert sample("qualmon_metric_series_not_exported_total") == 0
+    # The history keeps every series.
+    assert store.latest_readings(indicator="hotline_answer_rate", org="4403")
+
+
 def test_a_checkpoint_with_the_detectors_inside_the_state_still_loads(
     store_at, tmp_path: Path, clock
 ) -> None:
