@@ -7,8 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.metrics import Metrics
 from streams.fields import FIELD, new_accumulator
-from streams.indicators import INDICATORS
-from streams.watch import OTHER_ANOMALIES
+from streams.indicators import INDICATORS, SIGNALS
 
 
 def test_every_indicator_has_a_bucket_gauge_and_a_window_gauge() -> None:
@@ -20,7 +19,7 @@ def test_every_indicator_has_a_bucket_gauge_and_a_window_gauge() -> None:
         assert indicator.metric.replace("qualmon_indicator_", "qualmon_window_") in names
     # Anomaly, category and feedback children exist before anything happened.
     sample = registry.get_sample_value
-    for name in ("compliance_rate", *OTHER_ANOMALIES):
+    for name in ("compliance_rate", *SIGNALS):
         assert sample("qualmon_anomalies_total", {"indicator": name, "severity": "major"}) == 0
     for category in ("business", "concentration", "data_quality"):
         assert sample("qualmon_anomalies_by_category_total", {"category": category}) == 0
