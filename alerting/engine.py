@@ -33,7 +33,7 @@ from typing import Any
 from alerting import payloads
 from alerting.inspections import Inspections
 from alerting.outbox import Outbox
-from alerting.rules import RANK, group_key, overlaps, severity, specificity
+from alerting.rules import RANK, evidence, group_key, overlaps, severity, specificity
 from alerting.watch import ProductWatch
 from monitor.metrics import Metrics
 from monitor.settings import Settings
@@ -202,7 +202,7 @@ class AlertEngine:
             a["indicator"],
             key,
             self.depth(a["org"]),
-            k=a["k"],
+            k=evidence(a["value"], a["expected"], a["k"], a["n"]),
             key_indicators=self.settings.alert_key_indicators,
         )
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)

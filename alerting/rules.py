@@ -4,7 +4,13 @@ Severity starts from the detector's score (minor, major, critical at p ≤ 1e-4,
 one step up for a key indicator, one step up when the slice is wide (the company, the head office
 or a whole product line or channel across the company) and one step down when the bucket rests on
 little evidence (fewer than ``SMALL_EVIDENCE`` counts) — a statistical judgement's evidence, not a
-fact's: an SLA breach of one case is a breach all the same:
+fact's: an SLA breach of one case is a breach all the same. What a reading rests on is its count
+when it is above its expectation, and its trials (or expected count) when below: a hotline
+outage answering 0 of 300 calls, or a feed gone silent where 40 events were expected, is no
+thin evidence:
+
+>>> evidence(value=0.0, expected=0.95, k=0, n=300), evidence(value=30.0, expected=2.0, k=3, n=4000)
+(300, 3)
 
 >>> severity("minor", "complaint_rate_per_10k_policies", ("4403", "life", "BANCA"), 3,
 ...          k=12, key_indicators=("complaint_rate_per_10k_policies",))
@@ -85,6 +91,11 @@ def severity(
     if k < SMALL_EVIDENCE and not is_fact(indicator):
         rank -= 1
     return SEVERITIES[max(0, min(rank, len(SEVERITIES) - 1))]
+
+
+def evidence(value: float, expected: float, k: float, n: float) -> float:
+    """The counts a reading of ``k`` of ``n`` rests on (see the module's docstring)."""
+    return k if value >= expected else max(k, n)
 
 
 def is_fact(indicator: str) -> bool:

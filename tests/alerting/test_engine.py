@@ -235,6 +235,16 @@ def test_sla_breaches_are_facts_and_page_whatever_their_count(store: Store, tmp_
     assert store.alerts(indicator="hotline_answer_rate")[0][0]["severity"] == "minor"
 
 
+def test_a_reading_far_below_its_expectation_rests_on_what_was_expected(
+    store: Store, tmp_path: Path
+) -> None:
+    # A branch's hotline answering none of its 4,000 calls: k = 0, but no thin evidence.
+    engine, _ = engine_for(store, tmp_path)
+    outage = anomaly(10, "3101", "*", "*", indicator="hotline_answer_rate", k=0.0, value=0.0)
+    engine.ingest([outage])
+    assert store.alerts(indicator="hotline_answer_rate")[0][0]["severity"] == "major"
+
+
 def test_routing_to_every_ancestor_when_configured(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path, alert_routing="ancestors")
     assert engine.outbox.webhooks_for("00/44/4403") == [
