@@ -9,18 +9,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict
+from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from monitor.metrics import Metrics
 from monitor.producer import EventProducer
@@ -109,20 +110,48 @@ def install_error_handlers(api: FastAPI) -> None:
         api.add_exception_handler(error, handler)
 
 
+#: Where FastAPI says an invalid part was; users think in fields, so the answer names the field.
+_SOURCES = ("body", "query", "path", "header")
+
+
 async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-    # FastAPI's own answer, but a non-finite number is echoed as text: JSON cannot carry it,
-    # and the default answer failed with a 500 on a body holding NaN or 1e400.
-    return JSONResponse({"detail": _as_json(jsonable_encoder(exc.errors()))}, status_code=422)
+    """The answer every 422 of the API gives, an invalid event's too: what was wrong, field by
+    field, and that nothing changed."""
+    errors = [_described(error) for error in exc.errors()]
+    return JSONResponse(
+        {"detail": "invalid request; nothing was changed", "errors": errors}, status_code=422
+    )
 
 
-def _as_json(value: Any) -> Any:
+def _described(error: Mapping[str, Any]) -> dict[str, Any]:
+    loc = [str(part) for part in error.get("loc", ())]
+    if loc and loc[0] in _SOURCES:
+        loc = loc[1:]
+    if error.get("type") == "json_invalid":
+        loc = []  # a position in the text, not a field
+    value = error.get("input")
     if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _as_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_as_json(v) for v in value]
-    return value
+        # JSON cannot carry it back (and trying failed with a 500): echoed as text.
+        value = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    elif not isinstance(value, str | int | float | bool | None):
+        value = None  # the whole body or object, for a field that is missing
+    return {"field": ".".join(loc) or "(body)", "value": value, "expected": error["msg"]}
+
+
+class _BodyLimit:
+    """413 naming the limit when the declared length is over it. Starlette's own limit, inside,
+    still stops a body sent without a length, with its plain answer."""
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        self.app, self.limit = app, max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        length = Headers(scope=scope).get("content-length") if scope["type"] == "http" else None
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            detail = f"body has {length} bytes; at most {self.limit} (QUALMON_MAX_BODY_BYTES)"
+            await JSONResponse({"detail": detail, "errors": []}, 413)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_api(ctx: Context) -> FastAPI:
@@ -150,6 +179,7 @@ def create_api(ctx: Context) -> FastAPI:
         log.warning("API on %s without QUALMON_API_KEYS: anyone who reaches it may post events "
                     "and change alerts and inspections", ctx.settings.http_host)  # fmt: skip
     api.add_middleware(RequestBodyLimitMiddleware, max_body_size=ctx.settings.max_body_bytes)
+    api.add_middleware(_BodyLimit, max_body_size=ctx.settings.max_body_bytes)  # outermost
     for module in (events, indicators, anomalies, health):
         api.include_router(module.router)
     for module in (alerts, silences, inspections):

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
@@ -96,8 +97,16 @@ async def list_anomalies(
 ) -> AnomalyPage:
     """Anomalies, newest bucket first, filtered and paginated."""
     if indicator is not None and indicator not in ANOMALY_NAMES:
-        raise HTTPException(
-            422, f"indicator {indicator!r} is unknown; known: {', '.join(ANOMALY_NAMES)}"
+        expected = f"one of {', '.join(ANOMALY_NAMES)}"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "unknown",
+                    "loc": ("query", "indicator"),
+                    "msg": expected,
+                    "input": indicator,
+                }
+            ]
         )
     rows, total = ctx.store.anomalies(
         category=category,

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from monitor.api import Ctx
@@ -56,8 +57,16 @@ async def list_indicators(
 ) -> list[IndicatorReading]:
     """Values with evidence (k of n) per series and window; "*" means all."""
     if indicator is not None and indicator not in INDICATORS:
-        raise HTTPException(
-            422, f"indicator {indicator!r} is unknown; known: {', '.join(INDICATORS)}"
+        expected = f"one of {', '.join(INDICATORS)}"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "unknown",
+                    "loc": ("query", "indicator"),
+                    "msg": expected,
+                    "input": indicator,
+                }
+            ]
         )
     if window != "bucket":
         return _windowed(ctx, window, indicator, org, product_line, channel, limit)
