@@ -110,6 +110,13 @@ def install_error_handlers(api: FastAPI) -> None:
         api.add_exception_handler(error, handler)
 
 
+def invalid(field: str, value: Any, expected: str, source: str = "body") -> RequestValidationError:
+    """A refusal of one field found by a route's own check, answered like any invalid request."""
+    return RequestValidationError(
+        [{"type": "invalid", "loc": (source, field), "msg": expected, "input": value}]
+    )
+
+
 #: Where FastAPI says an invalid part was; users think in fields, so the answer names the field.
 _SOURCES = ("body", "query", "path", "header")
 

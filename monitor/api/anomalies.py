@@ -11,11 +11,10 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from monitor.api import Actor, Body, Ctx
+from monitor.api import Actor, Body, Ctx, invalid
 from streams.decode import describe_errors
 from streams.indicators import ANOMALY_NAMES
 from streams.scoring import CATEGORIES
@@ -97,17 +96,7 @@ async def list_anomalies(
 ) -> AnomalyPage:
     """Anomalies, newest bucket first, filtered and paginated."""
     if indicator is not None and indicator not in ANOMALY_NAMES:
-        expected = f"one of {', '.join(ANOMALY_NAMES)}"
-        raise RequestValidationError(
-            [
-                {
-                    "type": "unknown",
-                    "loc": ("query", "indicator"),
-                    "msg": expected,
-                    "input": indicator,
-                }
-            ]
-        )
+        raise invalid("indicator", indicator, f"one of {', '.join(ANOMALY_NAMES)}", "query")
     rows, total = ctx.store.anomalies(
         category=category,
         indicator=indicator,

@@ -13,10 +13,9 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from monitor.api import Ctx
+from monitor.api import Ctx, invalid
 from streams.indicators import FIELD, INDICATORS, new_accumulator, wilson_interval
 from streams.rolling import WINDOWS
 
@@ -57,17 +56,7 @@ async def list_indicators(
 ) -> list[IndicatorReading]:
     """Values with evidence (k of n) per series and window; "*" means all."""
     if indicator is not None and indicator not in INDICATORS:
-        expected = f"one of {', '.join(INDICATORS)}"
-        raise RequestValidationError(
-            [
-                {
-                    "type": "unknown",
-                    "loc": ("query", "indicator"),
-                    "msg": expected,
-                    "input": indicator,
-                }
-            ]
-        )
+        raise invalid("indicator", indicator, f"one of {', '.join(INDICATORS)}", "query")
     if window != "bucket":
         return _windowed(ctx, window, indicator, org, product_line, channel, limit)
     rows = ctx.store.latest_readings(

@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerting.inspections import FISHBONE, STATES
-from monitor.api import Actor, Body, Ctx
+from monitor.api import Actor, Body, Ctx, invalid
 from streams.checks import CODE_PATTERN
 from streams.indicators import INDICATORS
 from streams.schema import CHANNELS, PRODUCT_LINES
@@ -225,9 +224,7 @@ def _known_org(ctx: Ctx, org: str) -> None:
             f"org {org!r} is not in the org tree: no event has named it in org_code or org_path "
             "yet; give the code of an org that reports events, or * for every org"
         )
-        raise RequestValidationError(
-            [{"type": "unknown_org", "loc": ("body", "org"), "msg": message, "input": org}]
-        )
+        raise invalid("org", org, message)
 
 
 def _found(ctx: Ctx, inspection_id: str) -> dict[str, Any]:

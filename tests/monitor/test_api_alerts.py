@@ -185,16 +185,7 @@ def test_an_inspection_through_the_api_with_its_audit_trail(api: Api) -> None:
     measure = api.client.post(
         f"/v1/inspections/{iid}/measures",
         headers=USER,
-        json={
-            "title": "Suitability re-training",
-            "department": "Health line",
-            "owner": "wang.fang",
-            "deadline": "2027-03-01T00:00:00+08:00",
-            "indicator": COMPLAINTS,
-            "org": "4403",
-            "product_line": "health",
-            "target": 6.0,
-        },
+        json={**MEASURE, "product_line": "health"},
     )
     assert measure.status_code == 201, measure.text
     mid = measure.json()["measure_id"]
