@@ -18,6 +18,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from streams.detectors import MetricDetector, SeriesFilter
 from streams.windows import SHANGHAI, season_of, shanghai
@@ -58,14 +59,14 @@ def season(epoch: float, step: float | None) -> int:
     return season_of(int(epoch), DAY)
 
 
-def score_series(rows: Iterable[tuple[str, str]]) -> Iterator[Row]:
-    """(timestamp, value) pairs in, (timestamp, value, score) out, in order. The rows must be
+def score_series(rows: Iterable[tuple[int, str, str]]) -> Iterator[Row]:
+    """(line, timestamp, value) in, (timestamp, value, score) out, in order. The rows must be
     in time order: the detector learns each one after judging it, so a row out of order would
     be judged against its own future."""
     series = SeriesFilter(DETECTOR(direction="both"))
     step: float | None = None
     previous: float | None = None
-    for line, (stamp, raw) in enumerate(rows, start=2):
+    for line, stamp, raw in rows:
         epoch = _epoch(stamp, line)
         if previous is not None and epoch < previous:
             raise ValueError(
@@ -83,13 +84,16 @@ def score_series(rows: Iterable[tuple[str, str]]) -> Iterator[Row]:
         yield stamp, raw, score
 
 
-def _pairs(reader: Iterator[list[str]]) -> Iterator[tuple[str, str]]:
-    for line, row in enumerate(reader, start=2):
+def _rows(reader: Any) -> Iterator[tuple[int, str, str]]:
+    """(line, timestamp, value) of each row of a ``csv.reader``; blank lines are skipped."""
+    for row in reader:
         if not row:
             continue
         if len(row) < 2:
-            raise ValueError(f"line {line}: expected 'timestamp,value', got {','.join(row)!r}")
-        yield row[0], row[1]
+            raise ValueError(
+                f"line {reader.line_num}: expected 'timestamp,value', got {','.join(row)!r}"
+            )
+        yield reader.line_num, row[0], row[1]
 
 
 def detect_file(source: Path, target: Path) -> int:
@@ -105,7 +109,7 @@ def detect_file(source: Path, target: Path) -> int:
             writer = csv.writer(fout)
             writer.writerow(["timestamp", "value", "anomaly_score"])
             count = 0
-            for stamp, raw, score in score_series(_pairs(reader)):
+            for stamp, raw, score in score_series(_rows(reader)):
                 writer.writerow([stamp, raw, f"{score:.6f}"])
                 count += 1
         partial.replace(target)

@@ -16,6 +16,8 @@ already accepted.
 ...     ' "channel": "TELE", "payload": {"queue": "q", "answered": true, "wait_seconds": 3}}'])
 >>> [len(hour) for hour in hours(events)]
 [1]
+>>> [len(hour) for hour in hours(events + [(events[0][0] + 7200, {})], paced=True)]
+[1, 0, 1]
 >>> read_events(['{"event_id": "e-2"}'])
 Traceback (most recent call last):
 ...
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -36,15 +39,20 @@ from pydantic import ValidationError
 from monitor.settings import Settings
 from monitor.simulate import SendError, add_delivery_arguments, check_delivery, deliver
 from monitor.simulator import Event
+from streams.checks import ReceivingClock
 from streams.decode import describe_errors
 from streams.schema import EVENT_ADAPTER, event_time_epoch
 
 HOUR = 3600
 
 
-def read_events(lines: Iterable[str]) -> list[tuple[float, Event]]:
+def read_events(
+    lines: Iterable[str], clock: ReceivingClock | None = None
+) -> list[tuple[float, Event]]:
     """(event time, event) of every event in ``lines``, in the order read; raises ValueError
-    naming the first line that is not a valid event or array of events."""
+    naming the first line that is not a valid event or array of events. With a ``clock``, an
+    event dated further ahead than the service would take is refused here, before any is sent."""
+    context = clock.context() if clock else None
     out: list[tuple[float, Event]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -59,7 +67,7 @@ def read_events(lines: Iterable[str]) -> list[tuple[float, Event]]:
             if not isinstance(item, dict):
                 raise ValueError(f"{where}: expected an event (a JSON object), got {item!r:.80}")
             try:
-                event = EVENT_ADAPTER.validate_python(item)
+                event = EVENT_ADAPTER.validate_python(item, context=context)
             except ValidationError as exc:
                 first = describe_errors(exc)[0]
                 raise ValueError(
@@ -69,9 +77,10 @@ def read_events(lines: Iterable[str]) -> list[tuple[float, Event]]:
     return out
 
 
-def hours(events: list[tuple[float, Event]]) -> Iterator[list[Event]]:
-    """The events in event-time order, one list per hour from the first event's hour (empty for
-    hours without events, so pacing follows event time)."""
+def hours(events: list[tuple[float, Event]], paced: bool = False) -> Iterator[list[Event]]:
+    """The events in event-time order, one list per hour with events; when ``paced``, one per
+    hour from the first event's on (empty for hours without events, so pacing follows event
+    time)."""
     ordered = sorted(events, key=lambda pair: pair[0])
     if not ordered:
         return
@@ -80,6 +89,9 @@ def hours(events: list[tuple[float, Event]]) -> Iterator[list[Event]]:
     current = 0
     for when, event in ordered:
         hour = int(when // HOUR - first)
+        if hour > current and not paced:
+            yield batch
+            batch, current = [], hour
         while current < hour:
             yield batch
             batch, current = [], current + 1
@@ -107,17 +119,18 @@ def run(
     if problem:
         print(f"qualmon replay: {problem}", file=sys.stderr)
         return 2
+    clock = ReceivingClock.at(time.time(), settings.allowed_lateness_seconds)
     try:
         if args.input == "-":
-            events = read_events(stdin)
+            events = read_events(stdin, clock)
         else:
             with Path(args.input).open(encoding="utf-8") as source:
-                events = read_events(source)
+                events = read_events(source, clock)
     except (ValueError, OSError) as exc:
         print(f"qualmon replay: {args.input}: {exc}; nothing was sent", file=sys.stderr)
         return 2
     try:
-        sent = deliver(args, settings, hours(events))
+        sent = deliver(args, settings, hours(events, paced=args.speed > 0))
     except SendError as exc:
         print(f"qualmon replay: {exc}", file=sys.stderr)
         return 1

@@ -51,6 +51,10 @@ def test_one_score_per_row_and_the_spike_crosses_the_threshold(tmp_path: Path, c
         ("timestamp,value\nyesterday,1\n", "line 2: timestamp 'yesterday' is not ISO-8601"),
         ("timestamp,value\n2014-04-01 00:00:00,abc\n", "line 2: value 'abc' is not a number"),
         ("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,\n", "line 3: value ''"),
+        (
+            "timestamp,value\n\n2014-04-01 00:00:00,1\n\n2014-04-01 00:05:00,x\n",
+            "line 5: value 'x'",
+        ),
         ("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00\n", "line 3: expected"),
         (
             "timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,2\n",

@@ -11,6 +11,7 @@ import pytest
 
 from monitor.replay import add_arguments, hours, read_events, run
 from monitor.settings import Settings
+from streams.checks import ReceivingClock
 from tests.conftest import wait_until
 from tests.factories import at, call, hotline_hours
 
@@ -44,8 +45,17 @@ def test_events_go_out_by_event_time_an_hour_at_a_time() -> None:
         call("a", at(0.2), True),
         call("b", at(0.7), True),
     )
-    batches = list(hours(read_events(_lines(late, [early, later]))))
-    assert [[e["event_id"] for e in batch] for batch in batches] == [["a", "b"], [], [], ["c"]]
+    events = read_events(_lines(late, [early, later]))
+    paced = [[e["event_id"] for e in batch] for batch in hours(events, paced=True)]
+    assert paced == [["a", "b"], [], [], ["c"]]  # the pacing follows event time
+    assert [[e["event_id"] for e in batch] for batch in hours(events)] == [["a", "b"], ["c"]]
+
+
+def test_an_event_dated_past_what_the_service_takes_is_refused_before_any_is_sent() -> None:
+    clock = ReceivingClock.at(1_772_409_600, allowed_lateness_seconds=3600)  # at(0) + 8 h
+    ahead = call("far", "2099-01-01T00:00:00+08:00", True)
+    with pytest.raises(ValueError, match=r"^line 2: event_time: Input should be at most 3600 s"):
+        read_events(_lines(call("e-1", at(1), True), ahead), clock)
 
 
 def test_a_file_with_a_bad_event_sends_nothing(
