@@ -5,9 +5,10 @@ one step up for a key indicator, one step up when the slice is wide (the company
 or a whole product line or channel across the company) and one step down when the bucket rests on
 little evidence (fewer than ``SMALL_EVIDENCE`` counts) — a statistical judgement's evidence, not a
 fact's: an SLA breach of one case is a breach all the same. What a reading rests on is its count
-when it is above its expectation, and its trials (or expected count) when below: a hotline
-outage answering 0 of 300 calls, or a feed gone silent where 40 events were expected, is no
-thin evidence:
+when it is above its expectation and its ``n`` when below — a proportion's trials, a silent
+feed's expected count: a hotline outage answering 0 of 300 calls, or a feed gone silent where 40
+events were expected, is no thin evidence. (A count that falls, such as premium receipts, has
+``n`` = ``k``: a branch's receipts dropping to none is still stepped down.)
 
 >>> evidence(value=0.0, expected=0.95, k=0, n=300), evidence(value=30.0, expected=2.0, k=3, n=4000)
 (300, 3)

@@ -31,6 +31,8 @@ def anomaly(
     severity: str = "major",
     k: float = 12.0,
     value: float = 30.0,
+    expected: float = 2.0,
+    n: float = 4000.0,
 ) -> dict[str, Any]:
     start = T0 + day * DAY
     return {
@@ -42,12 +44,12 @@ def anomaly(
         "bucket_start": iso(start),
         "bucket_seconds": DAY,
         "value": value,
-        "expected": 2.0,
+        "expected": expected,
         "lower": 0.0,
         "upper": 6.0,
         "score": score,
         "k": k,
-        "n": 4000.0,
+        "n": n,
         "detector": "CountDetector",
         "severity": severity,
     }

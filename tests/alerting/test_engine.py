@@ -217,7 +217,17 @@ def test_minor_alerts_are_recorded_but_page_nobody(store: Store, tmp_path: Path)
 def test_sla_breaches_are_facts_and_page_whatever_their_count(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path)
     breaches = [
-        anomaly(10, line=line, indicator=f"{kind}_sla_breach", score=0.75, k=1.0, value=1.0)
+        # As the watch raises them: one case past its limit, against none expected.
+        anomaly(
+            10,
+            line=line,
+            indicator=f"{kind}_sla_breach",
+            score=0.75,
+            k=1.0,
+            value=1.0,
+            expected=0.0,
+            n=1.0,
+        )  # fmt: skip
         for kind in ("claim", "complaint")
         for line in ("life", "health")
     ]

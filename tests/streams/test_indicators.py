@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from streams.cases import KINDS as CASE_KINDS
 from streams.combine import CONCENTRATING
 from streams.detectors import DETECTORS
 from streams.fields import settlement_quantile
@@ -224,6 +225,7 @@ def test_families_are_documented_as_defined(family: str) -> None:
 def test_every_anomaly_qualmon_raises_has_a_family_and_a_category() -> None:
     concentrations = {f"{kind}_concentration" for kind in CONCENTRATING.values()}
     assert concentrations <= set(SIGNALS)
+    assert {f"{kind}_sla_breach" for kind in CASE_KINDS} <= set(SIGNALS)
     assert all(family_of(name) in FAMILIES for name in (*INDICATORS, *SIGNALS))
     assert not set(INDICATORS) & set(SIGNALS)
     # Only open-case timers are facts; data-quality checks are their own family and category.
