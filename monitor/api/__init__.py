@@ -110,6 +110,12 @@ def install_error_handlers(api: FastAPI) -> None:
         api.add_exception_handler(error, handler)
 
 
+def problem(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    """The API's one answer to a request it refuses: what was wrong, and field by field where
+    there are fields to name."""
+    return JSONResponse({"detail": detail, "errors": errors or []}, status_code=status)
+
+
 def invalid(field: str, value: Any, expected: str, source: str = "body") -> RequestValidationError:
     """A refusal of one field found by a route's own check, answered like any invalid request."""
     return RequestValidationError(
@@ -124,9 +130,8 @@ _SOURCES = ("body", "query", "path", "header")
 async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
     """The answer every 422 of the API gives, an invalid event's too: what was wrong, field by
     field, and that nothing changed."""
-    errors = [_described(error) for error in exc.errors()]
-    return JSONResponse(
-        {"detail": "invalid request; nothing was changed", "errors": errors}, status_code=422
+    return problem(
+        422, "invalid request; nothing was changed", [_described(e) for e in exc.errors()]
     )
 
 
@@ -156,7 +161,7 @@ class _BodyLimit:
         length = Headers(scope=scope).get("content-length") if scope["type"] == "http" else None
         if length is not None and length.isdigit() and int(length) > self.limit:
             detail = f"body has {length} bytes; at most {self.limit} (QUALMON_MAX_BODY_BYTES)"
-            await JSONResponse({"detail": detail, "errors": []}, 413)(scope, receive, send)
+            await problem(413, detail)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -10,12 +10,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime, BaseModel, Field
 
 from monitor.api import Actor, Body, Ctx, invalid
-from streams.decode import describe_errors
 from streams.indicators import ANOMALY_NAMES
 from streams.scoring import CATEGORIES
 from streams.windows import iso
@@ -130,23 +128,13 @@ async def get_anomaly(anomaly_id: str, ctx: Ctx) -> AnomalyDetail:
         422: {"description": "The body is not a valid verdict; the errors name the field."},
     },
 )
-async def post_feedback(anomaly_id: str, request: Request, ctx: Ctx, actor: Actor) -> Any:
+async def post_feedback(anomaly_id: str, body: FeedbackCreate, ctx: Ctx, actor: Actor) -> Any:
     """Tell qualmon whether an anomaly was a real problem, a false alarm, or expected."""
-    try:
-        body = FeedbackCreate.model_validate(orjson.loads(await request.body()))
-    except orjson.JSONDecodeError as exc:
-        return _problem(422, f"body is not JSON: {exc}", [])
-    except ValidationError as exc:
-        return _problem(422, "invalid feedback; nothing was stored", describe_errors(exc))
     row = ctx.store.add_feedback(anomaly_id, body.verdict, body.note, actor)
     if row is None:
         raise HTTPException(404, f"no anomaly with id {anomaly_id!r}")
     ctx.metrics.feedback.labels(body.verdict).inc()
     return FeedbackPublic.of(row)
-
-
-def _problem(status: int, detail: str, errors: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"detail": detail, "errors": errors}, status_code=status)
 
 
 def _public(row: dict[str, Any]) -> AnomalyPublic:

@@ -6,10 +6,9 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from monitor.api import Ctx
+from monitor.api import Ctx, problem
 from monitor.errors import BrokerUnavailable
 from streams.checks import ReceivingClock
 from streams.decode import describe_errors
@@ -21,10 +20,6 @@ router = APIRouter(tags=["events"])
 class Accepted(BaseModel):
     accepted: int
     event_ids: list[str]
-
-
-def _problem(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
 @router.post(
@@ -50,16 +45,16 @@ async def post_events(request: Request, ctx: Ctx) -> Any:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         ctx.metrics.http_events.labels("rejected").inc()
-        return _problem(422, f"body is not JSON: {exc}")
+        return problem(422, f"body is not JSON: {exc}")
     items = data if isinstance(data, list) else [data]
     limit = ctx.settings.max_batch_events
     if len(items) > limit:
         ctx.metrics.http_events.labels("rejected").inc(len(items))
-        return _problem(
+        return problem(
             413, f"batch has {len(items)} events; at most {limit} (QUALMON_MAX_BATCH_EVENTS)"
         )
     if not items:
-        return _problem(422, "empty batch; send one event object or a non-empty array")
+        return problem(422, "empty batch; send one event object or a non-empty array")
     # One reading for the whole batch: an event too far ahead of it would close open buckets.
     clock = ReceivingClock.at(ctx.clock(), ctx.settings.allowed_lateness_seconds).context()
     errors: list[dict[str, Any]] = []
@@ -75,13 +70,12 @@ async def post_events(request: Request, ctx: Ctx) -> Any:
     if errors:
         ctx.metrics.http_events.labels("rejected").inc(len(items))
         bad = len({e["index"] for e in errors})
-        return _problem(422, f"{bad} of {len(items)} events are invalid; none accepted",
-                        errors=errors)  # fmt: skip
+        return problem(422, f"{bad} of {len(items)} events are invalid; none accepted", errors)
     try:
         await ctx.producer.send(items)
     except BrokerUnavailable as exc:
         ctx.metrics.http_events.labels("unavailable").inc(len(items))
-        response = _problem(503, f"{exc}; nothing was accepted, retry later")
+        response = problem(503, f"{exc}; nothing was accepted, retry later")
         response.headers["Retry-After"] = "5"
         return response
     ctx.metrics.http_events.labels("accepted").inc(len(items))
