@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from scipy import stats
 from monitor.errors import InsufficientData
 from monitor.store import Store
 from streams.indicators import INDICATORS
+from streams.windows import iso
 
 COVERAGE = 0.8
 RESAMPLES = 9999
@@ -187,23 +187,19 @@ def _too_few(
     why = []
     open_window = span[1] < end - bucket_seconds  # its last bucket has no reading yet
     if after < need and open_window:
-        why.append(f"evaluate once the after-window has passed ({_iso(end)})")
+        why.append(f"evaluate once the after-window has passed ({iso(end)})")
     if before < need:
         why.append(
             f"before the measure the slice has too few readings (its first is of "
-            f"{_iso(span[0])}), which waiting will not change"
+            f"{iso(span[0])}), which waiting will not change"
         )
     elif after < need and not open_window:
         why.append("the after-window has passed with gaps in the slice's readings")
     return (
         f"{indicator} of org {org} ({line}/{channel}) has {before} buckets before and {after} "
-        f"after {_iso(measure['effective_from'])}; at least {need:.0f} of {window} are needed "
+        f"after {iso(measure['effective_from'])}; at least {need:.0f} of {window} are needed "
         f"on each side — {'; '.join(why)}"
     )
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _mean_difference(before: np.ndarray, after: np.ndarray, axis: int) -> np.ndarray:

@@ -30,7 +30,7 @@ def _describe(error: Any) -> str:
         return f"  {message}"
     name = f"QUALMON_{loc[0].upper()}"
     where = f" at {'.'.join(loc[1:])}" if len(loc) > 1 else ""
-    secret = any(word in name for word in ("SECRET", "URL", "KEY", "TOKEN", "PASSWORD"))
+    secret = name.endswith(("SECRET", "_URL", "_URLS", "_KEY", "_KEYS", "TOKEN", "PASSWORD"))
     value = "" if secret else f" (value {error.get('input')!r})"
     return f"  {name}{where}: {message}{value}"
 

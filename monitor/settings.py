@@ -80,8 +80,9 @@ class Settings(AlertSettings):
     api_key: SecretStr | None = Field(
         default=None,
         description=(
-            "QUALMON_API_KEY: the key `qualmon simulate` presents to the API (as a Bearer "
-            "token) when QUALMON_API_KEYS is set there; a producer's or a manager's key."
+            "QUALMON_API_KEY: the key `qualmon simulate` and `qualmon replay` present to the API "
+            "(as a Bearer token) when QUALMON_API_KEYS is set there; a producer's or a manager's "
+            "key."
         ),
     )
     http_port: Annotated[int, Field(ge=0, le=65535)] = Field(

@@ -88,9 +88,14 @@ async def send_http(
                         break
                     await asyncio.sleep(_retry_after(response.headers.get("retry-after")))
                 if response.status_code in (401, 403):
+                    hint = (
+                        "QUALMON_API_KEY was refused: give a producer's or a manager's key"
+                        if api_key
+                        else "the API has authentication on: set QUALMON_API_KEY to a producer's "
+                        "key"
+                    )
                     raise SendError(
-                        f"POST {url} answered {response.status_code}: {response.text[:500]}; "
-                        "the API has authentication on: set QUALMON_API_KEY to a producer's key"
+                        f"POST {url} answered {response.status_code}: {response.text[:500]}; {hint}"
                     )
                 if response.status_code != 202:
                     raise SendError(

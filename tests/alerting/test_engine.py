@@ -227,7 +227,7 @@ def test_sla_breaches_are_facts_and_page_whatever_their_count(store: Store, tmp_
             value=1.0,
             expected=0.0,
             n=1.0,
-        )  # fmt: skip
+        )
         for kind in ("claim", "complaint")
         for line in ("life", "health")
     ]

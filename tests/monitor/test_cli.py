@@ -46,3 +46,10 @@ def test_a_rule_over_several_settings_names_them_in_its_own_words(
         "  QUALMON_WEBHOOK_URLS is set but QUALMON_WEBHOOK_SECRET is not; webhooks are always "
         "signed: set a random secret of at least 16 characters"
     )
+
+
+def test_a_setting_named_after_keys_of_another_kind_shows_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = _refusal(monkeypatch, QUALMON_ALERT_KEY_INDICATORS='["nope"]')
+    assert message.endswith("(value ['nope'])")
