@@ -58,17 +58,15 @@ class ReceivingClock:
 
     now: datetime
     max_ahead_seconds: int
+    #: The latest ``event_time`` accepted (computed once: it is read for every event).
+    latest: datetime
 
     @classmethod
     def at(cls, now: float, allowed_lateness_seconds: int) -> ReceivingClock:
         """The clock reading ``now`` (epoch seconds) under ``QUALMON_ALLOWED_LATENESS_SECONDS``."""
         ahead = max(allowed_lateness_seconds, MIN_AHEAD_SECONDS)
-        return cls(datetime.fromtimestamp(now, UTC), ahead)
-
-    @property
-    def latest(self) -> datetime:
-        """The latest ``event_time`` accepted."""
-        return self.now + timedelta(seconds=self.max_ahead_seconds)
+        reading = datetime.fromtimestamp(now, UTC)
+        return cls(reading, ahead, reading + timedelta(seconds=ahead))
 
     def context(self) -> dict[str, Any]:
         """The validation context that applies this clock (``validate_python(context=...)``)."""
@@ -113,6 +111,7 @@ def _iso_string(value: Any) -> Any:
 
 
 def _not_blank(value: str) -> str:
+    # A pattern would do it in pydantic's core, but its error would quote a regex at the user.
     if not value.strip():
         raise PydanticCustomError("blank", "Input should not be blank")
     return value

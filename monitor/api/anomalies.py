@@ -16,7 +16,6 @@ from pydantic import AwareDatetime, BaseModel, Field
 from monitor.api import Actor, Body, Ctx, invalid
 from streams.indicators import ANOMALY_NAMES
 from streams.scoring import CATEGORIES
-from streams.windows import iso
 
 router = APIRouter(tags=["anomalies"])
 
@@ -55,11 +54,11 @@ class FeedbackPublic(BaseModel):
     verdict: str
     note: str
     actor: str = Field(description="Who gave it: the API key's name, or X-Qualmon-User.")
-    created_at: str = Field(description="When it was given, ISO-8601 UTC.")
+    created_at: datetime = Field(description="When it was given (UTC).")
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> FeedbackPublic:
-        return cls(**(row | {"created_at": iso(row["created_at"])}))
+        return cls(**(row | {"created_at": datetime.fromtimestamp(row["created_at"], UTC)}))
 
 
 class AnomalyDetail(AnomalyPublic):
