@@ -16,6 +16,8 @@ event dated further ahead of it than the allowed lateness is invalid too.
 from __future__ import annotations
 
 import base64
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -25,10 +27,15 @@ from streams.checks import ReceivingClock
 from streams.schema import EVENT_ADAPTER, EVENT_TYPES, EventBase
 
 
-def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors as {field, value, expected}: what the API answers and the DLQ records."""
+def describe_errors(
+    errors: ValidationError | Iterable[Mapping[str, Any]], whole: str = "(event)"
+) -> list[dict[str, Any]]:
+    """Pydantic errors as {field, value, expected}: what the API answers and the DLQ records.
+    ``whole`` names what an error without a field is about."""
+    if isinstance(errors, ValidationError):
+        errors = errors.errors(include_url=False)
     out = []
-    for err in exc.errors(include_url=False):
+    for err in errors:
         location = [str(p) for p in err["loc"]]
         # The discriminated union puts the event type into the path; users think in fields.
         # Rules across fields name the field they refuse (schema.py), so "(event)" is a fallback.
@@ -38,13 +45,12 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
         if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
             location = ["event_type"]
             value = value.get("event_type") if isinstance(value, dict) else None
-        out.append(
-            {
-                "field": ".".join(location) or "(event)",
-                "value": value if isinstance(value, str | int | float | bool | None) else None,
-                "expected": err["msg"],
-            }
-        )
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON cannot carry it back (and trying failed with a 500): echoed as text.
+            value = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        elif not isinstance(value, str | int | float | bool | None):
+            value = None  # the whole object, for a field that is missing
+        out.append({"field": ".".join(location) or whole, "value": value, "expected": err["msg"]})
     return out
 
 

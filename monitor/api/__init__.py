@@ -7,9 +7,8 @@ at start from the settings and shared with the worker when both run in one proce
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,6 +27,7 @@ from monitor.producer import EventProducer
 from monitor.settings import Settings
 from monitor.store import Store
 from streams.app import WorkerStatus
+from streams.decode import describe_errors
 
 if TYPE_CHECKING:
     from alerting.engine import AlertEngine
@@ -130,24 +130,19 @@ _SOURCES = ("body", "query", "path", "header")
 async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
     """The answer every 422 of the API gives, an invalid event's too: what was wrong, field by
     field, and that nothing changed."""
-    return problem(
-        422, "invalid request; nothing was changed", [_described(e) for e in exc.errors()]
-    )
+    return problem(422, "invalid request; nothing was changed", _described(exc.errors()))
 
 
-def _described(error: Mapping[str, Any]) -> dict[str, Any]:
-    loc = [str(part) for part in error.get("loc", ())]
-    if loc and loc[0] in _SOURCES:
-        loc = loc[1:]
-    if error.get("type") == "json_invalid":
-        loc = []  # a position in the text, not a field
-    value = error.get("input")
-    if isinstance(value, float) and not math.isfinite(value):
-        # JSON cannot carry it back (and trying failed with a 500): echoed as text.
-        value = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    elif not isinstance(value, str | int | float | bool | None):
-        value = None  # the whole body or object, for a field that is missing
-    return {"field": ".".join(loc) or "(body)", "value": value, "expected": error["msg"]}
+def _described(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    located = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if loc and loc[0] in _SOURCES:
+            loc = loc[1:]
+        if error.get("type") == "json_invalid":
+            loc = ()  # a position in the text, not a field
+        located.append({**error, "loc": loc})
+    return describe_errors(located, whole="(body)")
 
 
 class _BodyLimit:
