@@ -88,14 +88,18 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry, orgs_depth=settings.metric_orgs_depth)
     store = open_store(settings.store_url)
-    intake = Intake.create(settings, metrics, store)
+    # The stages write their checkpoints from a thread (streams.app.off_loop), through their
+    # own connection: what runs on the event loop — the API, the alert engine, the dispatcher —
+    # reads through this one meanwhile instead of waiting for a checkpoint's transaction to end.
+    stages = open_store(settings.store_url)
+    intake = Intake.create(settings, metrics, stages)
     status = WorkerStatus()
     # Alert state is the store's: only the worker that closes buckets exports it, so that
     # summed over workers it counts once.
     engine = AlertEngine(store, settings, metrics, exports_metrics=False)
 
     def open_closer(partitions: int) -> Closer:
-        closer = Closer.create(settings, metrics, store, partitions)
+        closer = Closer.create(settings, metrics, stages, partitions)
         # Anomalies stored just before a crash may not have reached the engine yet.
         engine.catch_up(time.time() - CATCH_UP_SECONDS)
         return closer
@@ -173,6 +177,7 @@ def run_worker(settings: Settings, bootstrap: str, *, with_api: bool) -> None:
     try:
         worker.execute_from_commandline()
     finally:
+        stages.close()
         store.close()
 
 
