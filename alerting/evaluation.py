@@ -185,7 +185,10 @@ def _too_few(
             "readings: add a measure whose expected effect is on a slice GET /v1/indicators lists"
         )
     why = []
-    open_window = span[1] < end - bucket_seconds  # its last bucket has no reading yet
+    # Waiting helps only while the service has not closed the window's last bucket yet: a
+    # slice whose readings stopped long ago has gaps no wait will fill.
+    closed = store.latest_bucket(indicator) or span[1]
+    open_window = closed < end - bucket_seconds
     if after < need and open_window:
         why.append(f"evaluate once the after-window has passed ({iso(end)})")
     if before < need:

@@ -265,6 +265,14 @@ class HistoryStore:
         )[0]
         return None if row["lo"] is None else (int(row["lo"]), int(row["hi"]))
 
+    def latest_bucket(self, indicator: str) -> int | None:
+        """Start of the latest bucket with a reading of ``indicator`` on any slice: how far the
+        service has closed buckets, whatever one slice's own readings say."""
+        row = self.db.query(
+            "SELECT MAX(bucket_start) AS hi FROM indicator_values WHERE indicator = ?", (indicator,)
+        )[0]
+        return None if row["hi"] is None else int(row["hi"])
+
     def add_readings(self, readings: Iterable[Sequence[Any]]) -> None:
         """Indicator history written outside a checkpoint (imports, tests); idempotent."""
         with self.db.transaction() as tx:

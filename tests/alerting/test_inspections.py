@@ -148,6 +148,25 @@ def test_an_evaluation_needs_the_after_window_to_have_passed(store: Store, tmp_p
     assert store.evaluations(inspection_id) == []
 
 
+def test_an_after_window_the_service_has_closed_is_not_waited_for(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path, evaluation_window_buckets=50)
+    simulate_history(store, worked=True)
+    # Other slices go on being closed for two months past the window; 4403's readings stopped.
+    later = [
+        (COMPLAINTS, "3101", "life", "BANCA", T0 + day * DAY, 5.0, 5.0, 1e4, 0.0, 5.0, 0.0, 0.0)
+        for day in range(70, 130)
+    ]
+    store.add_readings(later)
+    inspection_id, measure_id = open_with_measure(engine)
+    with pytest.raises(InsufficientData) as refused:
+        engine.measures.evaluate(inspection_id, measure_id, "zhang.min")
+    # Only too short a history before the measure is said; no wait is advised.
+    assert "evaluate once" not in str(refused.value)
+    assert str(refused.value).endswith("which waiting will not change")
+
+
 def test_an_evaluation_on_a_slice_without_readings_says_so(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path)
     simulate_history(store, worked=True)
