@@ -86,8 +86,7 @@ class AlertEngine:
         if org == "*":
             return "*"
         if org not in self.paths and org not in self._unknown:
-            # Another process (the worker) may have learnt it since this one started.
-            self.paths.update(self.store.org_paths())
+            self._refresh()
             if org not in self.paths:
                 self._unknown.add(org)  # e.g. the "_other" fold: ask once
         return self.paths.get(org, org)
@@ -97,8 +96,12 @@ class AlertEngine:
         ``QUALMON_MAX_ORGS`` are too)."""
         if org in (ALL, OTHER_ORG) or org in self.paths:
             return True
-        self.paths.update(self.store.org_paths())  # the worker may have learnt it since
+        self._refresh()
         return org in self.paths
+
+    def _refresh(self) -> None:
+        # Another process (the worker) may have learnt orgs since this one started.
+        self.paths.update(self.store.org_paths())
 
     def depth(self, org: str) -> int:
         return 0 if org == "*" else self.path(org).count("/") + 1

@@ -66,10 +66,9 @@ class Inspections:
     # ---- from alerts -----------------------------------------------------------------------
 
     def rule_for(self, alert: dict[str, Any]) -> str | None:
-        """Which rule opens an inspection for this alert, if any; a launch comes first, because
-        its inspection covers the whole launch rather than the slice that fired."""
-        if alert["kind"] != "anomaly" or not business(alert["indicator"]):
-            return None
+        """Which rule opens an inspection for this business anomaly alert (:meth:`consider`
+        asks only for those), if any; a launch comes first, because its inspection covers the
+        whole launch rather than the slice that fired."""
         watch = self.engine.watch
         if watch.watched(alert["product_line"], alert["org_path"], alert["last_bucket"]):
             return "new_product"

@@ -34,23 +34,17 @@ def _ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-class Scope(Body):
-    indicator: IndicatorName = Field(  # type: ignore[valid-type]
-        description="The indicator the inspection is about."
-    )
-    org: OrgOrAll = Field(description="Org code of the org tree; * = every org.")
-    product_line: ProductLineOrAll = Field(default="*", description="Product line or *.")
-    channel: ChannelOrAll = Field(default="*", description="Channel or *.")
-
-
-class InspectionCreate(Scope):
-    title: str = Field(min_length=1, max_length=500, description="What is inspected and why.")
+class InspectionCreate(Body):
     indicator: IndicatorName | Literal["*"] = Field(  # type: ignore[valid-type]
         default="*",
         description="The indicator the inspection is about: it takes the alerts of that "
         "indicator's family (complaints, claims, mis-selling, ...) in its scope. * (the default) "
         "= the whole scope: it takes every business alert there.",
     )
+    org: OrgOrAll = Field(description="Org code of the org tree; * = every org.")
+    product_line: ProductLineOrAll = Field(default="*", description="Product line or *.")
+    channel: ChannelOrAll = Field(default="*", description="Channel or *.")
+    title: str = Field(min_length=1, max_length=500, description="What is inspected and why.")
 
 
 class InspectionPatch(Body):
