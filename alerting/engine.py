@@ -7,8 +7,9 @@ checkpoint stored them, and in one store transaction
    anomaly is a no-op;
 2. groups the rest by indicator and org (child slices under their org) — an open alert of the
    group, or a firing alert of the indicator on an overlapping slice of the org tree (a roll-up
-   joins the problem it rolls up), is updated; one resolved less than the cooldown ago (event
-   time) fires again as the same alert and counts a flap; otherwise a new alert opens;
+   joins the problem it rolls up), is updated and named by :func:`alerting.rules.alert_scope`
+   of its member slices; one resolved less than the cooldown ago (event time) fires again as
+   the same alert and counts a flap; otherwise a new alert opens;
 3. resolves every firing alert whose member series all have a later bucket scoring below the
    threshold — bucket by bucket, in event-time order;
 4. queues notifications in the outbox — never sends: :mod:`alerting.dispatcher` delivers them from
@@ -33,7 +34,16 @@ from typing import Any
 from alerting import payloads
 from alerting.inspections import Inspections
 from alerting.outbox import Outbox
-from alerting.rules import RANK, evidence, group_key, overlaps, severity, specificity
+from alerting.rules import (
+    RANK,
+    alert_scope,
+    evidence,
+    group_key,
+    overlaps,
+    severity,
+    specificity,
+    summary,
+)
 from alerting.watch import ProductWatch
 from monitor.metrics import Metrics
 from monitor.settings import Settings
@@ -217,7 +227,7 @@ class AlertEngine:
             alert, event = dict(latest), "updated"
             if RANK[sev] > RANK[alert["severity"]]:
                 previous_severity, alert["severity"], event = alert["severity"], sev, "escalated"
-            self._absorb(alert, a, key, bucket)
+            self._absorb(tx, alert, a, key, bucket)
         elif (
             latest is not None
             and bucket - latest["last_bucket"] <= self.settings.alert_cooldown_seconds
@@ -226,10 +236,11 @@ class AlertEngine:
             alert["flaps"] += 1
             alert["flapping"] = int(alert["flaps"] >= self.settings.alert_flap_limit)
             alert.update(state="firing", resolved_at=None, severity=sev)
-            self._absorb(alert, a, key, bucket)
+            self._absorb(tx, alert, a, key, bucket)
         else:
             alert, event = self._new(a, key, group, sev, bucket, now), "opened"
         alert["updated_at"] = now
+        changes: dict[str, Any] = {}
         if event == "opened":
             self.store.insert_alert(tx, alert)
             if self.metrics:
@@ -241,6 +252,8 @@ class AlertEngine:
         self.store.add_source(tx, source, alert["alert_id"], series, bucket, self._clear_after(a))
         if alert["inspection_id"] is None:
             self.inspections.consider(tx, alert, now)  # sets alert["inspection_id"] if one
+        elif "org_path" in changes or "product_line" in changes or "channel" in changes:
+            self.inspections.follow(tx, alert, now)
         return self.outbox.notify(tx, alert, event, now, silences, previous_severity)
 
     def _new(
@@ -272,7 +285,7 @@ class AlertEngine:
             "anomalies": 1,
             "flaps": 0,
             "flapping": 0,
-            "summary": _summary(a["indicator"], key),
+            "summary": summary(a["indicator"], key),
             "acknowledged_by": None,
             "acknowledged_at": None,
             "inspection_id": None,
@@ -281,27 +294,36 @@ class AlertEngine:
             "resolved_at": None,
         }
 
-    def _absorb(self, alert: dict[str, Any], a: dict[str, Any], key: tuple, bucket: int) -> None:
+    def _absorb(
+        self, tx: Transaction, alert: dict[str, Any], a: dict[str, Any], key: tuple, bucket: int
+    ) -> None:
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
-        current = (alert["org"], alert["product_line"], alert["channel"])
-        narrower = specificity(key, self.depth(key[0])) > specificity(
-            current, self.depth(current[0])
-        )
+        members = [
+            (m["org"], m["product_line"], m["channel"])
+            for m in self.store.alert_sources(tx, alert["alert_id"])
+        ]
+        scope = alert_scope((self.path(m[0]), *m[1:]) for m in [*members, key])
+        named = (scope[0].rsplit("/", 1)[-1], scope[1], scope[2])
+        renamed = named != (alert["org"], alert["product_line"], alert["channel"])
         # The reading shown is the latest of the slice the alert names: a roll-up joining in
         # the same or a later bucket does not put the company's value beside a branch's name.
-        if narrower or (key == current and bucket >= alert["last_bucket"]):
-            alert.update(value=a["value"], expected=a["expected"], anomaly_id=a["anomaly_id"])
-        alert["last_bucket"] = max(alert["last_bucket"], bucket)
-        if narrower:
-            # The narrowest anomalous slice is where the problem sits; it names the alert.
+        # A name that is no member's (disjoint slices widened it) keeps the reading shown.
+        shown = a if key == named and (renamed or bucket >= alert["last_bucket"]) else None
+        if shown is None and renamed:
+            shown = self.store.member_anomaly(tx, alert["alert_id"], named)
+        if shown is not None:
             alert.update(
-                org=key[0],
-                org_path=self.path(key[0]),
-                product_line=key[1],
-                channel=key[2],
-                summary=_summary(alert["indicator"], key),
+                value=shown["value"], expected=shown["expected"], anomaly_id=shown["anomaly_id"]
             )
+        alert["last_bucket"] = max(alert["last_bucket"], bucket)
+        alert.update(
+            org=named[0],
+            org_path=scope[0],
+            product_line=named[1],
+            channel=named[2],
+            summary=summary(alert["indicator"], named),
+        )
 
     def _overlapping(self, tx: Transaction, indicator: str, key: tuple) -> dict[str, Any] | None:
         """A firing alert of the indicator on a slice overlapping this one: a roll-up of a
@@ -377,17 +399,3 @@ class AlertEngine:
                 overdue_measures=self.store.count_overdue(self.clock()),
                 pending=self.store.count_pending(),
             )
-
-
-def _summary(indicator: str, key: tuple[str, str, str]) -> str:
-    org, line, channel = key
-    where = ", ".join(
-        part
-        for part in (
-            "the whole company" if org == "*" else f"org {org}",
-            None if line == "*" else f"product line {line}",
-            None if channel == "*" else f"channel {channel}",
-        )
-        if part
-    )
-    return f"{indicator} is anomalous in {where}"

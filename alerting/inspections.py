@@ -8,7 +8,9 @@ alert not yet part of an inspection:
   product line and channel or ``*`` on either side) absorbs it — no twin is opened. The same
   matter is the same indicator family (:data:`streams.indicators.FAMILIES`: complaints, claims,
   mis-selling, ...); an inspection naming no indicator (``*``) or covering a launch takes any
-  business alert in its scope;
+  business alert in its scope. An untouched one (``opened``, by the last two rules) also takes
+  an alert of its matter on a disjoint slice of its own org, and widens to cover both, as an
+  alert does (:func:`alerting.rules.alert_scope`); it follows its own alert's scope too;
 * any alert on a product line inside its launch watch window opens one covering the launch (the
   line in the launching org), not only the slice that fired;
 * a *complaint concentration* — an alert on a complaint indicator in an org, line or channel,
@@ -29,7 +31,15 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from alerting.rules import RANK, business, concerns, inspection_id_for, overlaps
+from alerting.rules import (
+    RANK,
+    alert_scope,
+    business,
+    concerns,
+    inspection_id_for,
+    overlaps,
+    summary,
+)
 from monitor.errors import Conflict, NotFound
 from monitor.metrics import Metrics
 from monitor.settings import Settings
@@ -49,6 +59,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 FISHBONE = ("people", "system", "product_material", "process", "environment", "measurement")
 SYSTEM_ACTOR = "qualmon"
+#: Rules whose inspections follow the scope of the alerts they were opened for (a launch's
+#: covers the launch, a manual one what its author chose).
+RESCOPABLE = ("severity", "complaint_concentration")
 
 
 class Inspections:
@@ -86,8 +99,15 @@ class Inspections:
             return None
         scope = (alert["org_path"], alert["product_line"], alert["channel"])
         for open_one in self.store.open_inspections(tx):
+            if not concerns(open_one, alert["indicator"]):
+                continue
             theirs = (open_one["org_path"], open_one["product_line"], open_one["channel"])
-            if overlaps(scope, theirs) and concerns(open_one, alert["indicator"]):
+            # A sibling slice of the same org is the same problem, as it is for an alert: an
+            # untouched inspection widens to take it.
+            if overlaps(scope, theirs) or (
+                open_one["org_path"] == scope[0]
+                and self._rescope(tx, open_one, alert_scope([theirs, scope]), now)
+            ):
                 self._attach(tx, open_one["inspection_id"], alert, now, "absorb_alert")
                 return str(open_one["inspection_id"])
         rule = self.rule_for(alert)
@@ -136,6 +156,43 @@ class Inspections:
                 self.metrics.inspections_opened.labels(rule).inc()
         self._attach(tx, inspection["inspection_id"], alert, now, "attach_alert")
         return str(inspection["inspection_id"])
+
+    def follow(self, tx: Transaction, alert: dict[str, Any], now: float) -> None:
+        """Move the inspection an alert opened to the alert's new scope while nobody works on
+        it: the alert widened to siblings of its first slice, or narrowed from a roll-up to
+        where the problem sits."""
+        row = self.store.get_inspection(tx, alert["inspection_id"])
+        if row is not None and row["cause_id"] == f"alert:{alert['alert_id']}":
+            self._rescope(
+                tx, row, (alert["org_path"], alert["product_line"], alert["channel"]), now
+            )
+
+    def _rescope(
+        self, tx: Transaction, row: dict[str, Any], scope: tuple[str, str, str], now: float
+    ) -> bool:
+        """Give an untouched inspection a new scope; once someone works on it (or it covers a
+        launch, not the slice that fired), its scope is theirs."""
+        if row["state"] != "opened" or row["rule"] not in RESCOPABLE:
+            return False
+        if scope == (row["org_path"], row["product_line"], row["channel"]):
+            return True
+        org = scope[0].rsplit("/", 1)[-1]
+        after = {
+            **row,
+            "title": f"Special inspection: {summary(row['indicator'], (org, *scope[1:]))}",
+            "org": org,
+            "org_path": scope[0],
+            "product_line": scope[1],
+            "channel": scope[2],
+            "updated_at": now,
+        }
+        changes = {k: v for k, v in after.items() if row[k] != v}
+        self.store.update_inspection(tx, row["inspection_id"], **changes)
+        self.store.audit(
+            tx, "inspection", row["inspection_id"], "rescope", SYSTEM_ACTOR, now, row, after
+        )
+        self.publish(tx, after, "rescoped", now)
+        return True
 
     def _attach(
         self, tx: Transaction, inspection_id: str, alert: dict[str, Any], now: float, action: str

@@ -37,6 +37,19 @@ True
 >>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44/4401", "life", "BANCA"))
 False
 
+An alert names where its problem sits: its narrowest member slice. A member covering another is
+its roll-up, and one overlapping a narrower member is a cross-cut of it (the company's BANCA
+channel beside a branch's universal line): neither says where the problem is. Members left that
+are disjoint — a branch's health line and its life line — widen the name to what they share: the
+common org, and a line or channel only where they agree. The name depends on the members only,
+not on the order they arrived in:
+
+>>> alert_scope([("00/44/4403", "life", "BANCA"), ("00/44", "*", "*"), ("*", "*", "BANCA")])
+('00/44/4403', 'life', 'BANCA')
+>>> alert_scope([("00/31/3101", "health", "AGENCY"), ("00/31/3101", "life", "*"),
+...              ("00/31/3101", "*", "BANCA"), ("*", "life", "*")])
+('00/31/3101', '*', '*')
+
 An inspection takes an alert only when it is about the same matter — the indicators' family
 (complaints, claims, mis-selling, ...), or anything in its scope when it names no indicator or
 covers a product launch — and never a data-quality alert:
@@ -58,6 +71,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from itertools import takewhile
 from typing import Any
 
 import orjson
@@ -144,6 +158,41 @@ def overlaps(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
     if not (org_covers(a[0], b[0]) or org_covers(b[0], a[0])):
         return False
     return all(x == y or "*" in (x, y) for x, y in zip(a[1:], b[1:], strict=True))
+
+
+def alert_scope(members: Iterable[tuple[str, str, str]]) -> tuple[str, str, str]:
+    """The scope an alert with these member slices names (see the module's docstring)."""
+    named: list[tuple[str, str, str]] = []
+    for s in sorted(set(members), key=lambda s: (*_path_specificity(s), s), reverse=True):
+        if not any(overlaps(s, n) for n in named):
+            named.append(s)
+    paths = [s[0].split("/") for s in named]
+    shared = [p[0] for p in takewhile(lambda p: len(set(p)) == 1, zip(*paths, strict=False))]
+    line, channel = ({s[i] for s in named} for i in (1, 2))
+    return (
+        "*" if not shared or shared == ["*"] else "/".join(shared),
+        line.pop() if len(line) == 1 else "*",
+        channel.pop() if len(channel) == 1 else "*",
+    )
+
+
+def _path_specificity(scope: tuple[str, str, str]) -> tuple[int, int]:
+    return specificity(scope, 0 if scope[0] == "*" else scope[0].count("/") + 1)
+
+
+def summary(indicator: str, key: tuple[str, str, str]) -> str:
+    """What an alert on ``indicator`` in slice ``key`` (org, product line, channel) is about."""
+    org, line, channel = key
+    where = ", ".join(
+        part
+        for part in (
+            "the whole company" if org == "*" else f"org {org}",
+            None if line == "*" else f"product line {line}",
+            None if channel == "*" else f"channel {channel}",
+        )
+        if part
+    )
+    return f"{indicator} is anomalous in {where}"
 
 
 def silenced_by(silences: Iterable[Mapping[str, Any]], labels: Mapping[str, Any]) -> bool:

@@ -101,6 +101,19 @@ class AlertStore:
             (alert_id,),
         )
 
+    def member_anomaly(
+        self, tx: Transaction, alert_id: str, slice_key: tuple[str, str, str]
+    ) -> dict[str, Any] | None:
+        """The latest stored anomaly of one member slice (org, product line, channel) of an
+        alert, if it has one."""
+        return tx.one(
+            "SELECT a.anomaly_id, a.value, a.expected FROM alert_sources s "
+            "JOIN anomalies a ON a.anomaly_id = s.source_id "
+            "WHERE s.alert_id = ? AND s.org = ? AND s.product_line = ? AND s.channel = ? "
+            "ORDER BY s.bucket_start DESC LIMIT 1",
+            (alert_id, *slice_key),
+        )
+
     def latest_in_group(self, tx: Transaction, group_key: str) -> dict[str, Any] | None:
         return tx.one(
             f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE group_key = ? "

@@ -154,6 +154,44 @@ def test_a_day_and_its_last_hour_both_anomalous_show_the_days_reading(
     assert (alert["value"], alert["anomaly_id"], alert["anomalies"]) == (0.55, day["anomaly_id"], 2)
 
 
+HOTLINE = "hotline_answer_rate"
+#: A branch's hotline down for a day: each of its lines and channels, a cross-cut (one channel
+#: across its lines), and roll-ups up to the company's life line.
+OUTAGE = [
+    anomaly(10, "3101", "health", "AGENCY", indicator=HOTLINE),
+    anomaly(10, "3101", "life", "*", indicator=HOTLINE),
+    anomaly(10, "3101", "accident", "*", indicator=HOTLINE),
+    anomaly(10, "3101", "*", "BANCA", indicator=HOTLINE),
+    anomaly(10, "3101", "*", "*", indicator=HOTLINE, value=0.4),
+    anomaly(10, "31", "*", "*", indicator=HOTLINE),
+    anomaly(10, "*", "life", "*", indicator=HOTLINE),
+]
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["narrowest-first", "widest-first"])
+def test_a_problem_across_a_branchs_lines_names_the_branch(
+    store: Store, tmp_path: Path, order: int
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    for a in OUTAGE[::order]:  # one checkpoint per anomaly, in either order
+        store.save_checkpoint("w", b"s", anomalies=[a])
+        engine.ingest([a])
+    (alert,) = store.alerts()[0]
+    # Disjoint slices of 3101 widen the name to 3101; the cross-cut (BANCA) and the roll-ups,
+    # the company's life line among them, join without widening it further.
+    assert (alert["org_path"], alert["product_line"], alert["channel"]) == ("00/31/3101", "*", "*")
+    assert alert["summary"] == f"{HOTLINE} is anomalous in org 3101"
+    assert (alert["value"], alert["anomalies"]) == (0.4, len(OUTAGE))
+
+
+def test_a_cross_cut_does_not_widen_the_name(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    # The company's BANCA channel is anomalous because of the branch's life line, not beside it.
+    engine.ingest([anomaly(10, "4403", "life", "*"), anomaly(10, "*", "*", "BANCA")])
+    (alert,) = store.alerts()[0]
+    assert (alert["org"], alert["product_line"], alert["channel"]) == ("4403", "life", "*")
+
+
 def test_an_alert_resolves_only_when_every_member_slice_is_normal(
     store: Store, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -347,3 +348,75 @@ def test_an_inspection_without_an_indicator_takes_any_business_alert_in_its_scop
         "hotline_answer_rate",
     }
     assert store.inspections()[1] == 1
+
+
+def test_an_untouched_inspection_follows_its_alert_to_the_whole_branch(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    hotline = "hotline_answer_rate"
+    engine.ingest([anomaly(10, "3101", "health", "AGENCY", indicator=hotline)])
+    (inspection,), _ = store.inspections()
+    assert (inspection["product_line"], inspection["channel"]) == ("health", "AGENCY")
+    # The next checkpoint finds the life line of 3101 down too: the alert widens to 3101, and
+    # the inspection nobody has started on goes with it — the company's life line and the answer
+    # rate within 20 seconds then join it instead of opening inspections of their own.
+    engine.ingest(
+        [
+            anomaly(10, "3101", "life", "*", indicator=hotline),
+            anomaly(10, "*", "life", "*", indicator=hotline),
+            anomaly(10, "3101", "life", "*", indicator="hotline_answer_20s_rate"),
+        ]
+    )
+    (inspection,), _ = store.inspections()
+    assert (inspection["org"], inspection["product_line"], inspection["channel"]) == (
+        "3101",
+        "*",
+        "*",
+    )
+    assert inspection["title"] == f"Special inspection: {hotline} is anomalous in org 3101"
+    assert len(store.inspection_alert_ids(inspection["inspection_id"])) == 2
+    (rescope,) = [
+        e
+        for e in store.audit_for_inspection(inspection["inspection_id"])
+        if e["action"] == "rescope"
+    ]
+    assert (rescope["before"]["product_line"], rescope["after"]["product_line"]) == ("health", "*")
+    topic = [
+        orjson.loads(n["body"])["event"] for n in store.notifications(receiver="topic:inspections")
+    ]
+    assert topic == ["opened", "rescoped"]
+
+
+def test_an_inspection_someone_works_on_keeps_its_scope(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    hotline = "hotline_answer_rate"
+    engine.ingest([anomaly(10, "3101", "health", "AGENCY", indicator=hotline)])
+    (inspection,), _ = store.inspections()
+    engine.inspections.patch(inspection["inspection_id"], {"state": "investigating"}, "li.wei")
+    engine.ingest([anomaly(10, "3101", "life", "*", indicator=hotline)])
+    (alert,) = store.alerts()[0]
+    assert (alert["product_line"], alert["channel"]) == ("*", "*")
+    after = store.inspection(inspection["inspection_id"])
+    assert (after["product_line"], after["channel"], after["state"]) == (
+        "health",
+        "AGENCY",
+        "investigating",
+    )
+
+
+def test_an_untouched_inspection_takes_a_sibling_slice_of_its_org(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "3101", "health", "AGENCY", indicator="hotline_answer_rate")])
+    # Another indicator of the matter on another line of the same branch, before the first
+    # alert has seen that line: one inspection, widened to the branch.
+    engine.ingest([anomaly(10, "3101", "life", "*", indicator="hotline_answer_20s_rate")])
+    # A slice of another branch is another problem.
+    engine.ingest([anomaly(10, "3102", "life", "*", indicator="hotline_answer_20s_rate")])
+    inspections, total = store.inspections()
+    assert total == 2
+    widened = next(i for i in inspections if i["org"] == "3101")
+    assert (widened["product_line"], widened["channel"]) == ("*", "*")
+    assert len(store.inspection_alert_ids(widened["inspection_id"])) == 2

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -38,14 +39,16 @@ SIM = SimConfig(
 COMPLAINTS = "complaint_rate_per_10k_policies"
 
 
-def replay(settings: Settings, store: Store, registry: CollectorRegistry) -> Iterator[AlertEngine]:
+def replay(
+    settings: Settings, store: Store, registry: CollectorRegistry, sim: SimConfig = SIM
+) -> Iterator[AlertEngine]:
     """Every simulated hour as one record, each followed by a checkpoint and the alert hook —
     what the worker does, without Kafka; yields after each hour."""
     metrics = Metrics(registry)
     stages = Stages(settings, metrics, store, partitions=1)
     closer = stages.closer
     engine = AlertEngine(store, settings, metrics)
-    for offset, hour in enumerate(generate(SIM)):
+    for offset, hour in enumerate(generate(sim)):
         stages.handle(orjson.dumps(hour), "events", 0, offset)
         stages.intake.save(stages.intake.take_flush())
         closer.poll()
@@ -188,4 +191,36 @@ def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
         )
         == 2
     )
+    store.close()
+
+
+def test_a_branchs_hotline_outage_is_one_inspection_of_the_branch(tmp_path: Path) -> None:
+    # Every line and channel of 3101 loses half its calls for a day. Each alert first names its
+    # narrowest slice (one line in one channel); the other lines of the branch widen it to the
+    # branch, and the company's roll-ups join it rather than opening inspections of their own.
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        bucket_seconds=86400,
+        allowed_lateness_seconds=3600,
+    )
+    store = open_store(settings.store_url)
+    sim = replace(SIM, scenarios=("hotline-outage",))
+    for _ in replay(settings, store, CollectorRegistry(), sim):
+        pass
+    alerts, _ = store.alerts()
+    assert sorted(a["indicator"] for a in alerts) == [
+        "hotline_answer_20s_rate",
+        "hotline_answer_rate",
+    ]
+    assert {(a["org_path"], a["product_line"], a["channel"]) for a in alerts} == {
+        ("00/31/3101", "*", "*")
+    }
+    (inspection,), _ = store.inspections()
+    assert (inspection["org"], inspection["product_line"], inspection["channel"]) == (
+        "3101",
+        "*",
+        "*",
+    )
+    assert {a["inspection_id"] for a in alerts} == {inspection["inspection_id"]}
     store.close()
