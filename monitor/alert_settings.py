@@ -120,8 +120,9 @@ class AlertSettings(BaseSettings):
     inspection_complaint_indicators: tuple[str, ...] = Field(
         default=("complaint_rate_per_10k_policies", "complaints_concentration"),
         description=(
-            "QUALMON_INSPECTION_COMPLAINT_INDICATORS: JSON list of indicators or concentration "
-            "anomalies (complaints_concentration, ...); an alert on one of these in "
+            "QUALMON_INSPECTION_COMPLAINT_INDICATORS: JSON list of indicators or business "
+            "signals (complaints_concentration, complaint_sla_breach, ...); an alert on one of "
+            "these in "
             "an org, product line or channel (not the company total) is a complaint "
             "concentration and opens an inspection whatever its severity."
         ),
@@ -176,15 +177,20 @@ class AlertSettings(BaseSettings):
     @field_validator("alert_key_indicators", "inspection_complaint_indicators")
     @classmethod
     def _known_indicators(cls, value: tuple[str, ...], info: object) -> tuple[str, ...]:
-        from streams.combine import CONCENTRATING
-        from streams.indicators import INDICATORS
+        from streams.indicators import ANOMALY_NAMES, family_of
 
-        known = {*INDICATORS, *(f"{kind}_concentration" for kind in CONCENTRATING.values())}
+        field = getattr(info, "field_name", "")
+        known = [
+            name
+            for name in ANOMALY_NAMES
+            # Data-quality anomalies never open an inspection: listing one would do nothing.
+            if field != "inspection_complaint_indicators" or family_of(name) != "data_quality"
+        ]
         unknown = [v for v in value if v not in known]
         if unknown:
-            name = f"QUALMON_{getattr(info, 'field_name', '').upper()}"
             raise ValueError(
-                f"{name} has unknown indicators {unknown}; expected some of {sorted(known)}"
+                f"QUALMON_{field.upper()} has unknown indicators {unknown}; expected some of "
+                f"{sorted(known)}"
             )
         return value
 

@@ -29,6 +29,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     TypeAdapter,
     ValidationInfo,
@@ -148,7 +149,7 @@ class ComplaintClosedPayload(_Strict):
 class CallCompletedPayload(_Strict):
     queue: Code
     answered: StrictBool
-    wait_seconds: Annotated[float, Field(ge=0, le=86400)]
+    wait_seconds: Annotated[StrictFloat, Field(ge=0, le=86400)]
     abandoned: StrictBool = False
 
     @field_validator("abandoned")

@@ -65,6 +65,10 @@ def test_cli_names_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
             "QUALMON_WEBHOOK_URLS\\['44'\\]",
         ),
         ({"alert_key_indicators": ["net_promoter"]}, "QUALMON_ALERT_KEY_INDICATORS has unknown"),
+        (
+            {"inspection_complaint_indicators": ["feed_silence"]},
+            "QUALMON_INSPECTION_COMPLAINT_INDICATORS has unknown indicators \\['feed_silence'\\]",
+        ),
         ({"alert_resend_seconds": 300}, "alert_resend_seconds"),
         ({"inspection_min_severity": "huge"}, "inspection_min_severity"),
     ],
@@ -85,3 +89,8 @@ def test_alerting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert settings.webhook_urls == {"*": ("https://pager.example/hook",)}
     assert settings.product_watch[0].org == "*"
     assert "0123456789abcdef" not in repr(settings)
+
+
+def test_sla_breaches_may_count_as_complaint_concentrations() -> None:
+    names = ("complaint_rate_per_10k_policies", "complaint_sla_breach")
+    assert Settings(inspection_complaint_indicators=names).inspection_complaint_indicators == names

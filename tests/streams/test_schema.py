@@ -106,6 +106,9 @@ REJECTED = {
     "csat as a boolean": (
         "survey.response", _set_payload("csat_1_5", True), "csat_1_5", "int_type"
     ),
+    "wait as a string": (
+        "call.completed", _set_payload("wait_seconds", "12"), "wait_seconds", "float_type"
+    ),
     "nps as a float": ("survey.response", _set_payload("nps_0_10", 9.0), "nps_0_10", "int_type"),
     "period_no as a string": (
         "premium.received", _set_payload("period_no", "2"), "period_no", "int_type"
