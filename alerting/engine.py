@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from alerting import payloads
 from alerting.inspections import Inspections
 from alerting.outbox import Outbox
@@ -215,7 +217,7 @@ class AlertEngine:
             a["indicator"],
             key,
             self.depth(a["org"]),
-            k=evidence(a["value"], a["expected"], a["k"], a["n"]),
+            k=evidence(a["value"], a["expected"], a["k"], a["n"], _expected_count(a)),
             key_indicators=self.settings.alert_key_indicators,
         )
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
@@ -399,3 +401,11 @@ class AlertEngine:
                 overdue_measures=self.store.count_overdue(self.clock()),
                 pending=self.store.count_pending(),
             )
+
+
+def _expected_count(a: dict[str, Any]) -> float:
+    """The count a count indicator's detector expected (its anomaly's detail), else 0."""
+    detail = a.get("detail") or {}
+    if isinstance(detail, (str, bytes)):
+        detail = orjson.loads(detail)
+    return float(detail.get("expected_count", 0.0))

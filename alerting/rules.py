@@ -6,12 +6,14 @@ or a whole product line or channel across the company) and one step down when th
 little evidence (fewer than ``SMALL_EVIDENCE`` counts) — a statistical judgement's evidence, not a
 fact's: an SLA breach of one case is a breach all the same. What a reading rests on is its count
 when it is above its expectation and its ``n`` when below — a proportion's trials, a silent
-feed's expected count: a hotline outage answering 0 of 300 calls, or a feed gone silent where 40
-events were expected, is no thin evidence. (A count that falls, such as premium receipts, has
-``n`` = ``k``: a branch's receipts dropping to none is still stepped down.)
+feed's expected count, a count's expected count: a hotline outage answering 0 of 300 calls, a
+feed gone silent where 40 events were expected, or a branch's premium receipts falling from 30 a
+day to none, is no thin evidence.
 
 >>> evidence(value=0.0, expected=0.95, k=0, n=300), evidence(value=30.0, expected=2.0, k=3, n=4000)
 (300, 3)
+>>> evidence(value=0.0, expected=450_000.0, k=0, n=0, expected_count=30.0)
+30.0
 
 >>> severity("minor", "complaint_rate_per_10k_policies", ("4403", "life", "BANCA"), 3,
 ...          k=12, key_indicators=("complaint_rate_per_10k_policies",))
@@ -108,9 +110,12 @@ def severity(
     return SEVERITIES[max(0, min(rank, len(SEVERITIES) - 1))]
 
 
-def evidence(value: float, expected: float, k: float, n: float) -> float:
-    """The counts a reading of ``k`` of ``n`` rests on (see the module's docstring)."""
-    return k if value >= expected else max(k, n)
+def evidence(
+    value: float, expected: float, k: float, n: float, expected_count: float = 0.0
+) -> float:
+    """The counts a reading of ``k`` of ``n`` rests on (see the module's docstring);
+    ``expected_count`` is what a count's detector expected, where the value is not a count."""
+    return k if value >= expected else max(k, n, expected_count)
 
 
 def is_fact(indicator: str) -> bool:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_args
 
+import orjson
+
 from streams.aggregate import ClosedBucket
 from streams.calendar import Calendar
 from streams.detectors import DETECTORS, SeriesFilter
@@ -236,7 +238,11 @@ class SeriesBank:
                 )
                 readings.append(scored)
                 if anomalous:
-                    anomalies.append(self._anomaly(scored, type(series.detector).__name__))
+                    # A count is judged on counts: its anomaly shows the count expected beside
+                    # the value, which may be yuan (premium) or complaints per 10k policies.
+                    counted = indicator.kind == "count"
+                    info = {"expected_count": round(band.expected, 3)} if counted else {}
+                    anomalies.append(self._anomaly(scored, type(series.detector).__name__, info))
         return readings, anomalies
 
     def _step_with(
@@ -263,7 +269,7 @@ class SeriesBank:
             return score, False
         return score, True
 
-    def _anomaly(self, r: ScoredReading, detector: str) -> Anomaly:
+    def _anomaly(self, r: ScoredReading, detector: str, info: dict[str, Any]) -> Anomaly:
         org, product_line, channel = r.slice
         return Anomaly(
             anomaly_id=anomaly_id(r.indicator, r.slice, r.bucket_start, self.span),
@@ -282,4 +288,5 @@ class SeriesBank:
             n=r.n,
             detector=detector,
             severity=severity_of(r.score),
+            detail=orjson.dumps(info).decode(),
         )

@@ -293,6 +293,21 @@ def test_a_reading_far_below_its_expectation_rests_on_what_was_expected(
     assert store.alerts(indicator="hotline_answer_rate")[0][0]["severity"] == "major"
 
 
+@pytest.mark.parametrize(("expected_count", "severity"), [(20.0, "major"), (3.0, "minor")])
+def test_a_count_falling_to_none_rests_on_the_count_expected(
+    store: Store, tmp_path: Path, expected_count: float, severity: str
+) -> None:
+    # A branch's premium receipts, 20 a day, falling to none: no thin evidence; where 3 were
+    # expected, it is.
+    engine, _ = engine_for(store, tmp_path)
+    receipts = anomaly(
+        10, "3101", "*", "*", indicator="premium_income", k=0.0, n=0.0, value=0.0, expected=5e4
+    )
+    receipts["detail"] = orjson.dumps({"expected_count": expected_count}).decode()
+    engine.ingest([receipts])
+    assert store.alerts(indicator="premium_income")[0][0]["severity"] == severity
+
+
 def test_routing_to_every_ancestor_when_configured(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path, alert_routing="ancestors")
     assert engine.outbox.webhooks_for("00/44/4403") == [

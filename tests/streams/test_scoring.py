@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import orjson
 import pytest
 
 from streams.aggregate import ClosedBucket
@@ -240,3 +241,15 @@ def test_one_failing_series_does_not_cost_the_others_their_bucket() -> None:
     read = {name for name, r in full.items() if r.value is not None}
     read -= {n for n, r in full.items() if not INDICATORS[n].judged and r.value == r.k == r.n == 0}
     assert {r.indicator for r in readings} == read - {"claim_settlement_days_mean"}
+
+
+def test_a_count_anomaly_shows_the_count_it_expected() -> None:
+    # Premium is shown in yuan but judged on receipts: a day with none where 20 came every day
+    # says how many were expected, so that what it rests on can be told (alerting.rules).
+    bank = SeriesBank(DAY)
+    for day in range(35):  # five visits of each weekday: past the warm-up
+        bank.score(bucket(day, org=acc(premium_received_yuan=50_000.0, premium_receipts=20.0)))
+    _, anomalies = bank.score(bucket(35, org=acc(premium_received_yuan=0.0, premium_receipts=0.0)))
+    [premium] = [a for a in anomalies if a.indicator == "premium_income"]
+    assert (premium.value, premium.k) == (0.0, 0.0)
+    assert orjson.loads(premium.detail)["expected_count"] == pytest.approx(20.0, rel=0.05)
