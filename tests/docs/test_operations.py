@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+from prometheus_client import CollectorRegistry
+
+from monitor.metrics import Metrics
 from monitor.settings import Settings
-from tests.deploy.ops_files import ROOT, alerts
+from tests.deploy.ops_files import ROOT, RUNBOOKS, alerts
 
 GUIDE = (ROOT / "docs" / "operations.md").read_text()
 
@@ -20,3 +25,17 @@ def test_every_alert_is_in_the_runbook_index() -> None:
         row = f"| {alert['alert']} | {alert['labels']['team']} | {alert['labels']['severity']} |"
         assert row in GUIDE, f"runbook index lacks or misstates {alert['alert']}"
         assert f"(runbooks/{alert['alert']}.md)" in GUIDE
+
+
+def test_every_metric_the_guide_and_runbooks_name_is_exported() -> None:
+    registry = CollectorRegistry()
+    Metrics(registry)
+    exported = {s.name for family in registry.collect() for s in family.samples}
+    exported |= {family.name for family in registry.collect()}
+    texts = [GUIDE, *(p.read_text() for p in RUNBOOKS.glob("*.md"))]
+    # Whole names only: `qualmon_indicator_…` and regex prefixes end in `_`.
+    named = {
+        m for text in texts for m in re.findall(r"\b(?:qualmon|process)_[a-z0-9_]*[a-z0-9]\b", text)
+    }
+    assert "process_resident_memory_bytes" in named
+    assert named <= exported, f"named but not exported: {sorted(named - exported)}"
