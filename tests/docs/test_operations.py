@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry
 
 from monitor.metrics import Metrics
 from monitor.settings import Settings
+from streams.indicators import INDICATORS
+from streams.rolling import WINDOWS
 from tests.deploy.ops_files import ROOT, RUNBOOKS, alerts
 
 GUIDE = (ROOT / "docs" / "operations.md").read_text()
@@ -39,3 +41,17 @@ def test_every_metric_the_guide_and_runbooks_name_is_exported() -> None:
     }
     assert "process_resident_memory_bytes" in named
     assert named <= exported, f"named but not exported: {sorted(named - exported)}"
+
+
+def test_the_prometheus_sizing_bounds_what_a_worker_exports() -> None:
+    # An entry of the series cap is a reading (six series, eight with the compliance interval)
+    # or a window of a slice (one gauge per indicator): the guide's bound must hold for both.
+    found = re.search(
+        r"\(([\d,]+) per worker, then[\s\S]+?(?:at most|up to) ([\d,]+) series per worker", GUIDE
+    )
+    assert found, "the Prometheus sizing paragraph has changed shape"
+    cap, bound = (int(n.replace(",", "")) for n in found.groups())
+    assert cap == Metrics(CollectorRegistry()).max_series
+    assert bound >= cap * max(8, len(INDICATORS))
+    windows = len([w for w in WINDOWS if w != "bucket"])
+    assert f"{windows} × {len(INDICATORS)} = {windows * len(INDICATORS)}" in GUIDE
