@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from streams.feedback import VERDICTS
 from streams.indicators import ANOMALY_NAMES, INDICATORS, wilson_interval
@@ -54,6 +54,10 @@ class Metrics:
         #: (indicator, org, product_line, channel) -> its value, sample size, score and band
         #: children, bound once: ``labels()`` costs several times a ``set()``.
         self._children: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        # process_resident_memory_bytes, CPU seconds, open fds: a worker's memory grows with the
+        # event ids it remembers and bounds its sustained rate (docs/operations.md, "Sizing").
+        # A fresh registry has no process collector of its own.
+        ProcessCollector(registry=registry)
 
         self.events = Counter(
             "qualmon_events_total",

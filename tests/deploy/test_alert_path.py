@@ -110,3 +110,34 @@ def test_a_critical_anomaly_in_region_44_pages_its_quality_desk(alertmanager, ga
     assert body["receiver"] == "quality-region-44-page"
     assert body["alerts"][0]["labels"]["org"] == "4403"
     assert not gateway.received("/page/quality-hq")
+
+
+def test_qualmons_own_alert_pages_once_for_an_indicator_prometheus_also_alerts_on(
+    alertmanager, gateway
+) -> None:
+    # The workers post QualmonAnomaly (alerting/payloads.py) and Prometheus fires its rule on the
+    # same score: the rule's alert is inhibited, so the desk is paged once, with qualmon's.
+    now = datetime.now(UTC)
+    where = {"indicator": "hotline_answer_rate", "org": "4403", "product_line": "*",
+             "channel": "*", "severity": "critical"}  # fmt: skip
+    window = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
+    qualmon = {"labels": {"alertname": "QualmonAnomaly", "alert_id": "a1", "service": "qualmon",
+                          **where}, **window}  # fmt: skip
+    rule = {"labels": {"alertname": "QualmonIndicatorAnomalyCritical", "team": "quality",
+                       **where}, **window}  # fmt: skip
+    base = f"http://127.0.0.1:{alertmanager}/api/v2"
+    assert httpx.post(f"{base}/alerts", json=[qualmon]).status_code == 200
+    wait_until(lambda: gateway.received("/page/quality-region-44"), 30, "qualmon's page")
+    # Prometheus evaluates its rule after qualmon's alert went out: the score gauge is set when
+    # the bucket closes, and the rule waits its `for`.
+    assert httpx.post(f"{base}/alerts", json=[rule]).status_code == 200
+
+    def rule_state() -> dict:
+        (alert,) = [a for a in httpx.get(f"{base}/alerts").json()
+                    if a["labels"]["alertname"] == rule["labels"]["alertname"]]  # fmt: skip
+        return alert["status"]
+
+    wait_until(lambda: rule_state()["inhibitedBy"], 30, "the rule's alert to be inhibited")
+    paged = [a["labels"]["alertname"] for body in gateway.received("/page/quality-region-44")
+             for a in body["alerts"]]  # fmt: skip
+    assert paged == ["QualmonAnomaly"]

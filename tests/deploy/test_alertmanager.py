@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from alerting.payloads import labels as qualmon_labels
 from tests.deploy.ops_files import ROOT, run
 
 CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -33,6 +34,28 @@ def test_config_is_valid() -> None:
 def test_alerts_route_by_team_severity_and_org(labels: dict[str, str], receiver: str) -> None:
     out = run("amtool", "config", "routes", "test", f"--config.file={CONFIG}",
               *(f"{k}={v}" for k, v in labels.items()))  # fmt: skip
+    assert out.split("\n")[0].strip() == receiver
+
+
+@pytest.mark.parametrize(
+    ("kind", "indicator", "org", "severity", "receiver"),
+    [
+        ("anomaly", "complaints_concentration", "4403", "critical", "quality-region-44-page"),
+        ("anomaly", "claim_sla_breach", "44", "major", "quality-region-44"),
+        ("anomaly", "hotline_answer_rate", "3201", "critical", "quality-hq-page"),
+        ("measure_overdue", "complaint_rate_per_10k_policies", "3201", "major", "quality-hq"),
+    ],
+)  # fmt: skip
+def test_alerts_qualmon_posts_itself_reach_the_quality_desks(
+    kind: str, indicator: str, org: str, severity: str, receiver: str
+) -> None:
+    # With QUALMON_ALERTMANAGER_URL set the worker posts its own alerts, with the labels of
+    # alerting/payloads.py (no team label): they must page the quality desk of their org, not
+    # fall through to the platform's ticket queue.
+    alert = {"kind": kind, "alert_id": "a1", "indicator": indicator, "org": org,
+             "product_line": "life", "channel": "BANCA", "severity": severity}  # fmt: skip
+    out = run("amtool", "config", "routes", "test", f"--config.file={CONFIG}",
+              *(f"{k}={v}" for k, v in qualmon_labels(alert).items()))  # fmt: skip
     assert out.split("\n")[0].strip() == receiver
 
 

@@ -97,6 +97,17 @@ def test_qualmon_services_match_the_code() -> None:
     assert not {"monitor", "streams", "alerting", "pyproject.toml"} & set(ignored)
 
 
+def test_qualmon_sends_its_own_alerts_to_the_stacks_alertmanager() -> None:
+    # Without it, qualmon's alerts with no Prometheus rule behind them (complaint
+    # concentrations, SLA breaches, data quality, overdue measures) reach nobody.
+    services = load(COMPOSE)["services"]
+    (published,) = services["alertmanager"]["ports"]
+    port = published.rsplit(":", 1)[1]
+    for name in QUALMON_SERVICES:
+        url = services[name]["environment"].get("QUALMON_ALERTMANAGER_URL")
+        assert url == f"http://alertmanager:{port}", f"{name}: {url}"
+
+
 def test_prometheus_scrapes_the_compose_services() -> None:
     prometheus = load(DEPLOY / "prometheus" / "prometheus.yml")
     jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in prometheus["scrape_configs"]}

@@ -151,3 +151,12 @@ def test_orgs_deeper_than_the_configured_depth_get_no_gauges() -> None:
         sample("qualmon_anomaly_score", {"indicator": "hotline_answer_rate", **combination}) is None
     )
     assert sample("qualmon_metric_series_not_exported_total") == 0
+
+
+def test_the_process_memory_the_sizing_guide_watches_is_exported() -> None:
+    # docs/operations.md sizes workers by process_resident_memory_bytes; the service builds its
+    # metrics on a registry of its own, which exports no process metrics unless asked to.
+    registry = CollectorRegistry()
+    Metrics(registry)
+    assert (registry.get_sample_value("process_resident_memory_bytes") or 0) > 0
+    assert registry.get_sample_value("process_cpu_seconds_total") is not None
