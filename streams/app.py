@@ -39,6 +39,9 @@ class WorkerStatus:
     """What /readyz needs to know about the worker running in this process."""
 
     assigned: set[int] = field(default_factory=set)
+    #: Whether the worker has been through a rebalance of its group: then it is doing its job,
+    #: also when it was given no partition — a standby beside as many workers as partitions.
+    joined: bool = False
     closer: Closer | None = None  # set while this worker closes buckets
     #: Between a revocation and the next assignment nothing is written: partition 0 may be
     #: given to another worker, and this one only knows once it is assigned again.
@@ -232,7 +235,7 @@ def build_app(
             del positions[partition]
             with contextlib.suppress(KeyError):
                 metrics.consumer_lag.remove(str(partition))
-        status.assigned = assigned
+        status.assigned, status.joined = assigned, True
         intake.assigned(assigned)
         metrics.assigned_partitions.set(len(assigned))
         log.info("assigned partitions %s of %s", sorted(assigned), settings.events_topic)

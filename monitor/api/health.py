@@ -19,13 +19,15 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(ctx: Ctx) -> JSONResponse:
-    """Ready when Kafka answers and, with a worker in this process, it owns partitions."""
+    """Ready when Kafka answers and, with a worker in this process, it has joined its group."""
     checks = {"broker": await ctx.producer.ready()}
+    body: dict[str, object] = {"checks": checks}
     if ctx.worker is not None:
-        checks["worker_partitions"] = bool(ctx.worker.assigned)
+        checks["worker_joined"] = ctx.worker.joined
+        body["partitions"] = sorted(ctx.worker.assigned)
     ready = all(checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {"status": "ready" if ready else "not ready", **body},
         status_code=200 if ready else 503,
     )
 

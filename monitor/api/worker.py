@@ -1,7 +1,8 @@
 """The HTTP face of a worker running without the API (``qualmon worker``): probes and metrics.
 
 Prometheus scrapes every worker here, and Kubernetes probes it: ``/healthz`` answers while the
-process serves HTTP, ``/readyz`` once the worker owns input partitions. It listens on
+process serves HTTP, ``/readyz`` once the worker has joined its consumer group — owning
+partitions, or standing by when there are more workers than partitions. It listens on
 ``QUALMON_HTTP_HOST``/``QUALMON_HTTP_PORT`` like the API does in its own process.
 """
 
@@ -24,11 +25,11 @@ def create_worker_api(registry: CollectorRegistry, status: WorkerStatus) -> Fast
 
     @api.get("/readyz", tags=["operations"])
     async def readyz() -> JSONResponse:
-        """Ready when the worker owns input partitions."""
-        ready = bool(status.assigned)
+        """Ready once the worker has joined its consumer group, owning partitions or not."""
+        ready = status.joined
         return JSONResponse(
             {"status": "ready" if ready else "not ready",
-             "checks": {"worker_partitions": ready}},
+             "checks": {"worker_joined": ready}, "partitions": sorted(status.assigned)},
             status_code=200 if ready else 503,
         )  # fmt: skip
 

@@ -17,7 +17,7 @@ from tests.conftest import wait_until
 from tests.factories import at, call
 
 
-def test_ready_only_while_the_worker_owns_partitions() -> None:
+def test_ready_once_the_worker_has_joined_its_group_with_partitions_or_without() -> None:
     registry = CollectorRegistry()
     Metrics(registry).assigned_partitions.set(0)
     status = WorkerStatus()
@@ -25,9 +25,17 @@ def test_ready_only_while_the_worker_owns_partitions() -> None:
         assert client.get("/healthz").json() == {"status": "ok"}
         response = client.get("/readyz")
         assert response.status_code == 503
-        assert response.json()["checks"] == {"worker_partitions": False}
+        assert response.json()["checks"] == {"worker_joined": False}
+        # More workers than partitions: a standby is doing its job, so a rolling update that
+        # waits for a new pod's readiness does not stall on it.
+        status.joined = True
+        assert client.get("/readyz").json() == {
+            "status": "ready",
+            "checks": {"worker_joined": True},
+            "partitions": [],
+        }
         status.assigned = {0, 1}
-        assert client.get("/readyz").status_code == 200
+        assert client.get("/readyz").json()["partitions"] == [0, 1]
         assert "qualmon_worker_assigned_partitions 0.0" in client.get("/metrics").text
         assert client.get("/v1/events").status_code == 404  # the API is not part of a worker
 
@@ -52,7 +60,7 @@ def test_a_worker_process_serves_its_metrics(service_factory, kafka_settings, tm
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, 60, "the worker to own partitions")
+        wait_until(ready, 60, "the worker to join its group")
         events = [call(f"w-{i}", at(1 + i / 10), True) for i in range(5)]
         assert api.client.post("/v1/events", json=events).status_code == 202
         wait_until(
