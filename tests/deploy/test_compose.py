@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from monitor.api.auth import required_role
 from monitor.cli import parser
 from monitor.settings import Settings
 from tests.deploy.ops_files import ROOT, load
@@ -63,11 +64,56 @@ def test_the_stack_has_every_part() -> None:
 def test_secrets_fail_loudly_and_are_never_inline() -> None:
     text = COMPOSE.read_text()
     used = set(re.findall(r"\$\{(\w+)", text))
-    assert used == {"QUALMON_DB_PASSWORD", "QUALMON_SECRETS_DIR"}
+    assert used == {"QUALMON_DB_PASSWORD", "QUALMON_SECRETS_DIR", "QUALMON_API_KEYS"}
     for var in used:
         for match in re.finditer(r"\$\{" + var + r"([^}]*)\}", text):
             assert match.group(1).startswith(":?"), f"${{{var}}} must fail loudly when unset"
     assert not re.search(r"^\s*\w*PASSWORD:", text, re.M), "a password as a plain variable"
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """What compose makes of ``${VAR:?message}`` and ``${VAR:-default}`` in ``value``.
+
+    >>> interpolate("${A:-x}/${B:?set B}", {"B": "y"})
+    'x/y'
+    """
+
+    def one(match: re.Match[str]) -> str:
+        name, op, word = match.groups()
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise ValueError(f"required variable {name} is missing a value: {word}")
+        return word
+
+    return re.sub(r"\$\{(\w+)(:[?-])([^}]*)\}", one, value)
+
+
+def test_the_api_open_to_the_network_authenticates(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On 0.0.0.0 without QUALMON_API_KEYS, anyone who reaches port 8000 could acknowledge and
+    # silence alerts and close inspections: compose must refuse to start the stack without keys.
+    env = load(COMPOSE)["services"]["api"]["environment"]
+    assert env["QUALMON_HTTP_HOST"] == "0.0.0.0"
+    with pytest.raises(ValueError, match="QUALMON_API_KEYS"):
+        interpolate(env["QUALMON_API_KEYS"], {})
+    keys = {"ops": {"role": "manager", "key": "k" * 24}}
+    given = {"QUALMON_API_KEYS": json.dumps(keys), "QUALMON_DB_PASSWORD": "x"}
+    for name, value in env.items():  # as the container's environment, JSON and all
+        monkeypatch.setenv(name, interpolate(value, given))
+    assert set(Settings().api_keys) == {"ops"}
+
+
+def test_healthchecks_and_scrapes_need_no_key() -> None:
+    # With keys on, what the healthcheck and Prometheus call must stay open: they send none.
+    services = load(COMPOSE)["services"]
+    prometheus = load(DEPLOY / "prometheus" / "prometheus.yml")
+    paths = {j.get("metrics_path", "/metrics") for j in prometheus["scrape_configs"]}
+    for name in QUALMON_SERVICES:
+        (url,) = re.findall(r"http://[^']+", " ".join(services[name]["healthcheck"]["test"]))
+        paths.add("/" + url.split("/", 3)[3])
+    assert paths == {"/metrics", "/readyz"}
+    for path in paths:
+        assert required_role("GET", path) is None, path
 
 
 def test_qualmon_services_match_the_code() -> None:
