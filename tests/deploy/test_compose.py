@@ -64,8 +64,9 @@ def test_the_stack_has_every_part() -> None:
 def test_secrets_fail_loudly_and_are_never_inline() -> None:
     text = COMPOSE.read_text()
     used = set(re.findall(r"\$\{(\w+)", text))
-    assert used == {"QUALMON_DB_PASSWORD", "QUALMON_SECRETS_DIR", "QUALMON_API_KEYS"}
-    for var in used:
+    defaulted = {"QUALMON_PUBLIC_URL"}  # not a secret: a default the environment overrides
+    assert used == {"QUALMON_DB_PASSWORD", "QUALMON_SECRETS_DIR", "QUALMON_API_KEYS"} | defaulted
+    for var in used - defaulted:
         for match in re.finditer(r"\$\{" + var + r"([^}]*)\}", text):
             assert match.group(1).startswith(":?"), f"${{{var}}} must fail loudly when unset"
     assert not re.search(r"^\s*\w*PASSWORD:", text, re.M), "a password as a plain variable"
@@ -101,6 +102,24 @@ def test_the_api_open_to_the_network_authenticates(monkeypatch: pytest.MonkeyPat
     for name, value in env.items():  # as the container's environment, JSON and all
         monkeypatch.setenv(name, interpolate(value, given))
     assert set(Settings().api_keys) == {"ops"}
+
+
+@pytest.mark.parametrize("given", [None, "https://qualmon.example"])
+def test_links_in_alerts_point_where_people_reach_the_api(
+    monkeypatch: pytest.MonkeyPatch, given: str | None
+) -> None:
+    # Unset, QUALMON_PUBLIC_URL falls back to QUALMON_HTTP_HOST: links to http://0.0.0.0:8000.
+    # The closing worker sends the alerts, so every qualmon service needs it.
+    services = load(COMPOSE)["services"]
+    (published,) = services["api"]["ports"]
+    env = {"QUALMON_DB_PASSWORD": "x", "QUALMON_API_KEYS": "{}"}
+    if given:
+        env["QUALMON_PUBLIC_URL"] = given
+    for name in QUALMON_SERVICES:
+        for variable, value in services[name]["environment"].items():
+            monkeypatch.setenv(variable, interpolate(value, env))
+        expected = given or f"http://localhost:{published.split(':')[0]}"
+        assert Settings().base_url == expected, name
 
 
 def test_healthchecks_and_scrapes_need_no_key() -> None:

@@ -4,6 +4,7 @@ settings that qualmon knows."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -60,6 +61,16 @@ def test_deployments_probe_run_and_configure_qualmon() -> None:
         for secret in container["env"]:
             assert secret["name"] in fields
             assert secret["valueFrom"]["secretKeyRef"]["name"] == "qualmon-secrets"
+
+
+def test_links_in_alerts_do_not_name_the_listening_address() -> None:
+    # Unset, QUALMON_PUBLIC_URL falls back to QUALMON_HTTP_HOST: links to http://0.0.0.0:8000.
+    config = next(d for d in documents() if d["kind"] == "ConfigMap")
+    settings = Settings(
+        **{k.removeprefix("QUALMON_").lower(): v for k, v in config["data"].items()}
+    )
+    assert urlsplit(settings.base_url).hostname not in ("0.0.0.0", "127.0.0.1", "localhost")
+    assert settings.base_url == config["data"]["QUALMON_PUBLIC_URL"]
 
 
 def test_the_api_authenticates_with_keys_from_the_secret() -> None:
