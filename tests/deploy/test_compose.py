@@ -52,11 +52,14 @@ def test_the_schema_check_catches_a_mistake() -> None:
 def test_the_stack_has_every_part() -> None:
     services = load(COMPOSE)["services"]
     assert set(services) == {
-        "kafka", "postgres", "api", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana"
+        "kafka", "postgres", "api", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana",
+        "grafana-store-role",
     }  # fmt: skip
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     for name, service in services.items():
-        assert "healthcheck" in service, f"{name} has no healthcheck"
+        # A one-shot job has nothing to report healthy: it runs and exits.
+        one_shot = service.get("restart") == "on-failure"
+        assert "healthcheck" in service or one_shot, f"{name} has no healthcheck"
         assert re.fullmatch(r"[\w./-]+:[\w.-]+", service["image"]), f"{name}: unpinned image"
         assert not service["image"].endswith(":latest")
 
@@ -183,7 +186,7 @@ def test_prometheus_scrapes_the_compose_services() -> None:
     ]
 
 
-@pytest.mark.parametrize("service", ["prometheus", "alertmanager", "grafana"])
+@pytest.mark.parametrize("service", ["prometheus", "alertmanager", "grafana", "grafana-store-role"])
 def test_mounted_files_exist(service: str) -> None:
     for volume in load(COMPOSE)["services"][service]["volumes"]:
         source = volume.split(":")[0]
@@ -203,3 +206,14 @@ def test_mounts_land_where_the_configs_expect_them() -> None:
     assert "$__file{/run/secrets/grafana_db_password}" in datasources
     for var in re.findall(r"\$\{(\w+)\}", datasources):
         assert var in services["grafana"]["environment"], f"grafana lacks {var}"
+    # Grafana's store login is a read-only role of its own, granted once the API has created
+    # the tables (the role itself is tested in tests/grafana).
+    job = services["grafana-store-role"]
+    (mount,) = job["volumes"]
+    source, target = mount.split(":")[:2]
+    assert (DEPLOY / source).resolve() == DEPLOY / "postgres" / "grafana-reader.sql"
+    assert f"-f {target}" in job["command"][0]
+    assert set(job["secrets"]) == {"db_password", "grafana_db_password"}
+    assert job["depends_on"] == {"api": {"condition": "service_healthy"}}
+    secrets = load(COMPOSE)["secrets"]
+    assert secrets["grafana_db_password"]["file"] != secrets["db_password"]["file"]
