@@ -229,11 +229,17 @@ def anomalies_and_inspections() -> db.Dashboard:
     )  # fmt: skip
 
 
+#: What bucket closes are read over. A bucket closes once a day by default, so a rate window
+#: of minutes holds no close most of the day and the panels would be empty; a day always holds
+#: one (deploy/prometheus/rules/pipeline.yml widens its alerts' window for the same reason).
+CLOSES_WINDOW = "1d"
+
+
 def _quantiles(histogram: str) -> list[Any]:
-    """p50 and p90 of a histogram over the rate window."""
+    """p50 and p90 of a histogram's observations over the last day."""
     return [
-        prom(f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket[$window])))",
-             f"p{int(q * 100)}", ref)
+        prom(f"histogram_quantile({q}, sum by (le) "
+             f"(increase({histogram}_bucket[{CLOSES_WINDOW}])))", f"p{int(q * 100)}", ref)
         for q, ref in ((0.5, "A"), (0.9, "B"))
     ]  # fmt: skip
 
@@ -272,12 +278,13 @@ def pipeline_health() -> db.Dashboard:
         .with_panel(series("Consumer lag by partition", "short",
                            prom("sum by (instance, partition) (qualmon_consumer_lag_records)",
                                 "{{instance}} p{{partition}}")))
-        .with_panel(series("Bucket-close delay (closed → published and stored)", "s",
+        .with_panel(series("Bucket-close delay (closed → published and stored), last day", "s",
                            *_quantiles("qualmon_bucket_close_seconds")))
-        .with_panel(series("Detector time per closed bucket", "s",
+        .with_panel(series("Detector time per closed bucket, last day", "s",
                            *_quantiles("qualmon_detector_seconds")))
-        .with_panel(series("Buckets closed/s and series watched", "short",
-                           prom("sum(rate(qualmon_buckets_closed_total[$window]))", "buckets/s"),
+        .with_panel(series("Buckets closed in the last day and series watched", "short",
+                           prom(f"sum(increase(qualmon_buckets_closed_total[{CLOSES_WINDOW}]))",
+                                "buckets closed"),
                            prom("sum(qualmon_series_watched)", "series", "B")))
     )  # fmt: skip
 

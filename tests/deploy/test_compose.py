@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from monitor.api.auth import required_role
 from monitor.cli import parser
 from monitor.settings import Settings
 from tests.deploy.ops_files import ROOT, load
@@ -51,11 +52,14 @@ def test_the_schema_check_catches_a_mistake() -> None:
 def test_the_stack_has_every_part() -> None:
     services = load(COMPOSE)["services"]
     assert set(services) == {
-        "kafka", "postgres", "api", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana"
+        "kafka", "postgres", "api", "worker-1", "worker-2", "prometheus", "alertmanager", "grafana",
+        "grafana-store-role",
     }  # fmt: skip
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     for name, service in services.items():
-        assert "healthcheck" in service, f"{name} has no healthcheck"
+        # A one-shot job has nothing to report healthy: it runs and exits.
+        one_shot = service.get("restart") == "on-failure"
+        assert "healthcheck" in service or one_shot, f"{name} has no healthcheck"
         assert re.fullmatch(r"[\w./-]+:[\w.-]+", service["image"]), f"{name}: unpinned image"
         assert not service["image"].endswith(":latest")
 
@@ -63,11 +67,75 @@ def test_the_stack_has_every_part() -> None:
 def test_secrets_fail_loudly_and_are_never_inline() -> None:
     text = COMPOSE.read_text()
     used = set(re.findall(r"\$\{(\w+)", text))
-    assert used == {"QUALMON_DB_PASSWORD", "QUALMON_SECRETS_DIR"}
-    for var in used:
+    defaulted = {"QUALMON_PUBLIC_URL"}  # not a secret: a default the environment overrides
+    assert used == {"QUALMON_DB_PASSWORD", "QUALMON_SECRETS_DIR", "QUALMON_API_KEYS"} | defaulted
+    for var in used - defaulted:
         for match in re.finditer(r"\$\{" + var + r"([^}]*)\}", text):
             assert match.group(1).startswith(":?"), f"${{{var}}} must fail loudly when unset"
     assert not re.search(r"^\s*\w*PASSWORD:", text, re.M), "a password as a plain variable"
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """What compose makes of ``${VAR:?message}`` and ``${VAR:-default}`` in ``value``.
+
+    >>> interpolate("${A:-x}/${B:?set B}", {"B": "y"})
+    'x/y'
+    """
+
+    def one(match: re.Match[str]) -> str:
+        name, op, word = match.groups()
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise ValueError(f"required variable {name} is missing a value: {word}")
+        return word
+
+    return re.sub(r"\$\{(\w+)(:[?-])([^}]*)\}", one, value)
+
+
+def test_the_api_open_to_the_network_authenticates(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On 0.0.0.0 without QUALMON_API_KEYS, anyone who reaches port 8000 could acknowledge and
+    # silence alerts and close inspections: compose must refuse to start the stack without keys.
+    env = load(COMPOSE)["services"]["api"]["environment"]
+    assert env["QUALMON_HTTP_HOST"] == "0.0.0.0"
+    with pytest.raises(ValueError, match="QUALMON_API_KEYS"):
+        interpolate(env["QUALMON_API_KEYS"], {})
+    keys = {"ops": {"role": "manager", "key": "k" * 24}}
+    given = {"QUALMON_API_KEYS": json.dumps(keys), "QUALMON_DB_PASSWORD": "x"}
+    for name, value in env.items():  # as the container's environment, JSON and all
+        monkeypatch.setenv(name, interpolate(value, given))
+    assert set(Settings().api_keys) == {"ops"}
+
+
+@pytest.mark.parametrize("given", [None, "https://qualmon.example"])
+def test_links_in_alerts_point_where_people_reach_the_api(
+    monkeypatch: pytest.MonkeyPatch, given: str | None
+) -> None:
+    # Unset, QUALMON_PUBLIC_URL falls back to QUALMON_HTTP_HOST: links to http://0.0.0.0:8000.
+    # The closing worker sends the alerts, so every qualmon service needs it.
+    services = load(COMPOSE)["services"]
+    (published,) = services["api"]["ports"]
+    env = {"QUALMON_DB_PASSWORD": "x", "QUALMON_API_KEYS": "{}"}
+    if given:
+        env["QUALMON_PUBLIC_URL"] = given
+    for name in QUALMON_SERVICES:
+        for variable, value in services[name]["environment"].items():
+            monkeypatch.setenv(variable, interpolate(value, env))
+        expected = given or f"http://localhost:{published.split(':')[0]}"
+        assert Settings().base_url == expected, name
+
+
+def test_healthchecks_and_scrapes_need_no_key() -> None:
+    # With keys on, what the healthcheck and Prometheus call must stay open: they send none.
+    services = load(COMPOSE)["services"]
+    prometheus = load(DEPLOY / "prometheus" / "prometheus.yml")
+    paths = {j.get("metrics_path", "/metrics") for j in prometheus["scrape_configs"]}
+    for name in QUALMON_SERVICES:
+        (url,) = re.findall(r"http://[^']+", " ".join(services[name]["healthcheck"]["test"]))
+        paths.add("/" + url.split("/", 3)[3])
+    assert paths == {"/metrics", "/readyz"}
+    for path in paths:
+        assert required_role("GET", path) is None, path
 
 
 def test_qualmon_services_match_the_code() -> None:
@@ -118,7 +186,7 @@ def test_prometheus_scrapes_the_compose_services() -> None:
     ]
 
 
-@pytest.mark.parametrize("service", ["prometheus", "alertmanager", "grafana"])
+@pytest.mark.parametrize("service", ["prometheus", "alertmanager", "grafana", "grafana-store-role"])
 def test_mounted_files_exist(service: str) -> None:
     for volume in load(COMPOSE)["services"][service]["volumes"]:
         source = volume.split(":")[0]
@@ -138,3 +206,14 @@ def test_mounts_land_where_the_configs_expect_them() -> None:
     assert "$__file{/run/secrets/grafana_db_password}" in datasources
     for var in re.findall(r"\$\{(\w+)\}", datasources):
         assert var in services["grafana"]["environment"], f"grafana lacks {var}"
+    # Grafana's store login is a read-only role of its own, granted once the API has created
+    # the tables (the role itself is tested in tests/grafana).
+    job = services["grafana-store-role"]
+    (mount,) = job["volumes"]
+    source, target = mount.split(":")[:2]
+    assert (DEPLOY / source).resolve() == DEPLOY / "postgres" / "grafana-reader.sql"
+    assert f"-f {target}" in job["command"][0]
+    assert set(job["secrets"]) == {"db_password", "grafana_db_password"}
+    assert job["depends_on"] == {"api": {"condition": "service_healthy"}}
+    secrets = load(COMPOSE)["secrets"]
+    assert secrets["grafana_db_password"]["file"] != secrets["db_password"]["file"]

@@ -4,11 +4,13 @@ settings that qualmon knows."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from monitor.api.auth import required_role
 from monitor.settings import Settings
 from tests.deploy.ops_files import ROOT
 
@@ -56,6 +58,33 @@ def test_deployments_probe_run_and_configure_qualmon() -> None:
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
-        (secret,) = container["env"]
-        assert secret["name"] in fields
-        assert secret["valueFrom"]["secretKeyRef"]["name"] == "qualmon-secrets"
+        for secret in container["env"]:
+            assert secret["name"] in fields
+            assert secret["valueFrom"]["secretKeyRef"]["name"] == "qualmon-secrets"
+
+
+def test_links_in_alerts_do_not_name_the_listening_address() -> None:
+    # Unset, QUALMON_PUBLIC_URL falls back to QUALMON_HTTP_HOST: links to http://0.0.0.0:8000.
+    config = next(d for d in documents() if d["kind"] == "ConfigMap")
+    settings = Settings(
+        **{k.removeprefix("QUALMON_").lower(): v for k, v in config["data"].items()}
+    )
+    assert urlsplit(settings.base_url).hostname not in ("0.0.0.0", "127.0.0.1", "localhost")
+    assert settings.base_url == config["data"]["QUALMON_PUBLIC_URL"]
+
+
+def test_the_api_authenticates_with_keys_from_the_secret() -> None:
+    # The API listens on every interface of its pod: without QUALMON_API_KEYS anyone who
+    # reaches the Service could acknowledge and silence alerts and close inspections.
+    config = next(d for d in documents() if d["kind"] == "ConfigMap")
+    assert config["data"]["QUALMON_HTTP_HOST"] == "0.0.0.0"
+    assert "QUALMON_API_KEYS" not in config["data"]  # a secret, never in a ConfigMap
+    api = next(d for d in documents() if d["metadata"]["name"] == "qualmon-api"
+               and d["kind"] == "Deployment")  # fmt: skip
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    # Not optional: a missing key keeps the pod from starting instead of running it open.
+    assert env["QUALMON_API_KEYS"] == {"name": "qualmon-secrets", "key": "api-keys"}
+    # Kubelet probes send no key: they must stay open.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert required_role("GET", container[probe]["httpGet"]["path"]) is None

@@ -23,6 +23,7 @@ from streams.indicators import INDICATORS
 from tests.grafana.queries import DASHBOARDS, ROOT, datasource_refs, load, panels, promql, sql
 
 PROVISIONING = ROOT / "grafana" / "provisioning"
+READER_SQL = ROOT / "deploy" / "postgres" / "grafana-reader.sql"
 IDS = [p.stem for p in DASHBOARDS]
 
 
@@ -150,14 +151,18 @@ INSERT INTO measures VALUES ('m1', 'i1', 'Second carrier', 'IT', 'ops',
 """
 
 
-def _psql(database: str, script: str) -> str:
-    done = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1",
-         "-X", "-q", "-A", "-t", "-c", script],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+def _psql(database: str, script: str, *args: str, user: str = "postgres") -> str:
+    done = _run_psql(database, "-c", script, *args, user=user)
     assert done.returncode == 0, f"psql failed:\n{done.stderr}\n--- script ---\n{script}"
     return done.stdout
+
+
+def _run_psql(database: str, *args: str, user: str = "postgres") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1",
+         "-X", "-q", "-A", "-t", *args],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -176,19 +181,61 @@ def postgres_database() -> object:
         _psql("postgres", f"DROP DATABASE {name}")
 
 
+def _dashboard_sql() -> list[tuple[str, str, str]]:
+    """(dashboard, where, SQL) with Grafana's time-filter macro expanded to this year."""
+    return [
+        (p.stem, w, re.sub(r"\$__timeFilter\(([^)]*)\)",
+                           r"\1 BETWEEN '2026-01-01T00:00:00Z' AND '2027-01-01T00:00:00Z'", q))
+        for p in DASHBOARDS for w, q in sql(load(p))
+    ]  # fmt: skip
+
+
 def test_every_sql_query_runs_on_postgresql_against_the_store_tables(postgres_database) -> None:
     open_store(f"postgresql://postgres@127.0.0.1:5432/{postgres_database}").close()  # migrates
     _psql(postgres_database, SEED)
-    queries = [(p.stem, w, q) for p in DASHBOARDS for w, q in sql(load(p))]
+    queries = _dashboard_sql()
     assert len(queries) == 3
     for stem, where, query in queries:
-        query = re.sub(
-            r"\$__timeFilter\(([^)]*)\)",
-            r"\1 BETWEEN '2026-01-01T00:00:00Z' AND '2027-01-01T00:00:00Z'",
-            query,
-        )
         rows = _psql(postgres_database, query).strip().splitlines()
         assert len(rows) == 1, f"{stem} {where}: expected the one seeded row, got {rows}"
+
+
+def test_grafana_reads_the_store_as_a_role_that_cannot_write(postgres_database) -> None:
+    # As the store's owner, Grafana (and whoever edits a panel or uses Explore) could rewrite
+    # anomalies, inspections and checkpoints. It logs in as the role the SQL file creates.
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    role = compose["services"]["grafana"]["environment"]["GRAFANA_STORE_USER"]
+    assert role == "grafana_reader" and f"CREATE ROLE {role}" in READER_SQL.read_text()
+    if _psql("postgres", f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'").strip():
+        pytest.skip(f"role {role} already exists on this server; the test would change it")
+    database = postgres_database
+    open_store(f"postgresql://postgres@127.0.0.1:5432/{database}").close()  # migrates
+    _psql(database, SEED)
+    unset = _run_psql(database, "-f", str(READER_SQL))
+    assert unset.returncode != 0 and "reader_password is not set" in unset.stderr
+    try:
+        for _ in range(2):  # compose runs it at every `up`
+            assert _run_psql(database, "-f", str(READER_SQL),
+                             "-v", "reader_password=example-only").returncode == 0  # fmt: skip
+        for stem, where, query in _dashboard_sql():
+            rows = _psql(database, query, user=role).strip().splitlines()
+            assert len(rows) == 1, f"{stem} {where} as {role}: got {rows}"
+        # Refused by the grants themselves, not only by the read-only default it could unset.
+        for write in (
+            "DELETE FROM anomalies", "UPDATE inspections SET state = 'closed'",
+            "INSERT INTO anomaly_feedback VALUES (2, 'a1', 'false_positive', 'x', 0)",
+            "SELECT count(*) FROM seen_events", "CREATE TABLE grafana_was_here (x int)",
+        ):  # fmt: skip
+            done = _run_psql(database, "-c", "SET default_transaction_read_only = off",
+                             "-c", write, user=role)  # fmt: skip
+            assert done.returncode != 0, f"{role} may {write}"
+            assert "permission denied" in done.stderr, done.stderr
+        done = _run_psql(database, "-c", "DELETE FROM measures", user=role)
+        assert "read-only transaction" in done.stderr, done.stderr
+        assert _psql(database, "SELECT count(*) FROM anomalies") == "1\n"
+    finally:
+        _psql(database, f"DROP OWNED BY {role}")
+        _psql("postgres", f"DROP ROLE {role}")
 
 
 @pytest.mark.parametrize("stem", ["quality-overview", "drill-down"])
