@@ -42,6 +42,7 @@ from alerting.rules import (
     evidence,
     group_key,
     overlaps,
+    problem_slices,
     severity,
     specificity,
     summary,
@@ -251,7 +252,15 @@ class AlertEngine:
             changes = {c: alert[c] for c in alert if c != "alert_id" and alert[c] != latest[c]}  # type: ignore[index]
             self.store.update_alert(tx, alert["alert_id"], **changes)
         series = (a["indicator"], *key)
-        self.store.add_source(tx, source, alert["alert_id"], series, bucket, self._clear_after(a))
+        self.store.add_source(
+            tx,
+            source,
+            alert["alert_id"],
+            series,
+            bucket,
+            self._clear_after(a),
+            (a["value"], a["expected"]),
+        )
         if alert["inspection_id"] is None:
             self.inspections.consider(tx, alert, now)  # sets alert["inspection_id"] if one
         elif "org_path" in changes or "product_line" in changes or "channel" in changes:
@@ -301,11 +310,7 @@ class AlertEngine:
     ) -> None:
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
-        members = [
-            (m["org"], m["product_line"], m["channel"])
-            for m in self.store.alert_sources(tx, alert["alert_id"])
-        ]
-        scope = alert_scope((self.path(m[0]), *m[1:]) for m in [*members, key])
+        scope = alert_scope([*self._members(tx, alert), (self.path(key[0]), *key[1:])])
         named = (scope[0].rsplit("/", 1)[-1], scope[1], scope[2])
         renamed = named != (alert["org"], alert["product_line"], alert["channel"])
         # The reading shown is the latest of the slice the alert names: a roll-up joining in
@@ -313,7 +318,7 @@ class AlertEngine:
         # A name that is no member's (disjoint slices widened it) keeps the reading shown.
         shown = a if key == named and (renamed or bucket >= alert["last_bucket"]) else None
         if shown is None and renamed:
-            shown = self.store.member_anomaly(tx, alert["alert_id"], named)
+            shown = self.store.member_reading(tx, alert["alert_id"], named)
         if shown is not None:
             alert.update(
                 value=shown["value"], expected=shown["expected"], anomaly_id=shown["anomaly_id"]
@@ -327,14 +332,28 @@ class AlertEngine:
             summary=summary(alert["indicator"], named),
         )
 
+    def _members(self, tx: Transaction, alert: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """The alert's member slices as (org path, product line, channel)."""
+        return [
+            (self.path(m["org"]), m["product_line"], m["channel"])
+            for m in self.store.alert_sources(tx, alert["alert_id"])
+        ]
+
     def _overlapping(self, tx: Transaction, indicator: str, key: tuple) -> dict[str, Any] | None:
-        """A firing alert of the indicator on a slice overlapping this one: a roll-up of a
-        problem (its org's parent, the company, the whole product line) joins the problem's
-        alert instead of paging on its own."""
+        """A firing alert of the indicator whose problem this slice is part of: it overlaps a
+        slice the problem sits in — a roll-up of the problem (its org's parent, the company,
+        the whole product line) joins the problem's alert instead of paging on its own — or
+        lies in the same org, as the slices of an org group under one alert. Overlapping the
+        alert's name is not enough: a name widened over a branch's lines does not take the
+        company's line it has no part in."""
         scope = (self.path(key[0]), key[1], key[2])
         for alert in self.store.firing(tx, kind="anomaly"):
-            theirs = (alert["org_path"], alert["product_line"], alert["channel"])
-            if alert["indicator"] == indicator and overlaps(scope, theirs):
+            if alert["indicator"] != indicator:
+                continue
+            if any(
+                overlaps(scope, p) or p[0] == scope[0] != "*"
+                for p in problem_slices(self._members(tx, alert))
+            ):
                 return alert
         return None
 

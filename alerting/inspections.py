@@ -8,9 +8,9 @@ alert not yet part of an inspection:
   product line and channel or ``*`` on either side) absorbs it — no twin is opened. The same
   matter is the same indicator family (:data:`streams.indicators.FAMILIES`: complaints, claims,
   mis-selling, ...); an inspection naming no indicator (``*``) or covering a launch takes any
-  business alert in its scope. An untouched one (``opened``, by the last two rules) also takes
-  an alert of its matter on a disjoint slice of its own org, and widens to cover both, as an
-  alert does (:func:`alerting.rules.alert_scope`); it follows its own alert's scope too;
+  business alert in its scope. When none covers the alert, an untouched one (``opened``, by
+  the last two rules) of its own org — not the company's — takes it and widens to cover both,
+  as an alert does; it follows its own alert's scope too (:meth:`Inspections.follow`);
 * any alert on a product line inside its launch watch window opens one covering the launch (the
   line in the launching org), not only the slice that fired;
 * a *complaint concentration* — an alert on a complaint indicator in an org, line or channel,
@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from alerting.rules import (
     RANK,
-    alert_scope,
     business,
+    common_scope,
     concerns,
     inspection_id_for,
     overlaps,
@@ -98,16 +98,13 @@ class Inspections:
         if alert["kind"] != "anomaly" or not business(alert["indicator"]):
             return None
         scope = (alert["org_path"], alert["product_line"], alert["channel"])
-        for open_one in self.store.open_inspections(tx):
-            if not concerns(open_one, alert["indicator"]):
-                continue
-            theirs = (open_one["org_path"], open_one["product_line"], open_one["channel"])
-            # A sibling slice of the same org is the same problem, as it is for an alert: an
-            # untouched inspection widens to take it.
-            if overlaps(scope, theirs) or (
-                open_one["org_path"] == scope[0]
-                and self._rescope(tx, open_one, alert_scope([theirs, scope]), now)
-            ):
+        ours = [i for i in self.store.open_inspections(tx) if concerns(i, alert["indicator"])]
+        covering = [i for i in ours if overlaps(scope, _scope(i))]
+        # A disjoint slice of the same org is the same problem, as it is for an alert: an
+        # untouched inspection widens to take it, when none covers it already.
+        siblings = [i for i in ours if i["org_path"] == scope[0] != "*"]
+        for open_one in covering or siblings:
+            if covering or self._rescope(tx, open_one, common_scope(_scope(open_one), scope), now):
                 self._attach(tx, open_one["inspection_id"], alert, now, "absorb_alert")
                 return str(open_one["inspection_id"])
         rule = self.rule_for(alert)
@@ -158,14 +155,19 @@ class Inspections:
         return str(inspection["inspection_id"])
 
     def follow(self, tx: Transaction, alert: dict[str, Any], now: float) -> None:
-        """Move the inspection an alert opened to the alert's new scope while nobody works on
-        it: the alert widened to siblings of its first slice, or narrowed from a roll-up to
-        where the problem sits."""
+        """Move the inspection an alert opened with it while nobody works on it: to the alert's
+        new scope while it is the inspection's only alert (widened to siblings of its first
+        slice, or narrowed from a roll-up to where the problem sits); once it has taken others,
+        only wider within the org, never away from an alert it took."""
         row = self.store.get_inspection(tx, alert["inspection_id"])
-        if row is not None and row["cause_id"] == f"alert:{alert['alert_id']}":
-            self._rescope(
-                tx, row, (alert["org_path"], alert["product_line"], alert["channel"]), now
-            )
+        if row is None or row["cause_id"] != f"alert:{alert['alert_id']}":
+            return
+        theirs = _scope(alert)
+        if self.store.inspection_alert_ids(row["inspection_id"], tx) != [alert["alert_id"]]:
+            if theirs[0] != row["org_path"] or theirs[0] == "*":
+                return
+            theirs = common_scope(_scope(row), theirs)
+        self._rescope(tx, row, theirs, now)
 
     def _rescope(
         self, tx: Transaction, row: dict[str, Any], scope: tuple[str, str, str], now: float
@@ -174,7 +176,7 @@ class Inspections:
         launch, not the slice that fired), its scope is theirs."""
         if row["state"] != "opened" or row["rule"] not in RESCOPABLE:
             return False
-        if scope == (row["org_path"], row["product_line"], row["channel"]):
+        if scope == _scope(row):
             return True
         org = scope[0].rsplit("/", 1)[-1]
         after = {
@@ -187,7 +189,8 @@ class Inspections:
             "updated_at": now,
         }
         changes = {k: v for k, v in after.items() if row[k] != v}
-        self.store.update_inspection(tx, row["inspection_id"], **changes)
+        if not self.store.update_untouched(tx, row["inspection_id"], **changes):
+            return False
         self.store.audit(
             tx, "inspection", row["inspection_id"], "rescope", SYSTEM_ACTOR, now, row, after
         )
@@ -307,3 +310,7 @@ class Inspections:
             if row["state"] == "opened":
                 self.transition(tx, row, "investigating", actor, now)
         return cause
+
+
+def _scope(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (row["org_path"], row["product_line"], row["channel"])

@@ -39,18 +39,24 @@ True
 >>> overlaps(("00/44/4403", "life", "BANCA"), ("00/44/4401", "life", "BANCA"))
 False
 
-An alert names where its problem sits: its narrowest member slice. A member covering another is
-its roll-up, and one overlapping a narrower member is a cross-cut of it (the company's BANCA
-channel beside a branch's universal line): neither says where the problem is. Members left that
-are disjoint — a branch's health line and its life line — widen the name to what they share: the
-common org, and a line or channel only where they agree. The name depends on the members only,
-not on the order they arrived in:
+An alert's problem sits in its narrowest member slices: a member covering another is its
+roll-up, and one overlapping a narrower member is a cross-cut of it (the company's BANCA channel
+beside a branch's universal line); neither says where the problem is. What is left are disjoint
+slices (:func:`problem_slices`). The alert is named after the narrowest of them, widened over
+those of the same org — a branch's health line and its life line name the branch — to a line or
+channel only where they agree. It never widens beyond one org, nor over the company's slices:
+a new problem elsewhere is another alert, not a reason to name this one after the company. The
+name depends on the members only, not on the order they arrived in:
 
 >>> alert_scope([("00/44/4403", "life", "BANCA"), ("00/44", "*", "*"), ("*", "*", "BANCA")])
 ('00/44/4403', 'life', 'BANCA')
 >>> alert_scope([("00/31/3101", "health", "AGENCY"), ("00/31/3101", "life", "*"),
 ...              ("00/31/3101", "*", "BANCA"), ("*", "life", "*")])
 ('00/31/3101', '*', '*')
+>>> alert_scope([("00/31/3101", "health", "*"), ("*", "life", "*")])
+('00/31/3101', 'health', '*')
+>>> alert_scope([("*", "life", "*"), ("*", "health", "*")])
+('*', 'life', '*')
 
 An inspection takes an alert only when it is about the same matter — the indicators' family
 (complaints, claims, mis-selling, ...), or anything in its scope when it names no indicator or
@@ -73,7 +79,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from itertools import takewhile
 from typing import Any
 
 import orjson
@@ -165,20 +170,38 @@ def overlaps(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
     return all(x == y or "*" in (x, y) for x, y in zip(a[1:], b[1:], strict=True))
 
 
+def problem_slices(members: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The members an alert's problem sits in, narrowest first (see the module's docstring)."""
+    kept: list[tuple[str, str, str]] = []
+    for s in sorted(set(members), key=lambda s: (*_path_specificity(s), s), reverse=True):
+        if not any(overlaps(s, k) for k in kept):
+            kept.append(s)
+    return kept
+
+
 def alert_scope(members: Iterable[tuple[str, str, str]]) -> tuple[str, str, str]:
     """The scope an alert with these member slices names (see the module's docstring)."""
-    named: list[tuple[str, str, str]] = []
-    for s in sorted(set(members), key=lambda s: (*_path_specificity(s), s), reverse=True):
-        if not any(overlaps(s, n) for n in named):
-            named.append(s)
-    paths = [s[0].split("/") for s in named]
-    shared = [p[0] for p in takewhile(lambda p: len(set(p)) == 1, zip(*paths, strict=False))]
-    line, channel = ({s[i] for s in named} for i in (1, 2))
+    first, *rest = problem_slices(members)
+    if first[0] == "*":
+        return first
+    same_org = [first, *(s for s in rest if s[0] == first[0])]
+    line, channel = ({s[i] for s in same_org} for i in (1, 2))
     return (
-        "*" if not shared or shared == ["*"] else "/".join(shared),
+        first[0],
         line.pop() if len(line) == 1 else "*",
         channel.pop() if len(channel) == 1 else "*",
     )
+
+
+def common_scope(a: tuple[str, str, str], b: tuple[str, str, str]) -> tuple[str, str, str]:
+    """The narrowest scope covering two scopes of one org: each line or channel where they
+    agree, else ``*``.
+
+    >>> common_scope(("00/31/3101", "health", "AGENCY"), ("00/31/3101", "life", "AGENCY"))
+    ('00/31/3101', '*', 'AGENCY')
+    """
+    assert a[0] == b[0], (a, b)
+    return (a[0], a[1] if a[1] == b[1] else "*", a[2] if a[2] == b[2] else "*")
 
 
 def _path_specificity(scope: tuple[str, str, str]) -> tuple[int, int]:

@@ -83,12 +83,16 @@ class AlertStore:
         series: tuple,
         bucket: int,
         clear_after: int | None = None,
+        reading: tuple[float, float] | None = None,
     ) -> None:
+        """Record an anomaly (``source_id``) of ``series`` as part of an alert, with its reading
+        (value, expected)."""
+        value, expected = reading or (None, None)
         tx.execute(
             "INSERT INTO alert_sources (source_id, alert_id, indicator, org, product_line, "
-            "channel, bucket_start, clear_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            (source_id, alert_id, *series, bucket, clear_after),
+            "channel, bucket_start, clear_after, value, expected) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (source_id, alert_id, *series, bucket, clear_after, value, expected),
         )
 
     def alert_sources(self, tx: Transaction, alert_id: str) -> list[dict[str, Any]]:
@@ -101,16 +105,17 @@ class AlertStore:
             (alert_id,),
         )
 
-    def member_anomaly(
+    def member_reading(
         self, tx: Transaction, alert_id: str, slice_key: tuple[str, str, str]
     ) -> dict[str, Any] | None:
-        """The latest stored anomaly of one member slice (org, product line, channel) of an
-        alert, if it has one."""
+        """The latest reading (``anomaly_id``, ``value``, ``expected``) of one member slice (org,
+        product line, channel) of an alert; of a day judged whole rather than its last hour,
+        which shares its ``bucket_start``. None when the slice has none recorded."""
         return tx.one(
-            "SELECT a.anomaly_id, a.value, a.expected FROM alert_sources s "
-            "JOIN anomalies a ON a.anomaly_id = s.source_id "
-            "WHERE s.alert_id = ? AND s.org = ? AND s.product_line = ? AND s.channel = ? "
-            "ORDER BY s.bucket_start DESC LIMIT 1",
+            "SELECT source_id AS anomaly_id, value, expected FROM alert_sources "
+            "WHERE alert_id = ? AND org = ? AND product_line = ? AND channel = ? "
+            "AND value IS NOT NULL "
+            "ORDER BY bucket_start DESC, clear_after IS NULL, source_id LIMIT 1",
             (alert_id, *slice_key),
         )
 

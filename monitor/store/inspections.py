@@ -112,6 +112,16 @@ class InspectionStore:
     def update_inspection(self, tx: Transaction, inspection_id: str, **changes: Any) -> None:
         _update(tx, "inspections", "inspection_id", inspection_id, changes)
 
+    def update_untouched(self, tx: Transaction, inspection_id: str, **changes: Any) -> bool:
+        """Update an inspection only while still ``opened``; False when someone has moved it
+        on meanwhile (another connection, on PostgreSQL, may have committed since it was read)."""
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        tx.execute(
+            f"UPDATE inspections SET {sets} WHERE inspection_id = ? AND state = 'opened'",
+            [*changes.values(), inspection_id],
+        )
+        return tx.rowcount() == 1
+
     def inspections(
         self, *, state: str | None = None, org: str | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
@@ -133,11 +143,9 @@ class InspectionStore:
         )
         return tx.rowcount() == 1
 
-    def inspection_alert_ids(self, inspection_id: str) -> list[str]:
-        rows = self.db.query(
-            "SELECT alert_id FROM inspection_alerts WHERE inspection_id = ? ORDER BY added_at",
-            (inspection_id,),
-        )
+    def inspection_alert_ids(self, inspection_id: str, tx: Transaction | None = None) -> list[str]:
+        sql = "SELECT alert_id FROM inspection_alerts WHERE inspection_id = ? ORDER BY added_at"
+        rows = tx.execute(sql, (inspection_id,)) if tx else self.db.query(sql, (inspection_id,))
         return [r["alert_id"] for r in rows]
 
     # ---- root causes, measures, evaluations -------------------------------------------------

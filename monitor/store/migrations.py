@@ -252,4 +252,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE anomaly_feedback ADD COLUMN actor TEXT NOT NULL DEFAULT '';
     """,
+    # 8: each source's reading, so an alert renamed to one of its member slices shows that
+    # slice's latest reading, also one the launch watch raised and never stored as an anomaly
+    # (older sources: NULL, the reading shown stays).
+    """
+    ALTER TABLE alert_sources ADD COLUMN value REAL;
+    ALTER TABLE alert_sources ADD COLUMN expected REAL;
+    """,
 ]

@@ -192,6 +192,60 @@ def test_a_cross_cut_does_not_widen_the_name(store: Store, tmp_path: Path) -> No
     assert (alert["org"], alert["product_line"], alert["channel"]) == ("4403", "life", "*")
 
 
+def test_a_name_widened_over_a_branch_takes_no_problem_it_has_no_part_in(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(
+        [
+            anomaly(10, "3101", "health", "*", indicator=HOTLINE),
+            anomaly(10, "3101", "accident", "*", indicator=HOTLINE),
+        ]
+    )
+    # The company's life line overlaps the name (org 3101, every line) but none of the slices
+    # that are anomalous in 3101: its own alert, which a branch's life line then names.
+    engine.ingest([anomaly(11, "*", "life", "*", indicator=HOTLINE)])
+    engine.ingest([anomaly(12, "4403", "life", "BANCA", indicator=HOTLINE)])
+    alerts, _ = store.alerts()
+    assert sorted(
+        (a["org_path"], a["product_line"], a["channel"], a["anomalies"]) for a in alerts
+    ) == [
+        ("00/31/3101", "*", "*", 2),
+        ("00/44/4403", "life", "BANCA", 2),
+    ]
+
+
+def test_the_companys_lines_never_widen_to_the_company(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(
+        [
+            anomaly(10, "*", "life", "*", indicator=HOTLINE),
+            anomaly(10, "*", "health", "*", indicator=HOTLINE),
+        ]
+    )
+    engine.ingest([anomaly(11, "4403", "accident", "BANCA", indicator=HOTLINE)])
+    alerts, _ = store.alerts()
+    assert len(alerts) == 2
+    assert ("*", "*", "*") not in {(a["org"], a["product_line"], a["channel"]) for a in alerts}
+
+
+def test_a_renamed_alert_shows_its_named_slices_reading_raised_by_the_launch_watch(
+    store: Store, tmp_path: Path
+) -> None:
+    watch = [{"product_line": "health", "launched": "2026-03-01", "org": "*"}]
+    engine, _ = engine_for(store, tmp_path, product_watch=watch)
+    first = anomaly(10, "3101", "health", "AGENCY", indicator=HOTLINE, value=0.1)
+    store.save_checkpoint("w", b"s", anomalies=[first])
+    # The watch raises the line's reading (score 0.4, under watch) — never stored as an anomaly.
+    line = reading(10, "3101", "health", "*", indicator=HOTLINE, score=0.4, value=0.5)
+    engine.ingest([first], [line])
+    second = anomaly(10, "3101", "health", "BANCA", indicator=HOTLINE, value=0.2)
+    store.save_checkpoint("w", b"s", anomalies=[second])
+    engine.ingest([second])
+    (alert,) = store.alerts()[0]
+    assert (alert["product_line"], alert["channel"], alert["value"]) == ("health", "*", 0.5)
+
+
 def test_an_alert_resolves_only_when_every_member_slice_is_normal(
     store: Store, tmp_path: Path
 ) -> None:

@@ -420,3 +420,45 @@ def test_an_untouched_inspection_takes_a_sibling_slice_of_its_org(
     widened = next(i for i in inspections if i["org"] == "3101")
     assert (widened["product_line"], widened["channel"]) == ("*", "*")
     assert len(store.inspection_alert_ids(widened["inspection_id"])) == 2
+
+
+def test_an_inspection_never_narrows_away_from_an_alert_it_took(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "3101", "*", "*", indicator="hotline_answer_rate")])
+    engine.ingest([anomaly(10, "3101", "life", "*", indicator="hotline_answer_20s_rate")])
+    # The answer rate's alert narrows to where its problem sits; the inspection keeps the life
+    # line it took with the other alert: the branch.
+    engine.ingest([anomaly(11, "3101", "health", "AGENCY", indicator="hotline_answer_rate")])
+    (inspection,), _ = store.inspections()
+    (alert,) = store.alerts(indicator="hotline_answer_rate")[0]
+    assert (alert["product_line"], alert["channel"]) == ("health", "AGENCY")
+    assert (inspection["product_line"], inspection["channel"]) == ("*", "*")
+    assert len(store.inspection_alert_ids(inspection["inspection_id"])) == 2
+
+
+def test_an_inspection_covering_an_alert_takes_it_before_one_would_widen(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, clock = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "3101", "health", "AGENCY", indicator="hotline_answer_rate")])
+    clock.now += 60
+    manual = engine.inspections.open_manually(
+        {"title": "t", "indicator": "*", "org": "3101", "product_line": "life", "channel": "*"},
+        "li.wei",
+    )
+    engine.ingest([anomaly(10, "3101", "life", "BANCA", indicator="hotline_answer_20s_rate")])
+    assert len(store.inspection_alert_ids(manual["inspection_id"])) == 1
+    automatic = next(i for i in store.inspections()[0] if i["rule"] == "severity")
+    assert (automatic["product_line"], automatic["channel"]) == ("health", "AGENCY")
+
+
+def test_an_inspection_of_a_company_line_never_widens_to_the_company_total(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "*", "life", "*", indicator="complaints_concentration")])
+    engine.ingest([anomaly(10, "*", "health", "*", indicator=COMPLAINTS)])
+    inspections, _ = store.inspections()
+    assert ("*", "*", "*") not in {(i["org"], i["product_line"], i["channel"]) for i in inspections}

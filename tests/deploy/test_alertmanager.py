@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from alerting.payloads import labels as qualmon_labels
+from streams.indicators import ANOMALY_NAMES, family_of
 from tests.deploy.ops_files import ROOT, run
 
 CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -44,6 +46,9 @@ def test_alerts_route_by_team_severity_and_org(labels: dict[str, str], receiver:
         ("anomaly", "claim_sla_breach", "44", "major", "quality-region-44"),
         ("anomaly", "hotline_answer_rate", "3201", "critical", "quality-hq-page"),
         ("measure_overdue", "complaint_rate_per_10k_policies", "3201", "major", "quality-hq"),
+        # A broken feed is the operators' to fix, whatever org it comes from.
+        ("anomaly", "feed_silence", "4403", "critical", "platform-page"),
+        ("anomaly", "amount_unit_jump", "3201", "major", "platform-ticket"),
     ],
 )  # fmt: skip
 def test_alerts_qualmon_posts_itself_reach_the_quality_desks(
@@ -65,3 +70,15 @@ def test_no_credentials_in_the_config() -> None:
     assert "credentials_file: /run/secrets/alertmanager_webhook_token" in text
     for url in re.findall(r"url: (\S+)", text):
         assert url.startswith("https://alerts.example.invalid/"), url
+
+
+def test_the_data_quality_route_names_every_data_quality_check() -> None:
+    config = yaml.safe_load(CONFIG.read_text())
+    (route,) = [
+        r
+        for r in config["route"]["routes"]
+        if any("feed_silence" in m for m in r.get("matchers", []))
+    ]
+    (matcher,) = [m for m in route["matchers"] if m.startswith("indicator=~")]
+    names = set(matcher.split('"')[1].split("|"))
+    assert names == {name for name in ANOMALY_NAMES if family_of(name) == "data_quality"}
