@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from functools import reduce
 from typing import Any
 
 import orjson
@@ -184,18 +185,12 @@ def alert_scope(members: Iterable[tuple[str, str, str]]) -> tuple[str, str, str]
     first, *rest = problem_slices(members)
     if first[0] == "*":
         return first
-    same_org = [first, *(s for s in rest if s[0] == first[0])]
-    line, channel = ({s[i] for s in same_org} for i in (1, 2))
-    return (
-        first[0],
-        line.pop() if len(line) == 1 else "*",
-        channel.pop() if len(channel) == 1 else "*",
-    )
+    return reduce(common_scope, (s for s in rest if s[0] == first[0]), first)
 
 
 def common_scope(a: tuple[str, str, str], b: tuple[str, str, str]) -> tuple[str, str, str]:
-    """The narrowest scope covering two scopes of one org: each line or channel where they
-    agree, else ``*``.
+    """The narrowest scope covering two scopes of one org (the same org path): each line or
+    channel where they agree, else ``*``.
 
     >>> common_scope(("00/31/3101", "health", "AGENCY"), ("00/31/3101", "life", "AGENCY"))
     ('00/31/3101', '*', 'AGENCY')
