@@ -223,8 +223,15 @@ class AlertEngine:
         )
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
+        scope = (self.path(key[0]), key[1], key[2])
+        if latest is not None and latest["state"] == "firing":
+            # The org's alert may have moved on to a problem elsewhere (a company line's alert
+            # narrowed to a branch): a slice that is no part of it is not hidden under its name.
+            members = self.store.alert_members(tx, [latest["alert_id"]])
+            if not _part_of(scope, members.get(latest["alert_id"], []), self.path):
+                latest = None
         if latest is None or latest["state"] != "firing":
-            latest = self._overlapping(tx, a["indicator"], key) or latest
+            latest = self._overlapping(tx, a["indicator"], scope) or latest
         previous_severity = None
         if latest is not None and latest["state"] == "firing":
             alert, event = dict(latest), "updated"
@@ -334,26 +341,25 @@ class AlertEngine:
 
     def _members(self, tx: Transaction, alert: dict[str, Any]) -> list[tuple[str, str, str]]:
         """The alert's member slices as (org path, product line, channel)."""
-        return [
-            (self.path(m["org"]), m["product_line"], m["channel"])
-            for m in self.store.alert_sources(tx, alert["alert_id"])
-        ]
+        members = self.store.alert_members(tx, [alert["alert_id"]])
+        return [(self.path(m[0]), m[1], m[2]) for m in members.get(alert["alert_id"], [])]
 
-    def _overlapping(self, tx: Transaction, indicator: str, key: tuple) -> dict[str, Any] | None:
-        """A firing alert of the indicator whose problem this slice is part of: it overlaps a
-        slice the problem sits in — a roll-up of the problem (its org's parent, the company,
-        the whole product line) joins the problem's alert instead of paging on its own — or
-        lies in the same org, as the slices of an org group under one alert. Overlapping the
-        alert's name is not enough: a name widened over a branch's lines does not take the
-        company's line it has no part in."""
-        scope = (self.path(key[0]), key[1], key[2])
-        for alert in self.store.firing(tx, kind="anomaly"):
-            if alert["indicator"] != indicator:
-                continue
-            if any(
-                overlaps(scope, p) or p[0] == scope[0] != "*"
-                for p in problem_slices(self._members(tx, alert))
-            ):
+    def _overlapping(
+        self, tx: Transaction, indicator: str, scope: tuple[str, str, str]
+    ) -> dict[str, Any] | None:
+        """A firing alert of the indicator whose problem this slice (org path, product line,
+        channel) is part of (:func:`_part_of`): a roll-up of a problem (its org's parent, the
+        company, the whole product line) joins the problem's alert instead of paging on its
+        own. Overlapping the alert's name is not enough: a name widened over a branch's lines
+        does not take the company's line it has no part in."""
+        firing = [
+            alert
+            for alert in self.store.firing(tx, kind="anomaly")
+            if alert["indicator"] == indicator
+        ]
+        members = self.store.alert_members(tx, [alert["alert_id"] for alert in firing])
+        for alert in firing:
+            if _part_of(scope, members.get(alert["alert_id"], []), self.path):
                 return alert
         return None
 
@@ -428,3 +434,15 @@ def _expected_count(a: dict[str, Any]) -> float:
     if isinstance(detail, (str, bytes)):
         detail = orjson.loads(detail)
     return float(detail.get("expected_count", 0.0))
+
+
+def _part_of(
+    scope: tuple[str, str, str],
+    members: Iterable[tuple[str, str, str]],
+    path: Callable[[str], str],
+) -> bool:
+    """Whether a slice (org path, product line, channel) is part of the problem of an alert with
+    these member slices (org code, product line, channel): it overlaps a slice the problem sits
+    in, or lies in the same org (not the company's), as an org's slices group under one alert."""
+    problems = problem_slices((path(m[0]), m[1], m[2]) for m in members)
+    return any(overlaps(scope, p) or p[0] == scope[0] != "*" for p in problems)

@@ -8,7 +8,7 @@ are stored together or not at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from monitor.store.database import Database, Transaction
@@ -104,6 +104,22 @@ class AlertStore:
             "GROUP BY indicator, org, product_line, channel",
             (alert_id,),
         )
+
+    def alert_members(
+        self, tx: Transaction, alert_ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, str, str]]]:
+        """Each alert's member slices (org, product line, channel), in one query."""
+        if not alert_ids:
+            return {}
+        rows = tx.execute(
+            "SELECT DISTINCT alert_id, org, product_line, channel FROM alert_sources "
+            f"WHERE alert_id IN ({', '.join('?' * len(alert_ids))})",
+            list(alert_ids),
+        )
+        out: dict[str, list[tuple[str, str, str]]] = {}
+        for r in rows:
+            out.setdefault(r["alert_id"], []).append((r["org"], r["product_line"], r["channel"]))
+        return out
 
     def member_reading(
         self, tx: Transaction, alert_id: str, slice_key: tuple[str, str, str]

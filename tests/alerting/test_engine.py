@@ -225,8 +225,28 @@ def test_the_companys_lines_never_widen_to_the_company(store: Store, tmp_path: P
     )
     engine.ingest([anomaly(11, "4403", "accident", "BANCA", indicator=HOTLINE)])
     alerts, _ = store.alerts()
-    assert len(alerts) == 2
-    assert ("*", "*", "*") not in {(a["org"], a["product_line"], a["channel"]) for a in alerts}
+    assert sorted((a["org"], a["product_line"], a["channel"]) for a in alerts) == [
+        ("*", "health", "*"),
+        ("*", "life", "*"),
+        ("4403", "accident", "BANCA"),
+    ]
+
+
+@pytest.mark.parametrize("org", ["*", "44"])
+def test_a_problem_is_not_hidden_under_an_alert_that_moved_elsewhere(
+    store: Store, tmp_path: Path, org: str
+) -> None:
+    # The company's (or the region's) life line opens an alert, which its branch's life line
+    # then names; the same org's health line is another problem, not a member out of sight.
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, org, "life", "*", indicator=HOTLINE)])
+    engine.ingest([anomaly(10, "4403", "life", "BANCA", indicator=HOTLINE)])
+    engine.ingest([anomaly(11, org, "health", "*", indicator=HOTLINE)])
+    alerts, _ = store.alerts()
+    assert {(a["org"], a["product_line"], a["channel"], a["anomalies"]) for a in alerts} == {
+        ("4403", "life", "BANCA", 2),
+        (org, "health", "*", 1),
+    }
 
 
 def test_a_renamed_alert_shows_its_named_slices_reading_raised_by_the_launch_watch(

@@ -462,3 +462,21 @@ def test_an_inspection_of_a_company_line_never_widens_to_the_company_total(
     engine.ingest([anomaly(10, "*", "health", "*", indicator=COMPLAINTS)])
     inspections, _ = store.inspections()
     assert ("*", "*", "*") not in {(i["org"], i["product_line"], i["channel"]) for i in inspections}
+
+
+def test_a_rescope_never_overwrites_an_inspection_someone_moved_on_meanwhile(
+    store: Store, tmp_path: Path
+) -> None:
+    # The engine read the inspection as untouched; before it writes, the API (another
+    # connection, on PostgreSQL) moves it on: the rescope is refused and changes nothing.
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "3101", "health", "AGENCY", indicator="hotline_answer_rate")])
+    (stale,), _ = store.inspections()
+    engine.inspections.patch(stale["inspection_id"], {"state": "investigating"}, "li.wei")
+    with store.db.transaction() as tx:
+        assert not engine.inspections._rescope(tx, stale, ("00/31/3101", "*", "*"), 0.0)
+    after = store.inspection(stale["inspection_id"])
+    assert (after["product_line"], after["channel"]) == ("health", "AGENCY")
+    assert not [
+        e for e in store.audit_for_inspection(stale["inspection_id"]) if e["action"] == "rescope"
+    ]
