@@ -35,6 +35,7 @@ import orjson
 
 from alerting import payloads
 from alerting.inspections import Inspections
+from alerting.orgs import OrgTree
 from alerting.outbox import Outbox
 from alerting.rules import (
     RANK,
@@ -51,7 +52,6 @@ from alerting.watch import ProductWatch
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, Transaction
-from streams.slices import ALL, OTHER_ORG
 
 log = logging.getLogger(__name__)
 
@@ -75,49 +75,15 @@ class AlertEngine:
         #: Whether this process exports the alert-state gauges (read from the store, so one
         #: process of the deployment should: the worker that closes buckets).
         self.exports_metrics = exports_metrics
-        self.paths = store.org_paths()
+        self.orgs = OrgTree(store)
         self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
         self._behind_since: float | None = None
-        self._unknown: set[str] = set()
         self.outbox = Outbox(store, settings)
-        self.watch = ProductWatch(settings, self.path)
+        self.watch = ProductWatch(settings, self.orgs.path)
         from alerting.measures import Measures
 
         self.inspections = Inspections(store, settings, self, metrics, clock)
         self.measures = Measures(store, settings, self, metrics, clock)
-
-    # ---- the org tree ---------------------------------------------------------------------
-
-    def learn_orgs(self, paths: Iterable[str]) -> None:
-        new = [p for p in paths if self.paths.get(p.rsplit("/", 1)[-1]) != p]
-        if new:
-            self.store.add_orgs(new)
-            self.paths.update((p.rsplit("/", 1)[-1], p) for p in new)
-            self._unknown.clear()
-
-    def path(self, org: str) -> str:
-        if org == "*":
-            return "*"
-        if org not in self.paths and org not in self._unknown:
-            self._refresh()
-            if org not in self.paths:
-                self._unknown.add(org)  # e.g. the "_other" fold: ask once
-        return self.paths.get(org, org)
-
-    def knows(self, org: str) -> bool:
-        """Whether ``org`` is in the org tree events have named (``*`` and the fold of orgs past
-        ``QUALMON_MAX_ORGS`` are too)."""
-        if org in (ALL, OTHER_ORG) or org in self.paths:
-            return True
-        self._refresh()
-        return org in self.paths
-
-    def _refresh(self) -> None:
-        # Another process (the worker) may have learnt orgs since this one started.
-        self.paths.update(self.store.org_paths())
-
-    def depth(self, org: str) -> int:
-        return 0 if org == "*" else self.path(org).count("/") + 1
 
     # ---- ingest ----------------------------------------------------------------------------
 
@@ -138,7 +104,7 @@ class AlertEngine:
             if self._behind_since is not None:
                 self.catch_up(self._behind_since)
                 self._behind_since = None
-            self.learn_orgs(org_paths)
+            self.orgs.learn(org_paths)
             return self.ingest(anomalies, readings)
         except Exception:  # a store error; recovered by the catch-up above, by decision
             if self._behind_since is None:
@@ -206,7 +172,7 @@ class AlertEngine:
 
     def _narrowness(self, a: dict[str, Any]) -> tuple[int, int]:
         key = (a["org"], a["product_line"], a["channel"])
-        return specificity(key, self.depth(a["org"]))
+        return specificity(key, self.orgs.depth(a["org"]))
 
     def _on_anomaly(self, tx: Transaction, a: dict[str, Any], now: float, silences: list) -> int:
         source = a["anomaly_id"]
@@ -217,18 +183,18 @@ class AlertEngine:
             a["severity"],
             a["indicator"],
             key,
-            self.depth(a["org"]),
+            self.orgs.depth(a["org"]),
             k=evidence(a["value"], a["expected"], a["k"], a["n"], _expected_count(a)),
             key_indicators=self.settings.alert_key_indicators,
         )
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
-        scope = (self.path(key[0]), key[1], key[2])
+        scope = (self.orgs.path(key[0]), key[1], key[2])
         if latest is not None and latest["state"] == "firing":
             # The org's alert may have moved on to a problem elsewhere (a company line's alert
             # narrowed to a branch): a slice that is no part of it is not hidden under its name.
             members = self.store.alert_members(tx, [latest["alert_id"]])
-            if not _part_of(scope, members.get(latest["alert_id"], []), self.path):
+            if not _part_of(scope, members.get(latest["alert_id"], []), self.orgs.path):
                 latest = None
         if latest is None or latest["state"] != "firing":
             latest = self._overlapping(tx, a["indicator"], scope) or latest
@@ -290,7 +256,7 @@ class AlertEngine:
             "group_key": group,
             "indicator": a["indicator"],
             "org": key[0],
-            "org_path": self.path(key[0]),
+            "org_path": self.orgs.path(key[0]),
             "product_line": key[1],
             "channel": key[2],
             "severity": sev,
@@ -317,7 +283,7 @@ class AlertEngine:
     ) -> None:
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
-        scope = alert_scope([*self._members(tx, alert), (self.path(key[0]), *key[1:])])
+        scope = alert_scope([*self._members(tx, alert), (self.orgs.path(key[0]), *key[1:])])
         named = (scope[0].rsplit("/", 1)[-1], scope[1], scope[2])
         renamed = named != (alert["org"], alert["product_line"], alert["channel"])
         # The reading shown is the latest of the slice the alert names: a roll-up joining in
@@ -342,7 +308,7 @@ class AlertEngine:
     def _members(self, tx: Transaction, alert: dict[str, Any]) -> list[tuple[str, str, str]]:
         """The alert's member slices as (org path, product line, channel)."""
         members = self.store.alert_members(tx, [alert["alert_id"]])
-        return [(self.path(m[0]), m[1], m[2]) for m in members.get(alert["alert_id"], [])]
+        return [(self.orgs.path(m[0]), m[1], m[2]) for m in members.get(alert["alert_id"], [])]
 
     def _overlapping(
         self, tx: Transaction, indicator: str, scope: tuple[str, str, str]
@@ -359,7 +325,7 @@ class AlertEngine:
         ]
         members = self.store.alert_members(tx, [alert["alert_id"] for alert in firing])
         for alert in firing:
-            if _part_of(scope, members.get(alert["alert_id"], []), self.path):
+            if _part_of(scope, members.get(alert["alert_id"], []), self.orgs.path):
                 return alert
         return None
 

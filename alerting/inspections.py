@@ -120,7 +120,7 @@ class Inspections:
             watch_org = next(
                 (w.org for w in self.settings.product_watch if w.product_line == line), "*"
             )
-            org, org_path, channel = watch_org, self.engine.path(watch_org), "*"
+            org, org_path, channel = watch_org, self.engine.orgs.path(watch_org), "*"
         inspection = {
             "inspection_id": inspection_id_for(alert["alert_id"]),
             "cause_id": f"alert:{alert['alert_id']}",
@@ -262,7 +262,7 @@ class Inspections:
             "opened_at": now,
             "updated_at": now,
             "closed_at": None,
-            "org_path": self.engine.path(data["org"]),
+            "org_path": self.engine.orgs.path(data["org"]),
             **data,
         }
         with self.store.db.transaction() as tx:

@@ -103,7 +103,7 @@ class Measures:
                 "group_key": f"measure|{m['measure_id']}",
                 "indicator": m["indicator"],
                 "org": m["org"],
-                "org_path": self.engine.path(m["org"]),
+                "org_path": self.engine.orgs.path(m["org"]),
                 "product_line": m["product_line"],
                 "channel": m["channel"],
                 "severity": "major",
@@ -163,11 +163,11 @@ class Measures:
                 f"inspection {inspection_id} is {row['state']!r}; measures are evaluated from "
                 "'measures_set' or 'evaluating'"
             )
-        self.engine.paths.update(self.store.org_paths())  # learnt by the worker, maybe
+        self.engine.orgs.refresh()  # learnt by the worker, maybe
         effect = evaluate(
             self.store,
             measure,
-            self.engine.paths,
+            self.engine.orgs.paths,
             bucket_seconds=self.settings.bucket_seconds,
             window_buckets=self.settings.evaluation_window_buckets,
             alpha=self.settings.evaluation_alpha,

@@ -213,7 +213,7 @@ def _detail(ctx: Ctx, row: dict[str, Any]) -> InspectionDetail:
 
 def _known_org(ctx: Ctx, org: str) -> None:
     """Refuse, as a validation error of the body's ``org``, an org no event has named."""
-    if not ctx.engine.knows(org):
+    if not ctx.engine.orgs.knows(org):
         message = (
             f"org {org!r} is not in the org tree: no event has named it in org_code or org_path "
             "yet; give the code of an org that reports events, or * for every org"

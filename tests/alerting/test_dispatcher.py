@@ -39,7 +39,7 @@ def setup(
     store = open_store(settings.store_url)
     clock = Clock()
     engine = AlertEngine(store, settings, Metrics(CollectorRegistry()), clock)
-    engine.learn_orgs(["00", "00/44", "00/44/4403"])
+    engine.orgs.learn(["00", "00/44", "00/44/4403"])
     return store, engine, Dispatcher(engine, None, clock), clock
 
 

@@ -31,7 +31,7 @@ def engine_for(store: Store, tmp_path: Path, **overrides: object) -> tuple[Alert
     )
     clock = Clock()
     engine = AlertEngine(store, settings, Metrics(CollectorRegistry()), clock)
-    engine.learn_orgs(PATHS)
+    engine.orgs.learn(PATHS)
     return engine, clock
 
 

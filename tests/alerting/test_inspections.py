@@ -26,7 +26,7 @@ def engine_for(store: Store, tmp_path: Path, **overrides: object) -> tuple[Alert
     settings = Settings(data_dir=tmp_path, alertmanager_url="http://127.0.0.1:9", **overrides)
     clock = Clock(EFFECTIVE + 40 * DAY)
     engine = AlertEngine(store, settings, Metrics(CollectorRegistry()), clock)
-    engine.learn_orgs(PATHS)
+    engine.orgs.learn(PATHS)
     return engine, clock
 
 

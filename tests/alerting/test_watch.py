@@ -18,7 +18,7 @@ LAUNCH = ProductWatch(product_line="health", launched=date(2026, 3, 2), org="44"
 def engine_for(store: Store, tmp_path: Path) -> AlertEngine:
     settings = Settings(data_dir=tmp_path, product_watch=(LAUNCH,), product_watch_days=30)
     engine = AlertEngine(store, settings, None, Clock())
-    engine.learn_orgs(["00", "00/44", "00/44/4403", "00/31", "00/31/3101"])
+    engine.orgs.learn(["00", "00/44", "00/44/4403", "00/31", "00/31/3101"])
     return engine
 
 

@@ -53,7 +53,7 @@ def api(tmp_path: Path, receiver: Receiver) -> Iterator[Api]:
     store = open_store(settings.store_url)
     metrics = Metrics(registry)
     engine = AlertEngine(store, settings, metrics, Clock())
-    engine.learn_orgs(["00", "00/44", "00/44/4403", "00/31", "00/31/3101"])
+    engine.orgs.learn(["00", "00/44", "00/44/4403", "00/31", "00/31/3101"])
     producer = EventProducer(settings, f"127.0.0.1:{free_port()}")
     ctx = Context(settings, producer, store, metrics, registry, alerts=engine)
     with TestClient(create_api(ctx)) as client:
