@@ -31,8 +31,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from alerting import payloads
 from alerting.inspections import Inspections
 from alerting.orgs import OrgTree
@@ -41,9 +39,9 @@ from alerting.rules import (
     RANK,
     alert_scope,
     evidence,
+    expected_count,
     group_key,
-    overlaps,
-    problem_slices,
+    part_of,
     severity,
     specificity,
     summary,
@@ -184,18 +182,20 @@ class AlertEngine:
             a["indicator"],
             key,
             self.orgs.depth(a["org"]),
-            k=evidence(a["value"], a["expected"], a["k"], a["n"], _expected_count(a)),
+            k=evidence(a["value"], a["expected"], a["k"], a["n"], expected_count(a)),
             key_indicators=self.settings.alert_key_indicators,
         )
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
         scope = (self.orgs.path(key[0]), key[1], key[2])
-        if latest is not None and latest["state"] == "firing":
-            # The org's alert may have moved on to a problem elsewhere (a company line's alert
-            # narrowed to a branch): a slice that is no part of it is not hidden under its name.
-            members = self.store.alert_members(tx, [latest["alert_id"]])
-            if not _part_of(scope, members.get(latest["alert_id"], []), self.orgs.path):
-                latest = None
+        # The org's alert may have moved on to a problem elsewhere (a company line's alert
+        # narrowed to a branch): a slice that is no part of it is not hidden under its name.
+        if (
+            latest is not None
+            and latest["state"] == "firing"
+            and not part_of(scope, self._members(tx, latest))
+        ):
+            latest = None
         if latest is None or latest["state"] != "firing":
             latest = self._overlapping(tx, a["indicator"], scope) or latest
         previous_severity = None
@@ -307,25 +307,31 @@ class AlertEngine:
 
     def _members(self, tx: Transaction, alert: dict[str, Any]) -> list[tuple[str, str, str]]:
         """The alert's member slices as (org path, product line, channel)."""
-        members = self.store.alert_members(tx, [alert["alert_id"]])
-        return [(self.orgs.path(m[0]), m[1], m[2]) for m in members.get(alert["alert_id"], [])]
+        return self._member_scopes(tx, [alert["alert_id"]]).get(alert["alert_id"], [])
+
+    def _member_scopes(
+        self, tx: Transaction, alert_ids: list[str]
+    ) -> dict[str, list[tuple[str, str, str]]]:
+        members = self.store.alert_members(tx, alert_ids)
+        path = self.orgs.path
+        return {a: [(path(m[0]), m[1], m[2]) for m in ms] for a, ms in members.items()}
 
     def _overlapping(
         self, tx: Transaction, indicator: str, scope: tuple[str, str, str]
     ) -> dict[str, Any] | None:
         """A firing alert of the indicator whose problem this slice (org path, product line,
-        channel) is part of (:func:`_part_of`): a roll-up of a problem (its org's parent, the
-        company, the whole product line) joins the problem's alert instead of paging on its
-        own. Overlapping the alert's name is not enough: a name widened over a branch's lines
-        does not take the company's line it has no part in."""
+        channel) is part of (:func:`alerting.rules.part_of`): a roll-up of a problem (its org's
+        parent, the company, the whole product line) joins the problem's alert instead of
+        paging on its own. Overlapping the alert's name is not enough: a name widened over a
+        branch's lines does not take the company's line it has no part in."""
         firing = [
             alert
             for alert in self.store.firing(tx, kind="anomaly")
             if alert["indicator"] == indicator
         ]
-        members = self.store.alert_members(tx, [alert["alert_id"] for alert in firing])
+        members = self._member_scopes(tx, [alert["alert_id"] for alert in firing])
         for alert in firing:
-            if _part_of(scope, members.get(alert["alert_id"], []), self.orgs.path):
+            if part_of(scope, members.get(alert["alert_id"], [])):
                 return alert
         return None
 
@@ -392,23 +398,3 @@ class AlertEngine:
                 overdue_measures=self.store.count_overdue(self.clock()),
                 pending=self.store.count_pending(),
             )
-
-
-def _expected_count(a: dict[str, Any]) -> float:
-    """The count a count indicator's detector expected (its anomaly's detail), else 0."""
-    detail = a.get("detail") or {}
-    if isinstance(detail, (str, bytes)):
-        detail = orjson.loads(detail)
-    return float(detail.get("expected_count", 0.0))
-
-
-def _part_of(
-    scope: tuple[str, str, str],
-    members: Iterable[tuple[str, str, str]],
-    path: Callable[[str], str],
-) -> bool:
-    """Whether a slice (org path, product line, channel) is part of the problem of an alert with
-    these member slices (org code, product line, channel): it overlaps a slice the problem sits
-    in, or lies in the same org (not the company's), as an org's slices group under one alert."""
-    problems = problem_slices((path(m[0]), m[1], m[2]) for m in members)
-    return any(overlaps(scope, p) or p[0] == scope[0] != "*" for p in problems)

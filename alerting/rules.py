@@ -124,6 +124,14 @@ def evidence(
     return k if value >= expected else max(k, n, expected_count)
 
 
+def expected_count(anomaly: Mapping[str, Any]) -> float:
+    """The count a count indicator's detector expected (in the anomaly's ``detail``), else 0."""
+    detail = anomaly.get("detail") or {}
+    if isinstance(detail, (str, bytes)):
+        detail = orjson.loads(detail)
+    return float(detail.get("expected_count", 0.0))
+
+
 def is_fact(indicator: str) -> bool:
     """Whether anomalies of ``indicator`` are facts (a hard limit passed), not probabilities."""
     signal = SIGNALS.get(indicator)
@@ -178,6 +186,20 @@ def problem_slices(members: Iterable[tuple[str, str, str]]) -> list[tuple[str, s
         if not any(overlaps(s, k) for k in kept):
             kept.append(s)
     return kept
+
+
+def part_of(scope: tuple[str, str, str], members: Iterable[tuple[str, str, str]]) -> bool:
+    """Whether a slice is part of the problem of an alert with these member slices: it overlaps
+    a slice the problem sits in, or lies in the same org (not the company's), as an org's
+    slices group under one alert.
+
+    >>> members = [("00/31/3101", "health", "*"), ("*", "health", "*")]
+    >>> part_of(("00/31", "*", "*"), members), part_of(("00/31/3101", "life", "*"), members)
+    (True, True)
+    >>> part_of(("*", "life", "*"), members)
+    False
+    """
+    return any(overlaps(scope, p) or p[0] == scope[0] != "*" for p in problem_slices(members))
 
 
 def alert_scope(members: Iterable[tuple[str, str, str]]) -> tuple[str, str, str]:
