@@ -125,7 +125,7 @@ class Inspections:
             "inspection_id": inspection_id_for(alert["alert_id"]),
             "cause_id": f"alert:{alert['alert_id']}",
             "rule": rule,
-            "title": f"Special inspection: {alert['summary']}",
+            "title": _title(alert["indicator"], _scope(alert)),
             "indicator": alert["indicator"],
             "org": org,
             "org_path": org_path,
@@ -159,7 +159,7 @@ class Inspections:
         new scope while it is the inspection's only alert (widened to siblings of its first
         slice, or narrowed from a roll-up to where the problem sits); once it has taken others,
         only wider within the org, never away from an alert it took."""
-        row = self.store.get_inspection(tx, alert["inspection_id"])
+        row = self.store.get_inspection(tx, alert["inspection_id"], lock=True)
         if row is None or row["cause_id"] != f"alert:{alert['alert_id']}":
             return
         theirs = _scope(alert)
@@ -181,7 +181,10 @@ class Inspections:
         org = scope[0].rsplit("/", 1)[-1]
         after = {
             **row,
-            "title": f"Special inspection: {summary(row['indicator'], (org, *scope[1:]))}",
+            # A title someone wrote stays theirs; the one qualmon gave follows the scope.
+            "title": _title(row["indicator"], scope)
+            if row["title"] == _title(row["indicator"], _scope(row))
+            else row["title"],
             "org": org,
             "org_path": scope[0],
             "product_line": scope[1],
@@ -220,7 +223,7 @@ class Inspections:
     # ---- people's actions ------------------------------------------------------------------
 
     def load(self, tx: Transaction, inspection_id: str) -> dict[str, Any]:
-        row = self.store.get_inspection(tx, inspection_id)
+        row = self.store.get_inspection(tx, inspection_id, lock=True)
         if row is None:
             raise NotFound(f"no inspection with id {inspection_id!r}")
         return row
@@ -314,3 +317,8 @@ class Inspections:
 
 def _scope(row: dict[str, Any]) -> tuple[str, str, str]:
     return (row["org_path"], row["product_line"], row["channel"])
+
+
+def _title(indicator: str, scope: tuple[str, str, str]) -> str:
+    """The title qualmon gives an inspection it opens on ``scope`` (org path, line, channel)."""
+    return f"Special inspection: {summary(indicator, (scope[0].rsplit('/', 1)[-1], *scope[1:]))}"

@@ -38,7 +38,14 @@ class Transaction:
             return []
         return [self._db.row(r, self._cursor) for r in self._cursor.fetchall()]
 
-    def one(self, sql: str, args: Sequence[Any] = ()) -> dict[str, Any] | None:
+    def one(
+        self, sql: str, args: Sequence[Any] = (), *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        """The first row, if any. ``lock``: the row is about to be changed from what was read,
+        so another transaction must wait to read it (``FOR UPDATE``) until this one ends; on
+        SQLite every write transaction already holds the database's lock from its start."""
+        if lock and self._db.dialect == "postgresql":
+            sql += " FOR UPDATE"
         rows = self.execute(sql, args)
         return rows[0] if rows else None
 

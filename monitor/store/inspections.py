@@ -99,10 +99,15 @@ class InspectionStore:
         )
         return tx.execute(sql) if tx else self.db.query(sql)
 
-    def get_inspection(self, tx: Transaction, inspection_id: str) -> dict[str, Any] | None:
+    def get_inspection(
+        self, tx: Transaction, inspection_id: str, *, lock: bool = False
+    ) -> dict[str, Any] | None:
+        """``lock`` when the row read is the base of a change (a move, an edit, a rescope): what
+        is audited and published as "before" is then what the change replaced."""
         return tx.one(
             f"SELECT {', '.join(INSPECTION_COLUMNS)} FROM inspections WHERE inspection_id = ?",
             (inspection_id,),
+            lock=lock,
         )
 
     def inspection(self, inspection_id: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from alerting.engine import AlertEngine
 from monitor.errors import Conflict, InsufficientData
 from monitor.metrics import Metrics
 from monitor.settings import Settings
-from monitor.store import Store
+from monitor.store import Store, open_store
 from tests.alerting.helpers import COMPLAINTS, DAY, T0, Clock, anomaly
 
 ORGS = ("4401", "4402", "4403", "4404", "3101", "3102")
@@ -480,3 +480,36 @@ def test_a_rescope_never_overwrites_an_inspection_someone_moved_on_meanwhile(
     assert not [
         e for e in store.audit_for_inspection(stale["inspection_id"]) if e["action"] == "rescope"
     ]
+
+
+def test_a_title_someone_wrote_survives_a_rescope(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "3101", "health", "AGENCY", indicator="hotline_answer_rate")])
+    (inspection,), _ = store.inspections()
+    engine.inspections.patch(inspection["inspection_id"], {"title": "3101 hotline"}, "li.wei")
+    engine.ingest([anomaly(10, "3101", "life", "*", indicator="hotline_answer_rate")])
+    after = store.inspection(inspection["inspection_id"])
+    assert (after["product_line"], after["title"]) == ("*", "3101 hotline")
+
+
+def test_an_inspection_read_to_be_changed_is_locked_until_the_change_ends(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite serialises write transactions from their start: nothing to lock")
+    import psycopg
+
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, "3101", "health", "AGENCY", indicator="hotline_answer_rate")])
+    (inspection,), _ = store.inspections()
+    other = open_store(store_url)  # the API's connection, beside the engine's
+    try:
+        with store.db.transaction() as tx:
+            engine.inspections.load(tx, inspection["inspection_id"])
+            with pytest.raises(psycopg.errors.LockNotAvailable), other.db.transaction() as theirs:
+                theirs.execute("SET LOCAL lock_timeout = '50ms'")
+                other.get_inspection(theirs, inspection["inspection_id"], lock=True)
+        with other.db.transaction() as theirs:  # free again once the first change has ended
+            assert other.get_inspection(theirs, inspection["inspection_id"], lock=True)
+    finally:
+        other.close()
