@@ -122,8 +122,7 @@ class AlertSettings(BaseSettings):
         description=(
             "QUALMON_INSPECTION_COMPLAINT_INDICATORS: JSON list of indicators or business "
             "signals (complaints_concentration, complaint_sla_breach, ...); an alert on one of "
-            "these in "
-            "an org, product line or channel (not the company total) is a complaint "
+            "these in an org, product line or channel (not the company total) is a complaint "
             "concentration and opens an inspection whatever its severity."
         ),
     )
