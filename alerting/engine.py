@@ -50,6 +50,7 @@ from alerting.watch import ProductWatch
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, Transaction
+from streams.slices import org_code
 
 log = logging.getLogger(__name__)
 
@@ -188,22 +189,23 @@ class AlertEngine:
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
         scope = (self.orgs.path(key[0]), key[1], key[2])
-        # The org's alert may have moved on to a problem elsewhere (a company line's alert
-        # narrowed to a branch): a slice that is no part of it is not hidden under its name.
-        if (
-            latest is not None
-            and latest["state"] == "firing"
-            and not part_of(scope, self._members(tx, latest))
-        ):
-            latest = None
+        members: list[tuple[str, str, str]] = []
+        if latest is not None and latest["state"] == "firing":
+            members = self._members(tx, latest)
+            # The org's alert may have moved on to a problem elsewhere (a company line's alert
+            # narrowed to a branch): a slice that is no part of it is not hidden under its name.
+            if not part_of(scope, members):
+                latest = None
         if latest is None or latest["state"] != "firing":
-            latest = self._overlapping(tx, a["indicator"], scope) or latest
+            found = self._overlapping(tx, a["indicator"], scope)
+            if found is not None:
+                latest, members = found
         previous_severity = None
         if latest is not None and latest["state"] == "firing":
             alert, event = dict(latest), "updated"
             if RANK[sev] > RANK[alert["severity"]]:
                 previous_severity, alert["severity"], event = alert["severity"], sev, "escalated"
-            self._absorb(tx, alert, a, key, bucket)
+            self._absorb(tx, alert, members, a, scope, bucket)
         elif (
             latest is not None
             and bucket - latest["last_bucket"] <= self.settings.alert_cooldown_seconds
@@ -212,7 +214,7 @@ class AlertEngine:
             alert["flaps"] += 1
             alert["flapping"] = int(alert["flaps"] >= self.settings.alert_flap_limit)
             alert.update(state="firing", resolved_at=None, severity=sev)
-            self._absorb(tx, alert, a, key, bucket)
+            self._absorb(tx, alert, self._members(tx, latest), a, scope, bucket)
         else:
             alert, event = self._new(a, key, group, sev, bucket, now), "opened"
         alert["updated_at"] = now
@@ -279,12 +281,21 @@ class AlertEngine:
         }
 
     def _absorb(
-        self, tx: Transaction, alert: dict[str, Any], a: dict[str, Any], key: tuple, bucket: int
+        self,
+        tx: Transaction,
+        alert: dict[str, Any],
+        members: list[tuple[str, str, str]],
+        a: dict[str, Any],
+        joining: tuple[str, str, str],
+        bucket: int,
     ) -> None:
+        """Count anomaly ``a`` of slice ``joining`` (org path, line, channel) in ``alert``, whose
+        member slices so far are ``members``, and name the alert after them all."""
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
-        scope = alert_scope([*self._members(tx, alert), (self.orgs.path(key[0]), *key[1:])])
-        named = (scope[0].rsplit("/", 1)[-1], scope[1], scope[2])
+        key = (a["org"], a["product_line"], a["channel"])
+        scope = alert_scope([*members, joining])
+        named = (org_code(scope[0]), scope[1], scope[2])
         renamed = named != (alert["org"], alert["product_line"], alert["channel"])
         # The reading shown is the latest of the slice the alert names: a roll-up joining in
         # the same or a later bucket does not put the company's value beside a branch's name.
@@ -318,12 +329,12 @@ class AlertEngine:
 
     def _overlapping(
         self, tx: Transaction, indicator: str, scope: tuple[str, str, str]
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any], list[tuple[str, str, str]]] | None:
         """A firing alert of the indicator whose problem this slice (org path, product line,
-        channel) is part of (:func:`alerting.rules.part_of`): a roll-up of a problem (its org's
-        parent, the company, the whole product line) joins the problem's alert instead of
-        paging on its own. Overlapping the alert's name is not enough: a name widened over a
-        branch's lines does not take the company's line it has no part in."""
+        channel) is part of (:func:`alerting.rules.part_of`), with its member slices: a roll-up
+        of a problem (its org's parent, the company, the whole product line) joins the problem's
+        alert instead of paging on its own. Overlapping the alert's name is not enough: a name
+        widened over a branch's lines does not take the company's line it has no part in."""
         firing = [
             alert
             for alert in self.store.firing(tx, kind="anomaly")
@@ -331,8 +342,9 @@ class AlertEngine:
         ]
         members = self._member_scopes(tx, [alert["alert_id"] for alert in firing])
         for alert in firing:
-            if part_of(scope, members.get(alert["alert_id"], [])):
-                return alert
+            theirs = members.get(alert["alert_id"], [])
+            if part_of(scope, theirs):
+                return alert, theirs
         return None
 
     def _resolve(

@@ -44,6 +44,7 @@ from monitor.errors import Conflict, NotFound
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, Transaction
+from streams.slices import org_code
 
 if TYPE_CHECKING:
     from alerting.engine import AlertEngine
@@ -97,16 +98,23 @@ class Inspections:
         rule says so; a data-quality alert neither joins nor opens one."""
         if alert["kind"] != "anomaly" or not business(alert["indicator"]):
             return None
-        scope = (alert["org_path"], alert["product_line"], alert["channel"])
+        scope = _scope(alert)
         ours = [i for i in self.store.open_inspections(tx) if concerns(i, alert["indicator"])]
         covering = [i for i in ours if overlaps(scope, _scope(i))]
         # A disjoint slice of the same org is the same problem, as it is for an alert: an
         # untouched inspection widens to take it, when none covers it already.
-        siblings = [i for i in ours if i["org_path"] == scope[0] != "*"]
-        for open_one in covering or siblings:
-            if covering or self._rescope(tx, open_one, common_scope(_scope(open_one), scope), now):
-                self._attach(tx, open_one["inspection_id"], alert, now, "absorb_alert")
-                return str(open_one["inspection_id"])
+        siblings = (i for i in ours if i["org_path"] == scope[0] != "*")
+        taker = (
+            covering[0]
+            if covering
+            else next(
+                (i for i in siblings if self._rescope(tx, i, common_scope(_scope(i), scope), now)),
+                None,
+            )
+        )
+        if taker is not None:
+            self._attach(tx, taker["inspection_id"], alert, now, "absorb_alert")
+            return str(taker["inspection_id"])
         rule = self.rule_for(alert)
         if rule is None:
             return None
@@ -178,7 +186,7 @@ class Inspections:
             return False
         if scope == _scope(row):
             return True
-        org = scope[0].rsplit("/", 1)[-1]
+        org = org_code(scope[0])
         after = {
             **row,
             # A title someone wrote stays theirs; the one qualmon gave follows the scope.
@@ -321,4 +329,4 @@ def _scope(row: dict[str, Any]) -> tuple[str, str, str]:
 
 def _title(indicator: str, scope: tuple[str, str, str]) -> str:
     """The title qualmon gives an inspection it opens on ``scope`` (org path, line, channel)."""
-    return f"Special inspection: {summary(indicator, (scope[0].rsplit('/', 1)[-1], *scope[1:]))}"
+    return f"Special inspection: {summary(indicator, (org_code(scope[0]), *scope[1:]))}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from monitor.store import Store
-from streams.slices import ALL, OTHER_ORG
+from streams.slices import ALL, OTHER_ORG, org_code, path_depth
 
 
 class OrgTree:
@@ -20,10 +20,10 @@ class OrgTree:
         self._unknown: set[str] = set()
 
     def learn(self, paths: Iterable[str]) -> None:
-        new = [p for p in paths if self.paths.get(p.rsplit("/", 1)[-1]) != p]
+        new = [p for p in paths if self.paths.get(org_code(p)) != p]
         if new:
             self.store.add_orgs(new)
-            self.paths.update((p.rsplit("/", 1)[-1], p) for p in new)
+            self.paths.update((org_code(p), p) for p in new)
             self._unknown.clear()
 
     def path(self, org: str) -> str:
@@ -49,4 +49,4 @@ class OrgTree:
         self.paths.update(self.store.org_paths())
 
     def depth(self, org: str) -> int:
-        return 0 if org == "*" else self.path(org).count("/") + 1
+        return path_depth(self.path(org))

@@ -85,6 +85,7 @@ from typing import Any
 import orjson
 
 from streams.indicators import SIGNALS, family_of
+from streams.slices import path_depth
 
 SEVERITIES = ("minor", "major", "critical")
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -222,7 +223,7 @@ def common_scope(a: tuple[str, str, str], b: tuple[str, str, str]) -> tuple[str,
 
 
 def _path_specificity(scope: tuple[str, str, str]) -> tuple[int, int]:
-    return specificity(scope, 0 if scope[0] == "*" else scope[0].count("/") + 1)
+    return specificity(scope, path_depth(scope[0]))
 
 
 def summary(indicator: str, key: tuple[str, str, str]) -> str:

@@ -46,6 +46,7 @@ from streams.checks import (
     error_at,
     not_ahead_of_the_clock,
 )
+from streams.slices import org_code
 
 Channel = Literal["AGENCY", "BANCA", "TELE", "ONLINE", "GROUP", "BROKER"]
 ProductLine = Literal[
@@ -81,9 +82,9 @@ class EventBase(_Strict):
     @field_validator("org_path")
     @classmethod
     def _path_ends_at_org(cls, value: str | None, info: ValidationInfo) -> str | None:
-        org_code = info.data.get("org_code")  # absent when org_code itself is invalid
-        if value is not None and org_code is not None and value.rsplit("/", 1)[-1] != org_code:
-            raise ValueError(f"org_path {value!r} must end with org_code {org_code!r}")
+        code = info.data.get("org_code")  # absent when org_code itself is invalid
+        if value is not None and code is not None and org_code(value) != code:
+            raise ValueError(f"org_path {value!r} must end with org_code {code!r}")
         return value
 
     def org_ancestors(self) -> tuple[str, ...]:

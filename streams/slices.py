@@ -23,6 +23,20 @@ SliceKey = tuple[str, str, str]
 TOTAL: SliceKey = (ALL, ALL, ALL)
 
 
+def org_code(path: str) -> str:
+    """The org an org path ends at: ``00/44/4403`` -> ``4403`` (``*`` stays ``*``)."""
+    return path.rsplit("/", 1)[-1]
+
+
+def path_depth(path: str) -> int:
+    """An org path's depth in the org tree: the head office 1, the company (``*``) 0.
+
+    >>> org_code("00/44/4403"), path_depth("00/44/4403"), path_depth("*")
+    ('4403', 3, 0)
+    """
+    return 0 if path == ALL else path.count("/") + 1
+
+
 @dataclass
 class Slicer:
     combinations: tuple[tuple[str, ...], ...]
@@ -49,7 +63,7 @@ class Slicer:
         """Every selling org seen (and tracked, not folded into ``_other``) -> its org path."""
         out = {}
         for path, _, _ in self._cache:
-            code = path.rsplit("/", 1)[-1]
+            code = org_code(path)
             if code in self.depth:
                 out[code] = path
         return out

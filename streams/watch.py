@@ -28,7 +28,7 @@ from streams.indicators import INDICATORS, SIGNALS
 from streams.quality import Findings, QualityWatch
 from streams.rolling import WINDOWS, Rolling
 from streams.scoring import Anomaly, ScoredReading, SeriesBank, anomaly_id, severity_of
-from streams.slices import SliceKey
+from streams.slices import SliceKey, org_code
 from streams.windows import bucket_start, iso, shanghai
 
 _SLA_SCORE = 0.75  # a breach of a hard limit is a fact, not a probability: always 'major'
@@ -171,7 +171,7 @@ class Watch:
         start = end - self.bucket_seconds
         for b in aged.breaches:
             path, line, channel = b.leaf
-            key = (path.rsplit("/", 1)[-1], line, channel)
+            key = (org_code(path), line, channel)
             info = {"limit_days": b.limit_days, "cases": b.case_ids, "count": b.count}
             out.append(self._anomaly(
                 f"{b.kind}_sla_breach", key, start, float(b.count), 0.0, 0.0, 0.0, _SLA_SCORE,

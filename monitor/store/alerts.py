@@ -13,6 +13,7 @@ from typing import Any
 
 from monitor.store.database import Database, Transaction
 from monitor.store.history import filters
+from streams.slices import org_code, path_depth
 
 ALERT_COLUMNS = (
     "alert_id",
@@ -312,7 +313,7 @@ class AlertStore:
     # ---- the org tree ------------------------------------------------------------------------
 
     def add_orgs(self, paths: Iterable[str]) -> None:
-        rows = [(p.rsplit("/", 1)[-1], p, p.count("/") + 1) for p in paths]
+        rows = [(org_code(p), p, path_depth(p)) for p in paths]
         if rows:
             with self.db.transaction() as tx:
                 tx.executemany(

@@ -73,10 +73,19 @@ def _insert(tx: Transaction, table: str, columns: tuple[str, ...], row: Mapping[
 
 
 def _update(
-    tx: Transaction, table: str, key: str, key_value: str, changes: Mapping[str, Any]
-) -> None:
+    tx: Transaction,
+    table: str,
+    key: str,
+    key_value: str,
+    changes: Mapping[str, Any],
+    only_if: str = "",
+) -> int:
+    """Update one row; ``only_if`` is a further condition (SQL) the row must meet. Returns
+    how many rows changed."""
     sets = ", ".join(f"{c} = ?" for c in changes)
-    tx.execute(f"UPDATE {table} SET {sets} WHERE {key} = ?", [*changes.values(), key_value])
+    where = f"{key} = ?" + (f" AND {only_if}" if only_if else "")
+    tx.execute(f"UPDATE {table} SET {sets} WHERE {where}", [*changes.values(), key_value])
+    return tx.rowcount()
 
 
 class InspectionStore:
@@ -120,12 +129,10 @@ class InspectionStore:
     def update_untouched(self, tx: Transaction, inspection_id: str, **changes: Any) -> bool:
         """Update an inspection only while still ``opened``; False when someone has moved it
         on meanwhile (another connection, on PostgreSQL, may have committed since it was read)."""
-        sets = ", ".join(f"{c} = ?" for c in changes)
-        tx.execute(
-            f"UPDATE inspections SET {sets} WHERE inspection_id = ? AND state = 'opened'",
-            [*changes.values(), inspection_id],
+        return (
+            _update(tx, "inspections", "inspection_id", inspection_id, changes, "state = 'opened'")
+            == 1
         )
-        return tx.rowcount() == 1
 
     def inspections(
         self, *, state: str | None = None, org: str | None = None, limit: int = 100, offset: int = 0
