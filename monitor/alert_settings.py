@@ -176,14 +176,15 @@ class AlertSettings(BaseSettings):
     @field_validator("alert_key_indicators", "inspection_complaint_indicators")
     @classmethod
     def _known_indicators(cls, value: tuple[str, ...], info: object) -> tuple[str, ...]:
-        from streams.indicators import ANOMALY_NAMES, family_of
+        from alerting.rules import business
+        from streams.indicators import ANOMALY_NAMES
 
         field = getattr(info, "field_name", "")
         known = [
             name
             for name in ANOMALY_NAMES
             # Data-quality anomalies never open an inspection: listing one would do nothing.
-            if field != "inspection_complaint_indicators" or family_of(name) != "data_quality"
+            if field != "inspection_complaint_indicators" or business(name)
         ]
         unknown = [v for v in value if v not in known]
         if unknown:

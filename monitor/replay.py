@@ -41,7 +41,7 @@ from monitor.simulate import SendError, add_delivery_arguments, check_delivery, 
 from monitor.simulator import Event
 from streams.checks import ReceivingClock
 from streams.decode import describe_errors
-from streams.schema import EVENT_ADAPTER, event_time_epoch
+from streams.schema import event_time_epoch, parse_event
 
 HOUR = 3600
 
@@ -52,7 +52,6 @@ def read_events(
     """(event time, event) of every event in ``lines``, in the order read; raises ValueError
     naming the first line that is not a valid event or array of events. With a ``clock``, an
     event dated further ahead than the service would take is refused here, before any is sent."""
-    context = clock.context() if clock else None
     out: list[tuple[float, Event]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -67,7 +66,7 @@ def read_events(
             if not isinstance(item, dict):
                 raise ValueError(f"{where}: expected an event (a JSON object), got {item!r:.80}")
             try:
-                event = EVENT_ADAPTER.validate_python(item, context=context)
+                event = parse_event(item, clock)
             except ValidationError as exc:
                 first = describe_errors(exc)[0]
                 raise ValueError(

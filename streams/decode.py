@@ -24,7 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from streams.checks import ReceivingClock
-from streams.schema import EVENT_ADAPTER, EVENT_TYPES, EventBase
+from streams.schema import EVENT_TYPES, EventBase, parse_event
 
 
 def describe_errors(
@@ -62,7 +62,6 @@ def decode_record(
     clock: ReceivingClock | None = None,
 ) -> tuple[list[EventBase], list[dict[str, Any]]]:
     """Valid events of one record, and a dead letter for each part that is not a valid event."""
-    context = clock.context() if clock is not None else None
     source = {"topic": topic, "partition": partition, "offset": offset}
     try:
         data = orjson.loads(value or b"")
@@ -76,7 +75,7 @@ def decode_record(
             dead.append(_dead(source, "not_an_event", index, "expected a JSON object", item))
             continue
         try:
-            events.append(EVENT_ADAPTER.validate_python(item, context=context))
+            events.append(parse_event(item, clock))
         except ValidationError as exc:
             letter = _dead(source, "invalid_event", index, "event failed validation", item)
             letter["errors"] = describe_errors(exc)

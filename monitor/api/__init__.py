@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+def utc(epoch: float | None) -> datetime | None:
+    """A stored time (epoch seconds) as the API shows every time: a UTC datetime."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 class Body(BaseModel):

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from alerting.payloads import public
-from monitor.api import Actor, Ctx
+from monitor.api import Actor, Ctx, utc
 
 router = APIRouter(tags=["alerts"])
-
-
-def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 class AlertPublic(BaseModel):
@@ -52,7 +48,7 @@ class AlertPublic(BaseModel):
     def of(cls, row: dict) -> AlertPublic:
         out = public(row)
         for name in ("acknowledged_at", "opened_at", "updated_at", "resolved_at"):
-            out[name] = _ts(out[name])
+            out[name] = utc(out[name])
         return cls(**out)
 
 
@@ -124,7 +120,7 @@ async def notifications(alert_id: str, ctx: Ctx) -> list[NotificationPublic]:
         raise HTTPException(404, f"no alert with id {alert_id!r}")
     return [
         NotificationPublic(
-            **{**n, "created_at": _ts(n["created_at"]), "sent_at": _ts(n["sent_at"])}
+            **{**n, "created_at": utc(n["created_at"]), "sent_at": utc(n["sent_at"])}
         )
         for n in ctx.store.notifications(alert_id=alert_id)
     ]

@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
-from monitor.api import Actor, Body, Ctx, invalid
+from monitor.api import Actor, Body, Ctx, invalid, utc
 from streams.indicators import ANOMALY_NAMES
 from streams.scoring import CATEGORIES
 
@@ -58,7 +58,7 @@ class FeedbackPublic(BaseModel):
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> FeedbackPublic:
-        return cls(**(row | {"created_at": datetime.fromtimestamp(row["created_at"], UTC)}))
+        return cls(**(row | {"created_at": utc(row["created_at"])}))
 
 
 class AnomalyDetail(AnomalyPublic):

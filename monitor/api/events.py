@@ -12,7 +12,7 @@ from monitor.api import Ctx, problem
 from monitor.errors import BrokerUnavailable
 from streams.checks import ReceivingClock
 from streams.decode import describe_errors
-from streams.schema import EVENT_ADAPTER, event_json_schema
+from streams.schema import event_json_schema, parse_event
 
 router = APIRouter(tags=["events"])
 
@@ -56,7 +56,7 @@ async def post_events(request: Request, ctx: Ctx) -> Any:
     if not items:
         return problem(422, "empty batch; send one event object or a non-empty array")
     # One reading for the whole batch: an event too far ahead of it would close open buckets.
-    clock = ReceivingClock.at(ctx.clock(), ctx.settings.allowed_lateness_seconds).context()
+    clock = ReceivingClock.at(ctx.clock(), ctx.settings.allowed_lateness_seconds)
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -64,7 +64,7 @@ async def post_events(request: Request, ctx: Ctx) -> Any:
                            "expected": "a JSON object"})  # fmt: skip
             continue
         try:
-            EVENT_ADAPTER.validate_python(item, context=clock)
+            parse_event(item, clock)
         except ValidationError as exc:
             errors += [{"index": index, **e} for e in describe_errors(exc)]
     if errors:

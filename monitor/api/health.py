@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.api import Ctx
+from streams.app import WorkerStatus
 
 router = APIRouter(tags=["operations"])
 
@@ -20,11 +21,16 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(ctx: Ctx) -> JSONResponse:
     """Ready when Kafka answers and, with a worker in this process, it has joined its group."""
-    checks = {"broker": await ctx.producer.ready()}
+    return readiness({"broker": await ctx.producer.ready()}, ctx.worker)
+
+
+def readiness(checks: dict[str, bool], worker: WorkerStatus | None) -> JSONResponse:
+    """The ``/readyz`` answer: ready when every check passes. A worker is ready once it has
+    joined its consumer group, owning partitions or standing by; ``partitions`` lists its own."""
     body: dict[str, object] = {"checks": checks}
-    if ctx.worker is not None:
-        checks["worker_joined"] = ctx.worker.joined
-        body["partitions"] = sorted(ctx.worker.assigned)
+    if worker is not None:
+        checks["worker_joined"] = worker.joined
+        body["partitions"] = sorted(worker.assigned)
     ready = all(checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", **body},

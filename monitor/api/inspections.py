@@ -7,14 +7,14 @@ after it; without keys, that header as given — a record, not a proof.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerting.inspections import FISHBONE, STATES
-from monitor.api import Actor, Body, Ctx, invalid
+from monitor.api import Actor, Body, Ctx, invalid, utc
 from streams.checks import CODE_PATTERN
 from streams.indicators import INDICATORS
 from streams.schema import CHANNELS, PRODUCT_LINES
@@ -28,10 +28,6 @@ ProductLineOrAll = Literal[(*PRODUCT_LINES, "*")]  # type: ignore[valid-type]
 ChannelOrAll = Literal[(*CHANNELS, "*")]  # type: ignore[valid-type]
 OrgOrAll = Annotated[str, Field(min_length=1, max_length=64, pattern=rf"^\*$|{CODE_PATTERN}")]
 assert set(STATES) == set(State.__args__) and set(FISHBONE) == set(Category.__args__)  # type: ignore[attr-defined]
-
-
-def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 class InspectionCreate(Body):
@@ -78,7 +74,7 @@ class InspectionPublic(BaseModel):
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> InspectionPublic:
-        times = {k: _ts(row[k]) for k in ("opened_at", "updated_at", "closed_at")}
+        times = {k: utc(row[k]) for k in ("opened_at", "updated_at", "closed_at")}
         return cls(**{**row, **times})
 
 
@@ -149,8 +145,8 @@ class MeasurePublic(BaseModel):
         return cls(
             **{
                 **row,
-                "deadline": _ts(row["deadline"]),
-                "effective_from": _ts(row["effective_from"]),
+                "deadline": utc(row["deadline"]),
+                "effective_from": utc(row["effective_from"]),
             }
         )
 
@@ -169,7 +165,7 @@ class EvaluationPublic(BaseModel):
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> EvaluationPublic:
-        return cls(**{**row, "result": row["body"], "created_at": _ts(row["created_at"])})
+        return cls(**{**row, "result": row["body"], "created_at": utc(row["created_at"])})
 
 
 class AuditEntry(BaseModel):
@@ -199,7 +195,7 @@ class InspectionPage(BaseModel):
 def _detail(ctx: Ctx, row: dict[str, Any]) -> InspectionDetail:
     inspection_id = row["inspection_id"]
     causes = [
-        RootCausePublic(**{**c["analysis"], **c, "created_at": _ts(c["created_at"])})
+        RootCausePublic(**{**c["analysis"], **c, "created_at": utc(c["created_at"])})
         for c in ctx.store.causes(inspection_id)
     ]
     return InspectionDetail(
@@ -275,7 +271,7 @@ async def add_root_cause(
     """Record a root cause (fishbone category and 5W2H)."""
     analysis = body.model_dump(exclude={"category"})
     cause = ctx.engine.inspections.add_cause(inspection_id, body.category, analysis, actor)
-    return RootCausePublic(**analysis, **cause | {"created_at": _ts(cause["created_at"])})
+    return RootCausePublic(**analysis, **cause | {"created_at": utc(cause["created_at"])})
 
 
 @router.get("/v1/inspections/{inspection_id}/measures", response_model=list[MeasurePublic])
@@ -336,6 +332,6 @@ async def audit(inspection_id: str, ctx: Ctx) -> list[AuditEntry]:
     """Every change to the inspection and its parts: who, when, what, before and after."""
     _found(ctx, inspection_id)
     return [
-        AuditEntry(**{**e, "at": _ts(e["at"])})
+        AuditEntry(**{**e, "at": utc(e["at"])})
         for e in ctx.store.audit_for_inspection(inspection_id)
     ]

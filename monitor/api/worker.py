@@ -12,6 +12,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from monitor.api.health import readiness
 from streams.app import WorkerStatus
 
 
@@ -26,12 +27,7 @@ def create_worker_api(registry: CollectorRegistry, status: WorkerStatus) -> Fast
     @api.get("/readyz", tags=["operations"])
     async def readyz() -> JSONResponse:
         """Ready once the worker has joined its consumer group, owning partitions or not."""
-        ready = status.joined
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready",
-             "checks": {"worker_joined": ready}, "partitions": sorted(status.assigned)},
-            status_code=200 if ready else 503,
-        )  # fmt: skip
+        return readiness({}, status)
 
     @api.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
