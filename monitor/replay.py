@@ -80,22 +80,13 @@ def hours(events: list[tuple[float, Event]], paced: bool = False) -> Iterator[li
     """The events in event-time order, one list per hour with events; when ``paced``, one per
     hour from the first event's on (empty for hours without events, so pacing follows event
     time)."""
-    ordered = sorted(events, key=lambda pair: pair[0])
-    if not ordered:
-        return
-    first = ordered[0][0] // HOUR
-    batch: list[Event] = []
-    current = 0
-    for when, event in ordered:
-        hour = int(when // HOUR - first)
-        if hour > current and not paced:
-            yield batch
-            batch, current = [], hour
-        while current < hour:
-            yield batch
-            batch, current = [], current + 1
-        batch.append(event)
-    yield batch
+    by_hour: dict[int, list[Event]] = {}
+    for when, event in sorted(events, key=lambda pair: pair[0]):
+        by_hour.setdefault(int(when // HOUR), []).append(event)
+    if not paced:
+        yield from by_hour.values()
+    elif by_hour:
+        yield from (by_hour.get(h, []) for h in range(min(by_hour), max(by_hour) + 1))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
