@@ -214,7 +214,8 @@ class AlertEngine:
             alert["flaps"] += 1
             alert["flapping"] = int(alert["flaps"] >= self.settings.alert_flap_limit)
             alert.update(state="firing", resolved_at=None, severity=sev)
-            self._absorb(tx, alert, self._members(tx, latest), a, scope, bucket)
+            # A new episode: named and read by its own slices, not the last episode's.
+            self._absorb(tx, alert, [], a, scope, bucket)
         else:
             alert, event = self._new(a, key, group, sev, bucket, now), "opened"
         alert["updated_at"] = now
@@ -230,7 +231,7 @@ class AlertEngine:
         self.store.add_source(
             tx,
             source,
-            alert["alert_id"],
+            alert,
             series,
             bucket,
             self._clear_after(a),
@@ -302,7 +303,7 @@ class AlertEngine:
         # A name that is no member's (disjoint slices widened it) keeps the reading shown.
         shown = a if key == named and (renamed or bucket >= alert["last_bucket"]) else None
         if shown is None and renamed:
-            shown = self.store.member_reading(tx, alert["alert_id"], named)
+            shown = self.store.member_reading(tx, alert, named)
         if shown is not None:
             alert.update(
                 value=shown["value"], expected=shown["expected"], anomaly_id=shown["anomaly_id"]
@@ -317,13 +318,14 @@ class AlertEngine:
         )
 
     def _members(self, tx: Transaction, alert: dict[str, Any]) -> list[tuple[str, str, str]]:
-        """The alert's member slices as (org path, product line, channel)."""
-        return self._member_scopes(tx, [alert["alert_id"]]).get(alert["alert_id"], [])
+        """The member slices of the alert's current episode as (org path, product line,
+        channel)."""
+        return self._member_scopes(tx, [alert]).get(alert["alert_id"], [])
 
     def _member_scopes(
-        self, tx: Transaction, alert_ids: list[str]
+        self, tx: Transaction, alerts: list[dict[str, Any]]
     ) -> dict[str, list[tuple[str, str, str]]]:
-        members = self.store.alert_members(tx, alert_ids)
+        members = self.store.alert_members(tx, alerts)
         path = self.orgs.path
         return {a: [(path(m[0]), m[1], m[2]) for m in ms] for a, ms in members.items()}
 
@@ -340,7 +342,7 @@ class AlertEngine:
             for alert in self.store.firing(tx, kind="anomaly")
             if alert["indicator"] == indicator
         ]
-        members = self._member_scopes(tx, [alert["alert_id"] for alert in firing])
+        members = self._member_scopes(tx, firing)
         for alert in firing:
             theirs = members.get(alert["alert_id"], [])
             if part_of(scope, theirs):
@@ -355,7 +357,7 @@ class AlertEngine:
             if alert["indicator"] not in indicators:
                 continue
             threshold = self.watch.threshold(alert)
-            members = self.store.alert_sources(tx, alert["alert_id"])
+            members = self.store.alert_sources(tx, alert)
             if members and all(
                 until >= m["clear_after"]
                 if m["clear_after"] is not None

@@ -80,60 +80,75 @@ class AlertStore:
         self,
         tx: Transaction,
         source_id: str,
-        alert_id: str,
+        alert: Mapping[str, Any],
         series: tuple,
         bucket: int,
         clear_after: int | None = None,
         reading: tuple[float, float] | None = None,
     ) -> None:
-        """Record an anomaly (``source_id``) of ``series`` as part of an alert, with its reading
-        (value, expected)."""
+        """Record an anomaly (``source_id``) of ``series`` as part of the alert's current
+        episode, with its reading (value, expected)."""
         value, expected = reading or (None, None)
         tx.execute(
-            "INSERT INTO alert_sources (source_id, alert_id, indicator, org, product_line, "
-            "channel, bucket_start, clear_after, value, expected) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (source_id, alert_id, *series, bucket, clear_after, value, expected),
+            "INSERT INTO alert_sources (source_id, alert_id, episode, indicator, org, "
+            "product_line, channel, bucket_start, clear_after, value, expected) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                source_id,
+                alert["alert_id"],
+                alert["flaps"],
+                *series,
+                bucket,
+                clear_after,
+                value,
+                expected,
+            ),
         )
 
-    def alert_sources(self, tx: Transaction, alert_id: str) -> list[dict[str, Any]]:
-        """The alert's member series, each with the latest ``clear_after`` of its sources
-        (None where a normal bucket clears it)."""
+    def alert_sources(self, tx: Transaction, alert: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The member series of the alert's current episode, each with the latest
+        ``clear_after`` of its sources (None where a normal bucket clears it)."""
         return tx.execute(
             "SELECT indicator, org, product_line, channel, MAX(clear_after) AS clear_after "
-            "FROM alert_sources WHERE alert_id = ? "
+            "FROM alert_sources WHERE alert_id = ? AND episode = ? "
             "GROUP BY indicator, org, product_line, channel",
-            (alert_id,),
+            (alert["alert_id"], alert["flaps"]),
         )
 
     def alert_members(
-        self, tx: Transaction, alert_ids: Sequence[str]
+        self, tx: Transaction, alerts: Sequence[Mapping[str, Any]]
     ) -> dict[str, list[tuple[str, str, str]]]:
-        """Each alert's member slices (org, product line, channel), in one query."""
-        if not alert_ids:
+        """The member slices (org, product line, channel) of each alert's current episode, in
+        one query."""
+        if not alerts:
             return {}
+        episode = {a["alert_id"]: a["flaps"] for a in alerts}
         rows = tx.execute(
-            "SELECT DISTINCT alert_id, org, product_line, channel FROM alert_sources "
-            f"WHERE alert_id IN ({', '.join('?' * len(alert_ids))})",
-            list(alert_ids),
+            "SELECT DISTINCT alert_id, episode, org, product_line, channel FROM alert_sources "
+            f"WHERE alert_id IN ({', '.join('?' * len(episode))})",
+            list(episode),
         )
         out: dict[str, list[tuple[str, str, str]]] = {}
         for r in rows:
-            out.setdefault(r["alert_id"], []).append((r["org"], r["product_line"], r["channel"]))
+            if r["episode"] == episode[r["alert_id"]]:
+                out.setdefault(r["alert_id"], []).append(
+                    (r["org"], r["product_line"], r["channel"])
+                )
         return out
 
     def member_reading(
-        self, tx: Transaction, alert_id: str, slice_key: tuple[str, str, str]
+        self, tx: Transaction, alert: Mapping[str, Any], slice_key: tuple[str, str, str]
     ) -> dict[str, Any] | None:
         """The latest reading (``anomaly_id``, ``value``, ``expected``) of one member slice (org,
-        product line, channel) of an alert; of a day judged whole rather than its last hour,
-        which shares its ``bucket_start``. None when the slice has none recorded."""
+        product line, channel) in the alert's current episode; of a day judged whole rather
+        than its last hour, which shares its ``bucket_start``. None when the slice has none
+        recorded."""
         return tx.one(
             "SELECT source_id AS anomaly_id, value, expected FROM alert_sources "
-            "WHERE alert_id = ? AND org = ? AND product_line = ? AND channel = ? "
-            "AND value IS NOT NULL "
+            "WHERE alert_id = ? AND episode = ? AND org = ? AND product_line = ? "
+            "AND channel = ? AND value IS NOT NULL "
             "ORDER BY bucket_start DESC, clear_after IS NULL, source_id LIMIT 1",
-            (alert_id, *slice_key),
+            (alert["alert_id"], alert["flaps"], *slice_key),
         )
 
     def latest_in_group(self, tx: Transaction, group_key: str) -> dict[str, Any] | None:

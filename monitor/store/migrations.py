@@ -259,4 +259,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE alert_sources ADD COLUMN value REAL;
     ALTER TABLE alert_sources ADD COLUMN expected REAL;
     """,
+    # 9: the episode a source belongs to (the alert's flap count when it joined), so an alert
+    # that fires again is named, read and resolved by its new episode's slices alone. Older
+    # sources join their alert's current episode: what they meant before.
+    """
+    ALTER TABLE alert_sources ADD COLUMN episode INTEGER NOT NULL DEFAULT 0;
+    UPDATE alert_sources SET episode = COALESCE(
+        (SELECT flaps FROM alerts WHERE alerts.alert_id = alert_sources.alert_id), 0);
+    """,
 ]

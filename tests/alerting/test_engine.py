@@ -279,6 +279,27 @@ def test_an_alert_resolves_only_when_every_member_slice_is_normal(
     assert store.alerts()[0][0]["state"] == "resolved"
 
 
+def test_an_alert_that_fires_again_is_named_read_and_resolved_by_its_new_episode(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(10, value=30.0), anomaly(10, "4403", "health", "AGENCY", value=9.0)])
+    assert store.alerts()[0][0]["product_line"] == "*"  # two lines of 4403: named the branch
+    normal = [reading(11), reading(11, "4403", "health", "AGENCY")]
+    store.add_readings(normal)
+    engine.ingest([], normal)
+    engine.ingest([anomaly(12, value=25.0)])  # within the cooldown, on the life line alone
+    (alert,) = store.alerts()[0]
+    assert (alert["state"], alert["flaps"]) == ("firing", 1)
+    # The last episode's health line neither widens the name nor is shown.
+    assert (alert["org"], alert["product_line"], alert["channel"]) == ("4403", "life", "BANCA")
+    assert alert["value"] == 25.0
+    # Nor does it hold the alert open: its last normal reading was before the refire.
+    store.add_readings([reading(13)])
+    engine.ingest([], [reading(13)])
+    assert store.alerts()[0][0]["state"] == "resolved"
+
+
 def test_an_acknowledged_alert_does_not_page_again(store: Store, tmp_path: Path) -> None:
     engine, _ = engine_for(store, tmp_path)
     engine.ingest([anomaly(10, score=0.55, severity="minor", k=12)])  # major after the key step

@@ -6,6 +6,7 @@ import pytest
 
 from monitor.errors import ClosingTakenOver, ConfigError, PartitionTakenOver
 from monitor.store import MIGRATIONS, Store, open_store
+from monitor.store.alerts import ALERT_COLUMNS
 from monitor.store.partials import PartitionState
 
 ANOMALY = {
@@ -51,6 +52,41 @@ def test_migrations_apply_once_and_reopening_changes_nothing(store: Store, store
         assert [r["version"] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
     finally:
         again.close()
+
+
+def test_sources_recorded_before_episodes_stay_members_of_their_alert(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 9 puts an alert's existing sources in its current episode, so an alert that
+    fired again before the upgrade keeps its members (and can still resolve)."""
+    alert = dict.fromkeys(ALERT_COLUMNS, "x") | {
+        "alert_id": "al1",
+        **dict.fromkeys(("score", "value", "expected", "opened_at", "updated_at"), 1.0),
+        **dict.fromkeys(("last_bucket", "anomalies", "flapping"), 1),
+        **dict.fromkeys(("acknowledged_by", "acknowledged_at", "inspection_id"), None),
+        "resolved_at": None,
+        "flaps": 2,
+    }
+    monkeypatch.setattr("monitor.store.MIGRATIONS", MIGRATIONS[:8])
+    before = open_store(store_url)
+    try:
+        with before.db.transaction() as tx:
+            before.insert_alert(tx, alert)
+            tx.execute(
+                "INSERT INTO alert_sources (source_id, alert_id, indicator, org, product_line, "
+                "channel, bucket_start) VALUES ('s1', 'al1', 'x', '4403', 'life', 'BANCA', 1)"
+            )
+    finally:
+        before.close()
+    monkeypatch.undo()
+    after = open_store(store_url)
+    try:
+        with after.db.transaction() as tx:
+            assert after.alert_members(tx, [alert]) == {"al1": [("4403", "life", "BANCA")]}
+            assert len(after.alert_sources(tx, alert)) == 1
+            assert after.alert_members(tx, [alert | {"flaps": 3}]) == {}
+    finally:
+        after.close()
 
 
 def test_a_checkpoint_round_trips_and_a_redelivered_one_writes_nothing_new(store: Store) -> None:
