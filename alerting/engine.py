@@ -9,7 +9,9 @@ checkpoint stored them, and in one store transaction
    group, or a firing alert of the indicator on an overlapping slice of the org tree (a roll-up
    joins the problem it rolls up), is updated and named by :func:`alerting.rules.alert_scope`
    of its member slices; one resolved less than the cooldown ago (event time) fires again as
-   the same alert and counts a flap; otherwise a new alert opens;
+   the same alert and counts a flap; otherwise a new alert opens. A company slice anomalous
+   beyond any one region (:mod:`alerting.breadth`) is taken first and names its alert: the
+   branches it covers join it as one company-wide incident;
 3. resolves every firing alert whose member series all have a later bucket scoring below the
    threshold — bucket by bucket, in event-time order;
 4. queues notifications in the outbox — never sends: :mod:`alerting.dispatcher` delivers them from
@@ -32,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from alerting import payloads
+from alerting.breadth import broad
 from alerting.inspections import Inspections
 from alerting.orgs import OrgTree
 from alerting.outbox import Outbox
@@ -53,6 +56,10 @@ from monitor.store import Store, Transaction
 from streams.slices import org_code
 
 log = logging.getLogger(__name__)
+
+Slice = tuple[str, str, str]
+#: An alert's member slices (org path, product line, channel) and the broad ones among them.
+Members = tuple[list[Slice], set[Slice]]
 
 
 def epoch(bucket_start: str | int | float) -> int:
@@ -145,8 +152,18 @@ class AlertEngine:
         with self.store.db.transaction() as tx:
             for bucket in sorted(by_bucket):
                 bucket_anomalies, indicators = by_bucket[bucket]
+                wide = {
+                    a["anomaly_id"]
+                    for a in bucket_anomalies
+                    if self._span(a) == self.settings.bucket_seconds
+                    and broad(a, bucket, readings, self.orgs.paths)
+                }
+                # A company-wide incident first, so the branches it covers join its alert.
+                bucket_anomalies.sort(key=lambda a: a["anomaly_id"] not in wide)
                 for anomaly in bucket_anomalies:
-                    queued += self._on_anomaly(tx, anomaly, now, silences)
+                    queued += self._on_anomaly(
+                        tx, anomaly, now, silences, anomaly["anomaly_id"] in wide
+                    )
                 if indicators:
                     queued += self._resolve(tx, indicators, bucket, now, silences)
         if queued:
@@ -173,7 +190,9 @@ class AlertEngine:
         key = (a["org"], a["product_line"], a["channel"])
         return specificity(key, self.orgs.depth(a["org"]))
 
-    def _on_anomaly(self, tx: Transaction, a: dict[str, Any], now: float, silences: list) -> int:
+    def _on_anomaly(
+        self, tx: Transaction, a: dict[str, Any], now: float, silences: list, wide: bool
+    ) -> int:
         source = a["anomaly_id"]
         if self.store.source_known(tx, source):
             return 0
@@ -189,12 +208,12 @@ class AlertEngine:
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
         scope = (self.orgs.path(key[0]), key[1], key[2])
-        members: list[tuple[str, str, str]] = []
+        members: Members = ([], set())
         if latest is not None and latest["state"] == "firing":
             members = self._members(tx, latest)
             # The org's alert may have moved on to a problem elsewhere (a company line's alert
             # narrowed to a branch): a slice that is no part of it is not hidden under its name.
-            if not part_of(scope, members):
+            if not part_of(scope, *members):
                 latest = None
         if latest is None or latest["state"] != "firing":
             found = self._overlapping(tx, a["indicator"], scope)
@@ -205,7 +224,7 @@ class AlertEngine:
             alert, event = dict(latest), "updated"
             if RANK[sev] > RANK[alert["severity"]]:
                 previous_severity, alert["severity"], event = alert["severity"], sev, "escalated"
-            self._absorb(tx, alert, members, a, scope, bucket)
+            self._absorb(tx, alert, members, a, (scope, wide), bucket)
         elif (
             latest is not None
             and bucket - latest["last_bucket"] <= self.settings.alert_cooldown_seconds
@@ -215,7 +234,7 @@ class AlertEngine:
             alert["flapping"] = int(alert["flaps"] >= self.settings.alert_flap_limit)
             alert.update(state="firing", resolved_at=None, severity=sev)
             # A new episode: named and read by its own slices, not the last episode's.
-            self._absorb(tx, alert, [], a, scope, bucket)
+            self._absorb(tx, alert, ([], set()), a, (scope, wide), bucket)
         else:
             alert, event = self._new(a, key, group, sev, bucket, now), "opened"
         alert["updated_at"] = now
@@ -236,6 +255,7 @@ class AlertEngine:
             bucket,
             self._clear_after(a),
             (a["value"], a["expected"]),
+            wide,
         )
         if alert["inspection_id"] is None:
             self.inspections.consider(tx, alert, now)  # sets alert["inspection_id"] if one
@@ -285,17 +305,18 @@ class AlertEngine:
         self,
         tx: Transaction,
         alert: dict[str, Any],
-        members: list[tuple[str, str, str]],
+        members: Members,
         a: dict[str, Any],
-        joining: tuple[str, str, str],
+        joining: tuple[Slice, bool],
         bucket: int,
     ) -> None:
-        """Count anomaly ``a`` of slice ``joining`` (org path, line, channel) in ``alert``, whose
-        member slices so far are ``members``, and name the alert after them all."""
+        """Count anomaly ``a`` of slice ``joining`` (org path, line, channel; whether broad) in
+        ``alert``, whose members so far are ``members``, and name the alert after them all."""
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
         key = (a["org"], a["product_line"], a["channel"])
-        scope = alert_scope([*members, joining])
+        slices, wide = members
+        scope = alert_scope([*slices, joining[0]], wide | {joining[0]} if joining[1] else wide)
         named = (org_code(scope[0]), scope[1], scope[2])
         renamed = named != (alert["org"], alert["product_line"], alert["channel"])
         # The reading shown is the latest of the slice the alert names: a roll-up joining in
@@ -317,21 +338,20 @@ class AlertEngine:
             summary=summary(alert["indicator"], named),
         )
 
-    def _members(self, tx: Transaction, alert: dict[str, Any]) -> list[tuple[str, str, str]]:
-        """The member slices of the alert's current episode as (org path, product line,
-        channel)."""
-        return self._member_scopes(tx, [alert]).get(alert["alert_id"], [])
+    def _members(self, tx: Transaction, alert: dict[str, Any]) -> Members:
+        """The members of the alert's current episode."""
+        return self._member_scopes(tx, [alert]).get(alert["alert_id"], ([], set()))
 
-    def _member_scopes(
-        self, tx: Transaction, alerts: list[dict[str, Any]]
-    ) -> dict[str, list[tuple[str, str, str]]]:
-        members = self.store.alert_members(tx, alerts)
-        path = self.orgs.path
-        return {a: [(path(m[0]), m[1], m[2]) for m in ms] for a, ms in members.items()}
+    def _member_scopes(self, tx: Transaction, alerts: list[dict[str, Any]]) -> dict[str, Members]:
+        out: dict[str, Members] = {}
+        for alert_id, rows in self.store.alert_members(tx, alerts).items():
+            slices = [(self.orgs.path(m[0]), m[1], m[2]) for m in rows]
+            out[alert_id] = (slices, {s for s, m in zip(slices, rows, strict=True) if m[3]})
+        return out
 
     def _overlapping(
-        self, tx: Transaction, indicator: str, scope: tuple[str, str, str]
-    ) -> tuple[dict[str, Any], list[tuple[str, str, str]]] | None:
+        self, tx: Transaction, indicator: str, scope: Slice
+    ) -> tuple[dict[str, Any], Members] | None:
         """A firing alert of the indicator whose problem this slice (org path, product line,
         channel) is part of (:func:`alerting.rules.part_of`), with its member slices: a roll-up
         of a problem (its org's parent, the company, the whole product line) joins the problem's
@@ -344,8 +364,8 @@ class AlertEngine:
         ]
         members = self._member_scopes(tx, firing)
         for alert in firing:
-            theirs = members.get(alert["alert_id"], [])
-            if part_of(scope, theirs):
+            theirs = members.get(alert["alert_id"], ([], set()))
+            if part_of(scope, *theirs):
                 return alert, theirs
         return None
 

@@ -78,7 +78,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import reduce
 from typing import Any
 
@@ -180,16 +180,31 @@ def overlaps(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
     return all(x == y or "*" in (x, y) for x, y in zip(a[1:], b[1:], strict=True))
 
 
-def problem_slices(members: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    """The members an alert's problem sits in, narrowest first (see the module's docstring)."""
+def problem_slices(
+    members: Iterable[tuple[str, str, str]], broad: Collection[tuple[str, str, str]] = ()
+) -> list[tuple[str, str, str]]:
+    """The members an alert's problem sits in, narrowest first (see the module's docstring).
+    A ``broad`` member — a company slice anomalous beyond any one region
+    (:mod:`alerting.breadth`) — is where the problem sits itself, not a roll-up: it comes
+    first and the members it covers are dropped.
+
+    >>> members = [("00/44/4403", "universal", "*"), ("*", "universal", "*"), ("*", "*", "*")]
+    >>> problem_slices(members), problem_slices(members, broad=[("*", "universal", "*")])
+    ([('00/44/4403', 'universal', '*')], [('*', 'universal', '*')])
+    """
     kept: list[tuple[str, str, str]] = []
-    for s in sorted(set(members), key=lambda s: (*_path_specificity(s), s), reverse=True):
+    ordered = sorted(set(members) | set(broad), key=lambda s: (*_path_specificity(s), s))[::-1]
+    for s in sorted(ordered, key=lambda s: s not in broad):
         if not any(overlaps(s, k) for k in kept):
             kept.append(s)
     return kept
 
 
-def part_of(scope: tuple[str, str, str], members: Iterable[tuple[str, str, str]]) -> bool:
+def part_of(
+    scope: tuple[str, str, str],
+    members: Iterable[tuple[str, str, str]],
+    broad: Collection[tuple[str, str, str]] = (),
+) -> bool:
     """Whether a slice is part of the problem of an alert with these member slices: it overlaps
     a slice the problem sits in, or lies in the same org (not the company's), as an org's
     slices group under one alert.
@@ -200,12 +215,16 @@ def part_of(scope: tuple[str, str, str], members: Iterable[tuple[str, str, str]]
     >>> part_of(("*", "life", "*"), members)
     False
     """
-    return any(overlaps(scope, p) or p[0] == scope[0] != "*" for p in problem_slices(members))
+    return any(
+        overlaps(scope, p) or p[0] == scope[0] != "*" for p in problem_slices(members, broad)
+    )
 
 
-def alert_scope(members: Iterable[tuple[str, str, str]]) -> tuple[str, str, str]:
+def alert_scope(
+    members: Iterable[tuple[str, str, str]], broad: Collection[tuple[str, str, str]] = ()
+) -> tuple[str, str, str]:
     """The scope an alert with these member slices names (see the module's docstring)."""
-    first, *rest = problem_slices(members)
+    first, *rest = problem_slices(members, broad)
     if first[0] == "*":
         return first
     return reduce(common_scope, (s for s in rest if s[0] == first[0]), first)

@@ -85,18 +85,21 @@ class AlertStore:
         bucket: int,
         clear_after: int | None = None,
         reading: tuple[float, float] | None = None,
+        broad: bool = False,
     ) -> None:
         """Record an anomaly (``source_id``) of ``series`` as part of the alert's current
-        episode, with its reading (value, expected)."""
+        episode, with its reading (value, expected) and whether it is ``broad``
+        (:mod:`alerting.breadth`)."""
         value, expected = reading or (None, None)
         tx.execute(
-            "INSERT INTO alert_sources (source_id, alert_id, episode, indicator, org, "
+            "INSERT INTO alert_sources (source_id, alert_id, episode, broad, indicator, org, "
             "product_line, channel, bucket_start, clear_after, value, expected) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 source_id,
                 alert["alert_id"],
                 alert["flaps"],
+                int(broad),
                 *series,
                 bucket,
                 clear_after,
@@ -117,22 +120,24 @@ class AlertStore:
 
     def alert_members(
         self, tx: Transaction, alerts: Sequence[Mapping[str, Any]]
-    ) -> dict[str, list[tuple[str, str, str]]]:
-        """The member slices (org, product line, channel) of each alert's current episode, in
-        one query."""
+    ) -> dict[str, list[tuple[str, str, str, bool]]]:
+        """The member slices (org, product line, channel, broad) of each alert's current
+        episode, in one query; a slice is broad if any of its sources was."""
         if not alerts:
             return {}
         episode = {a["alert_id"]: a["flaps"] for a in alerts}
         rows = tx.execute(
-            "SELECT DISTINCT alert_id, episode, org, product_line, channel FROM alert_sources "
-            f"WHERE alert_id IN ({', '.join('?' * len(episode))})",
+            "SELECT alert_id, episode, org, product_line, channel, MAX(broad) AS broad "
+            "FROM alert_sources "
+            f"WHERE alert_id IN ({', '.join('?' * len(episode))}) "
+            "GROUP BY alert_id, episode, org, product_line, channel",
             list(episode),
         )
-        out: dict[str, list[tuple[str, str, str]]] = {}
+        out: dict[str, list[tuple[str, str, str, bool]]] = {}
         for r in rows:
             if r["episode"] == episode[r["alert_id"]]:
                 out.setdefault(r["alert_id"], []).append(
-                    (r["org"], r["product_line"], r["channel"])
+                    (r["org"], r["product_line"], r["channel"], bool(r["broad"]))
                 )
         return out
 

@@ -15,7 +15,7 @@ from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store
 from streams.windows import iso
-from tests.alerting.helpers import COMPLAINTS, DAY, Clock, anomaly, reading
+from tests.alerting.helpers import COMPLAINTS, DAY, T0, Clock, anomaly, reading
 
 PATHS = ["00", "00/44", "00/44/4403", "00/44/4401", "00/31", "00/31/3101"]
 
@@ -247,6 +247,63 @@ def test_a_problem_is_not_hidden_under_an_alert_that_moved_elsewhere(
         ("4403", "life", "BANCA", 2),
         (org, "health", "*", 1),
     }
+
+
+SURRENDERS = "surrender_rate"
+
+
+def universal(day: int, counts: dict[str, tuple[float, float]]) -> tuple[list, list]:
+    """A day of the universal line's surrenders: each branch's reading (count, expected count)
+    and the anomalies of the company's line and of the branches far above their expectation."""
+    readings = [
+        (SURRENDERS, org, "universal", "*", T0 + day * DAY, k, k, 0.0, 0.9, e, 0.0, 2 * e)
+        for org, (k, e) in counts.items()
+    ]
+    k, e = sum(k for k, _ in counts.values()), sum(e for _, e in counts.values())
+    company = anomaly(day, "*", "universal", "*", indicator=SURRENDERS, k=k, value=k, expected=e)
+    branches = [
+        anomaly(day, org, "universal", "*", indicator=SURRENDERS, k=k, value=k, expected=e)
+        for org, (k, e) in counts.items()
+        if k > 5 * e
+    ]
+    return [*branches, company], readings
+
+
+@pytest.mark.parametrize(
+    ("counts", "named"),
+    [
+        # A rate cut: every branch surrenders far more; without either region the rest of the
+        # company is still far above its usual.
+        ({"4403": (30, 3), "4401": (20, 3), "3101": (40, 4)}, "*"),
+        # One branch mis-sells: the company's line is its roll-up.
+        ({"4403": (80, 3), "4401": (3, 3), "3101": (7, 4)}, "4403"),
+    ],
+)
+def test_a_company_wide_incident_is_one_alert_named_after_the_company(
+    store: Store, tmp_path: Path, counts: dict[str, tuple[float, float]], named: str
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    anomalies, readings = universal(10, counts)
+    engine.ingest(anomalies, readings)
+    (alert,) = store.alerts()[0]
+    assert (alert["org"], alert["product_line"], alert["channel"]) == (named, "universal", "*")
+    assert alert["anomalies"] == len(anomalies)
+    assert alert["severity"] == "critical" if named == "*" else "major"
+
+
+def test_a_branch_alert_becomes_company_wide_when_the_company_is_anomalous_beyond_it(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(*universal(10, {"4403": (30, 3), "4401": (3, 3), "3101": (4, 4)}))
+    assert store.alerts()[0][0]["org"] == "4403"  # one branch: the company is its roll-up
+    # The next day every branch surrenders: the branch's alert is the company's now, and the
+    # other branches join it rather than paging on their own.
+    engine.ingest(*universal(11, {"4403": (30, 3), "4401": (20, 3), "3101": (40, 4)}))
+    (alert,) = store.alerts()[0]
+    assert (alert["org"], alert["product_line"], alert["anomalies"]) == ("*", "universal", 6)
+    (inspection,) = store.inspections()[0]
+    assert (inspection["org"], inspection["product_line"]) == ("*", "universal")
 
 
 def test_a_renamed_alert_shows_its_named_slices_reading_raised_by_the_launch_watch(

@@ -224,3 +224,27 @@ def test_a_branchs_hotline_outage_is_one_inspection_of_the_branch(tmp_path: Path
     )
     assert {a["inspection_id"] for a in alerts} == {inspection["inspection_id"]}
     store.close()
+
+
+def test_a_surrender_spike_across_the_company_is_one_company_wide_alert(tmp_path: Path) -> None:
+    # A crediting-rate cut: policyholders of every branch surrender the line at eight times
+    # their usual rate. Each branch is anomalous, and so is the company's line even without
+    # its largest region: one company-wide incident, not an alert per branch.
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        bucket_seconds=86400,
+        allowed_lateness_seconds=3600,
+    )
+    store = open_store(settings.store_url)
+    sim = replace(SIM, scenarios=("surrender-spike",))
+    for _ in replay(settings, store, CollectorRegistry(), sim):
+        pass
+    (alert,), _ = store.alerts(indicator="surrender_rate")
+    assert (alert["org"], alert["product_line"], alert["channel"]) == ("*", "life", "*")
+    assert alert["summary"] == "surrender_rate is anomalous in the whole company, product line life"
+    assert alert["anomalies"] > 3  # the company's line and the branches it covers
+    (inspection,), _ = store.inspections()
+    assert (inspection["org"], inspection["product_line"]) == ("*", "life")
+    assert alert["inspection_id"] == inspection["inspection_id"]
+    store.close()
