@@ -28,22 +28,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from alerting import payloads
-from alerting.breadth import broad
+from alerting.breadth import Branches, deviation
 from alerting.inspections import Inspections
 from alerting.orgs import OrgTree
 from alerting.outbox import Outbox
 from alerting.rules import (
     RANK,
+    Members,
     alert_scope,
+    covers,
     evidence,
     expected_count,
     group_key,
+    overlaps,
     part_of,
     severity,
     specificity,
@@ -58,8 +62,6 @@ from streams.slices import org_code
 log = logging.getLogger(__name__)
 
 Slice = tuple[str, str, str]
-#: An alert's member slices (org path, product line, channel) and the broad ones among them.
-Members = tuple[list[Slice], set[Slice]]
 
 
 def epoch(bucket_start: str | int | float) -> int:
@@ -84,6 +86,9 @@ class AlertEngine:
         self.orgs = OrgTree(store)
         self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
         self._behind_since: float | None = None
+        #: The members of each alert episode (alert id, flaps) read or written by the ingest in
+        #: progress: a wave over hundreds of branches reads them once, not once per anomaly.
+        self._known: dict[tuple[str, int], Members] = {}
         self.outbox = Outbox(store, settings)
         self.watch = ProductWatch(settings, self.orgs.path)
         from alerting.measures import Measures
@@ -149,20 +154,27 @@ class AlertEngine:
         for r in readings:
             by_bucket.setdefault(int(r[4]), ([], set()))[1].add(r[0])
         queued = 0
+        self._known = {}
+        branches = Branches(readings, self.orgs.paths)
         with self.store.db.transaction() as tx:
             for bucket in sorted(by_bucket):
                 bucket_anomalies, indicators = by_bucket[bucket]
-                wide = {
+                broad = {
                     a["anomaly_id"]
                     for a in bucket_anomalies
-                    if self._span(a) == self.settings.bucket_seconds
-                    and broad(a, bucket, readings, self.orgs.paths)
+                    if a["org"] == "*"
+                    and self._span(a) == self.settings.bucket_seconds
+                    and branches.broad(a, bucket)
                 }
-                # A company-wide incident first, so the branches it covers join its alert.
-                bucket_anomalies.sort(key=lambda a: a["anomaly_id"] not in wide)
+                # A company-wide incident first, so the branches it covers join its alert; the
+                # slice deviating most for what was expected names it (the company's life line
+                # at eight times its usual, not the AGENCY channel that sells it among others).
+                bucket_anomalies.sort(
+                    key=lambda a: -deviation(a) if a["anomaly_id"] in broad else math.inf
+                )
                 for anomaly in bucket_anomalies:
                     queued += self._on_anomaly(
-                        tx, anomaly, now, silences, anomaly["anomaly_id"] in wide
+                        tx, anomaly, now, silences, anomaly["anomaly_id"] in broad
                     )
                 if indicators:
                     queued += self._resolve(tx, indicators, bucket, now, silences)
@@ -191,7 +203,7 @@ class AlertEngine:
         return specificity(key, self.orgs.depth(a["org"]))
 
     def _on_anomaly(
-        self, tx: Transaction, a: dict[str, Any], now: float, silences: list, wide: bool
+        self, tx: Transaction, a: dict[str, Any], now: float, silences: list, broad: bool
     ) -> int:
         source = a["anomaly_id"]
         if self.store.source_known(tx, source):
@@ -208,25 +220,16 @@ class AlertEngine:
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
         scope = (self.orgs.path(key[0]), key[1], key[2])
-        members: Members = ([], set())
-        if latest is not None and latest["state"] == "firing":
-            members = self._members(tx, latest)
-            # The org's alert may have moved on to a problem elsewhere (a company line's alert
-            # narrowed to a branch): a slice that is no part of it is not hidden under its name.
-            if not part_of(scope, *members):
-                latest = None
-        if latest is None or latest["state"] != "firing":
-            found = self._overlapping(tx, a["indicator"], scope)
-            if found is not None:
-                latest, members = found
+        target = self._target(tx, a["indicator"], scope, broad, latest)
         previous_severity = None
-        if latest is not None and latest["state"] == "firing":
-            alert, event = dict(latest), "updated"
+        if target is not None:
+            alert, event, broad = dict(target[0]), "updated", target[2]
             if RANK[sev] > RANK[alert["severity"]]:
                 previous_severity, alert["severity"], event = alert["severity"], sev, "escalated"
-            self._absorb(tx, alert, members, a, (scope, wide), bucket)
+            self._absorb(tx, alert, target[1], a, scope, broad, bucket)
         elif (
             latest is not None
+            and latest["state"] != "firing"
             and bucket - latest["last_bucket"] <= self.settings.alert_cooldown_seconds
         ):
             alert, event = dict(latest), "refired"
@@ -234,9 +237,10 @@ class AlertEngine:
             alert["flapping"] = int(alert["flaps"] >= self.settings.alert_flap_limit)
             alert.update(state="firing", resolved_at=None, severity=sev)
             # A new episode: named and read by its own slices, not the last episode's.
-            self._absorb(tx, alert, ([], set()), a, (scope, wide), bucket)
+            self._absorb(tx, alert, self._members(tx, alert), a, scope, broad, bucket)
         else:
             alert, event = self._new(a, key, group, sev, bucket, now), "opened"
+            self._known[(alert["alert_id"], 0)] = Members([(scope, broad)])
         alert["updated_at"] = now
         changes: dict[str, Any] = {}
         if event == "opened":
@@ -244,7 +248,8 @@ class AlertEngine:
             if self.metrics:
                 self.metrics.alerts_opened.labels("anomaly", alert["severity"]).inc()
         else:
-            changes = {c: alert[c] for c in alert if c != "alert_id" and alert[c] != latest[c]}  # type: ignore[index]
+            before = target[0] if target is not None else latest
+            changes = {c: alert[c] for c in alert if c != "alert_id" and alert[c] != before[c]}  # type: ignore[index]
             self.store.update_alert(tx, alert["alert_id"], **changes)
         series = (a["indicator"], *key)
         self.store.add_source(
@@ -255,13 +260,52 @@ class AlertEngine:
             bucket,
             self._clear_after(a),
             (a["value"], a["expected"]),
-            wide,
+            broad,
         )
         if alert["inspection_id"] is None:
-            self.inspections.consider(tx, alert, now)  # sets alert["inspection_id"] if one
+            named = (alert["org_path"], alert["product_line"], alert["channel"])
+            company_wide = bool(self._members(tx, alert).slices.get(named))
+            self.inspections.consider(tx, alert, now, company_wide)  # sets its inspection_id
         elif "org_path" in changes or "product_line" in changes or "channel" in changes:
             self.inspections.follow(tx, alert, now)
         return self.outbox.notify(tx, alert, event, now, silences, previous_severity)
+
+    def _target(
+        self,
+        tx: Transaction,
+        indicator: str,
+        scope: Slice,
+        broad: bool,
+        latest: dict[str, Any] | None,
+    ) -> tuple[dict[str, Any], Members, bool] | None:
+        """The firing alert an anomaly of slice ``scope`` (org path, product line, channel)
+        joins, with its members and whether the slice joins as broad.
+
+        A company-wide incident takes every slice it covers, and a broad slice crossing it (the
+        company's AGENCY channel beside its life line) as a cross-cut, not as a second name.
+        Else the group's own alert (``latest``), then any other, takes a slice that is part of
+        its problem (:func:`alerting.rules.part_of`): a roll-up (its org's parent, the company,
+        the whole product line) joins the problem's alert instead of paging on its own. A broad
+        slice takes over only an alert whose whole problem it covers, so that it does not hide
+        a problem elsewhere under the company's name."""
+        firing = [a for a in self.store.firing(tx, kind="anomaly") if a["indicator"] == indicator]
+        members = self._member_scopes(tx, firing)
+        for alert in firing:
+            theirs = members[alert["alert_id"]]
+            for p in theirs.problems:
+                if theirs.slices[p] and (covers(p, scope) or (broad and overlaps(p, scope))):
+                    return alert, theirs, broad and p == scope
+        if latest is not None:  # the group's own alert first
+            firing.sort(key=lambda alert: alert["alert_id"] != latest["alert_id"])
+        for alert in firing:
+            theirs = members[alert["alert_id"]]
+            if (
+                all(covers(scope, p) for p in theirs.problems)
+                if broad
+                else part_of(scope, theirs.problems)
+            ):
+                return alert, theirs, broad
+        return None
 
     def _new(
         self,
@@ -307,16 +351,17 @@ class AlertEngine:
         alert: dict[str, Any],
         members: Members,
         a: dict[str, Any],
-        joining: tuple[Slice, bool],
+        joining: Slice,
+        broad: bool,
         bucket: int,
     ) -> None:
-        """Count anomaly ``a`` of slice ``joining`` (org path, line, channel; whether broad) in
-        ``alert``, whose members so far are ``members``, and name the alert after them all."""
+        """Count anomaly ``a`` of slice ``joining`` (org path, line, channel; ``broad`` or not)
+        in ``alert`` and its ``members``, and name the alert after them all."""
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
         key = (a["org"], a["product_line"], a["channel"])
-        slices, wide = members
-        scope = alert_scope([*slices, joining[0]], wide | {joining[0]} if joining[1] else wide)
+        members.add(joining, broad)
+        scope = alert_scope(members.problems)
         named = (org_code(scope[0]), scope[1], scope[2])
         renamed = named != (alert["org"], alert["product_line"], alert["channel"])
         # The reading shown is the latest of the slice the alert names: a roll-up joining in
@@ -340,34 +385,17 @@ class AlertEngine:
 
     def _members(self, tx: Transaction, alert: dict[str, Any]) -> Members:
         """The members of the alert's current episode."""
-        return self._member_scopes(tx, [alert]).get(alert["alert_id"], ([], set()))
+        return self._member_scopes(tx, [alert])[alert["alert_id"]]
 
     def _member_scopes(self, tx: Transaction, alerts: list[dict[str, Any]]) -> dict[str, Members]:
-        out: dict[str, Members] = {}
-        for alert_id, rows in self.store.alert_members(tx, alerts).items():
-            slices = [(self.orgs.path(m[0]), m[1], m[2]) for m in rows]
-            out[alert_id] = (slices, {s for s, m in zip(slices, rows, strict=True) if m[3]})
-        return out
-
-    def _overlapping(
-        self, tx: Transaction, indicator: str, scope: Slice
-    ) -> tuple[dict[str, Any], Members] | None:
-        """A firing alert of the indicator whose problem this slice (org path, product line,
-        channel) is part of (:func:`alerting.rules.part_of`), with its member slices: a roll-up
-        of a problem (its org's parent, the company, the whole product line) joins the problem's
-        alert instead of paging on its own. Overlapping the alert's name is not enough: a name
-        widened over a branch's lines does not take the company's line it has no part in."""
-        firing = [
-            alert
-            for alert in self.store.firing(tx, kind="anomaly")
-            if alert["indicator"] == indicator
-        ]
-        members = self._member_scopes(tx, firing)
-        for alert in firing:
-            theirs = members.get(alert["alert_id"], ([], set()))
-            if part_of(scope, *theirs):
-                return alert, theirs
-        return None
+        """Each alert's members, read once per ingest (:attr:`_known`)."""
+        missing = [a for a in alerts if (a["alert_id"], a["flaps"]) not in self._known]
+        read = self.store.alert_members(tx, missing) if missing else {}
+        for a in missing:
+            rows = read.get(a["alert_id"], {})
+            slices = (((self.orgs.path(m[0]), m[1], m[2]), b) for m, b in rows.items())
+            self._known[(a["alert_id"], a["flaps"])] = Members(slices)
+        return {a["alert_id"]: self._known[(a["alert_id"], a["flaps"])] for a in alerts}
 
     def _resolve(
         self, tx: Transaction, indicators: set[str], until: int, now: float, silences: list

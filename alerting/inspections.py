@@ -36,6 +36,7 @@ from alerting.rules import (
     business,
     common_scope,
     concerns,
+    covers,
     inspection_id_for,
     overlaps,
     summary,
@@ -93,14 +94,21 @@ class Inspections:
             return "severity"
         return None
 
-    def consider(self, tx: Transaction, alert: dict[str, Any], now: float) -> str | None:
+    def consider(
+        self, tx: Transaction, alert: dict[str, Any], now: float, company_wide: bool = False
+    ) -> str | None:
         """Attach the alert to an open inspection of its matter and scope, or open one when a
-        rule says so; a data-quality alert neither joins nor opens one."""
+        rule says so; a data-quality alert neither joins nor opens one. A ``company_wide``
+        incident (:mod:`alerting.breadth`) is not filed under an inspection of one branch."""
         if alert["kind"] != "anomaly" or not business(alert["indicator"]):
             return None
         scope = _scope(alert)
         ours = [i for i in self.store.open_inspections(tx) if concerns(i, alert["indicator"])]
-        covering = [i for i in ours if overlaps(scope, _scope(i))]
+        covering = [
+            i
+            for i in ours
+            if (covers(_scope(i), scope) if company_wide else overlaps(scope, _scope(i)))
+        ]
         # A disjoint slice of the same org is the same problem, as it is for an alert: an
         # untouched inspection widens to take it, when none covers it already.
         siblings = (i for i in ours if i["org_path"] == scope[0] != "*")

@@ -48,14 +48,15 @@ channel only where they agree. It never widens beyond one org, nor over the comp
 a new problem elsewhere is another alert, not a reason to name this one after the company. The
 name depends on the members only, not on the order they arrived in:
 
->>> alert_scope([("00/44/4403", "life", "BANCA"), ("00/44", "*", "*"), ("*", "*", "BANCA")])
+>>> def named(*members): return alert_scope(problem_slices(members))
+>>> named(("00/44/4403", "life", "BANCA"), ("00/44", "*", "*"), ("*", "*", "BANCA"))
 ('00/44/4403', 'life', 'BANCA')
->>> alert_scope([("00/31/3101", "health", "AGENCY"), ("00/31/3101", "life", "*"),
-...              ("00/31/3101", "*", "BANCA"), ("*", "life", "*")])
+>>> named(("00/31/3101", "health", "AGENCY"), ("00/31/3101", "life", "*"),
+...       ("00/31/3101", "*", "BANCA"), ("*", "life", "*"))
 ('00/31/3101', '*', '*')
->>> alert_scope([("00/31/3101", "health", "*"), ("*", "life", "*")])
+>>> named(("00/31/3101", "health", "*"), ("*", "life", "*"))
 ('00/31/3101', 'health', '*')
->>> alert_scope([("*", "life", "*"), ("*", "health", "*")])
+>>> named(("*", "life", "*"), ("*", "health", "*"))
 ('*', 'life', '*')
 
 An inspection takes an alert only when it is about the same matter — the indicators' family
@@ -78,7 +79,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import reduce
 from typing import Any
 
@@ -180,6 +181,19 @@ def overlaps(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
     return all(x == y or "*" in (x, y) for x, y in zip(a[1:], b[1:], strict=True))
 
 
+def covers(outer: tuple[str, str, str], inner: tuple[str, str, str]) -> bool:
+    """Whether scope ``outer`` contains all of scope ``inner``.
+
+    >>> covers(("*", "life", "*"), ("00/44/4403", "life", "BANCA"))
+    True
+    >>> covers(("*", "life", "*"), ("00/44/4403", "*", "BANCA"))
+    False
+    """
+    return org_covers(outer[0], inner[0]) and all(
+        x in ("*", y) for x, y in zip(outer[1:], inner[1:], strict=True)
+    )
+
+
 def problem_slices(
     members: Iterable[tuple[str, str, str]], broad: Collection[tuple[str, str, str]] = ()
 ) -> list[tuple[str, str, str]]:
@@ -200,31 +214,57 @@ def problem_slices(
     return kept
 
 
-def part_of(
-    scope: tuple[str, str, str],
-    members: Iterable[tuple[str, str, str]],
-    broad: Collection[tuple[str, str, str]] = (),
-) -> bool:
-    """Whether a slice is part of the problem of an alert with these member slices: it overlaps
-    a slice the problem sits in, or lies in the same org (not the company's), as an org's
-    slices group under one alert.
+class Members:
+    """An alert episode's member slices (org path, product line, channel), whether each is
+    broad by its latest anomaly, and where the problem sits (:func:`problem_slices`), kept up
+    to date as slices join: a wave over hundreds of branches joining one company-wide alert
+    costs each branch a glance, not a sort of every member.
 
-    >>> members = [("00/31/3101", "health", "*"), ("*", "health", "*")]
-    >>> part_of(("00/31", "*", "*"), members), part_of(("00/31/3101", "life", "*"), members)
+    >>> m = Members([(("*", "life", "*"), True)])
+    >>> m.add(("00/44/4403", "life", "BANCA")); m.problems
+    [('*', 'life', '*')]
+    >>> m.add(("*", "life", "*"), broad=False); m.problems  # the company's line is a roll-up now
+    [('00/44/4403', 'life', 'BANCA')]
+    """
+
+    def __init__(self, slices: Iterable[tuple[tuple[str, str, str], bool]] = ()) -> None:
+        #: member slice -> broad
+        self.slices: dict[tuple[str, str, str], bool] = dict(slices)
+        self.problems = problem_slices(self.slices, self.broad)
+
+    @property
+    def broad(self) -> set[tuple[str, str, str]]:
+        return {s for s, broad in self.slices.items() if broad}
+
+    def add(self, scope: tuple[str, str, str], broad: bool = False) -> None:
+        before = self.slices.get(scope)
+        self.slices[scope] = broad
+        if before == broad:
+            return
+        if before is None and not broad and any(self.slices[p] and overlaps(scope, p)
+                                                for p in self.problems):  # fmt: skip
+            return  # under a broad slice, which is where the problem sits still
+        self.problems = problem_slices(self.slices, self.broad)
+
+
+def part_of(scope: tuple[str, str, str], problems: Iterable[tuple[str, str, str]]) -> bool:
+    """Whether a slice is part of the problem of an alert whose problem sits in ``problems``
+    (:func:`problem_slices`): it overlaps one of them, or lies in the same org (not the
+    company's), as an org's slices group under one alert.
+
+    >>> problems = problem_slices([("00/31/3101", "health", "*"), ("*", "health", "*")])
+    >>> part_of(("00/31", "*", "*"), problems), part_of(("00/31/3101", "life", "*"), problems)
     (True, True)
-    >>> part_of(("*", "life", "*"), members)
+    >>> part_of(("*", "life", "*"), problems)
     False
     """
-    return any(
-        overlaps(scope, p) or p[0] == scope[0] != "*" for p in problem_slices(members, broad)
-    )
+    return any(overlaps(scope, p) or p[0] == scope[0] != "*" for p in problems)
 
 
-def alert_scope(
-    members: Iterable[tuple[str, str, str]], broad: Collection[tuple[str, str, str]] = ()
-) -> tuple[str, str, str]:
-    """The scope an alert with these member slices names (see the module's docstring)."""
-    first, *rest = problem_slices(members, broad)
+def alert_scope(problems: Sequence[tuple[str, str, str]]) -> tuple[str, str, str]:
+    """The scope an alert names, from where its problem sits (:func:`problem_slices`; see the
+    module's docstring)."""
+    first, *rest = problems
     if first[0] == "*":
         return first
     return reduce(common_scope, (s for s in rest if s[0] == first[0]), first)

@@ -120,25 +120,23 @@ class AlertStore:
 
     def alert_members(
         self, tx: Transaction, alerts: Sequence[Mapping[str, Any]]
-    ) -> dict[str, list[tuple[str, str, str, bool]]]:
-        """The member slices (org, product line, channel, broad) of each alert's current
-        episode, in one query; a slice is broad if any of its sources was."""
+    ) -> dict[str, dict[tuple[str, str, str], bool]]:
+        """The member slices (org, product line, channel) of each alert's current episode, each
+        with whether its latest source was broad, in one query."""
         if not alerts:
             return {}
         episode = {a["alert_id"]: a["flaps"] for a in alerts}
         rows = tx.execute(
-            "SELECT alert_id, episode, org, product_line, channel, MAX(broad) AS broad "
-            "FROM alert_sources "
+            "SELECT alert_id, episode, org, product_line, channel, broad FROM alert_sources "
             f"WHERE alert_id IN ({', '.join('?' * len(episode))}) "
-            "GROUP BY alert_id, episode, org, product_line, channel",
+            "ORDER BY bucket_start, source_id",
             list(episode),
         )
-        out: dict[str, list[tuple[str, str, str, bool]]] = {}
+        out: dict[str, dict[tuple[str, str, str], bool]] = {}
         for r in rows:
             if r["episode"] == episode[r["alert_id"]]:
-                out.setdefault(r["alert_id"], []).append(
-                    (r["org"], r["product_line"], r["channel"], bool(r["broad"]))
-                )
+                slice_key = (r["org"], r["product_line"], r["channel"])
+                out.setdefault(r["alert_id"], {})[slice_key] = bool(r["broad"])
         return out
 
     def member_reading(

@@ -306,6 +306,109 @@ def test_a_branch_alert_becomes_company_wide_when_the_company_is_anomalous_beyon
     assert (inspection["org"], inspection["product_line"]) == ("*", "universal")
 
 
+def names(store: Store, **filters: str) -> set[tuple[str, str, str]]:
+    return {(a["org"], a["product_line"], a["channel"]) for a in store.alerts(**filters)[0]}
+
+
+EVERYWHERE = {"4403": (30, 3), "4401": (20, 3), "3101": (40, 4)}
+
+
+def test_branch_alerts_already_firing_give_their_new_anomalies_to_the_companys(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    # Two branches of one province: the province carries the excess, two branch alerts.
+    engine.ingest(*universal(10, {"4403": (30, 3), "4401": (20, 3), "3101": (4, 4)}))
+    assert names(store) == {("4403", "universal", "*"), ("4401", "universal", "*")}
+    engine.ingest(*universal(11, EVERYWHERE))
+    alerts = {a["org"]: a for a in store.alerts()[0]}
+    # The first became the company's; the second takes no more anomalies (it resolves when
+    # its slice is normal again): 4401's next anomaly joined the company-wide alert.
+    assert set(alerts) == {"*", "4401"}
+    assert (alerts["*"]["anomalies"], alerts["4401"]["anomalies"]) == (6, 1)
+
+
+def test_a_broad_slice_does_not_hide_another_problem_of_the_alert_it_meets(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    # 4403's life and universal lines: one alert, named the branch.
+    life = anomaly(10, "4403", "life", "*", indicator=SURRENDERS, k=40, value=40, expected=3)
+    anomalies, readings = universal(10, {"4403": (30, 3), "4401": (3, 3), "3101": (4, 4)})
+    engine.ingest([life, *anomalies], readings)
+    assert names(store) == {("4403", "*", "*")}
+    # The universal line turns company-wide: an alert of its own, the branch's stays.
+    engine.ingest(*universal(11, EVERYWHERE))
+    assert names(store) == {("4403", "*", "*"), ("*", "universal", "*")}
+
+
+def test_a_broad_slice_does_not_take_over_the_companys_channel_alert(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest([anomaly(9, "*", "*", "BANCA", indicator=SURRENDERS, k=60, value=60)])
+    engine.ingest(*universal(10, EVERYWHERE))
+    assert names(store) == {("*", "*", "BANCA"), ("*", "universal", "*")}
+
+
+def test_a_company_slice_is_broad_by_its_latest_anomaly(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(*universal(10, EVERYWHERE))
+    engine.ingest(*universal(11, EVERYWHERE))  # still company-wide, checkpoints apart
+    assert names(store, state="firing") == {("*", "universal", "*")}
+    # The rate cut is over; one branch now mis-sells, and the company's line is its roll-up.
+    engine.ingest(*universal(12, {"4403": (90, 3), "4401": (3, 3), "3101": (4, 4)}))
+    assert names(store, state="firing") == {("4403", "universal", "*")}
+
+
+def test_premium_receipts_falling_to_none_everywhere_are_one_alert(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    premium, expected = "premium_income", {"4403": 30.0, "4401": 20.0, "3101": 40.0, "*": 90.0}
+    found = [
+        anomaly(10, org, "universal", "*", indicator=premium, k=0, value=0.0, expected=e * 1.5e4)
+        | {"detail": {"expected_count": e}}
+        for org, e in expected.items()
+    ]
+    readings = [
+        (
+            premium,
+            a["org"],
+            "universal",
+            "*",
+            T0 + 10 * DAY,
+            0.0,
+            0.0,
+            0.0,
+            0.9,
+            a["expected"],
+            0,
+            0,
+        )
+        for a in found
+    ]
+    engine.ingest(found, readings)
+    assert names(store) == {("*", "universal", "*")}
+
+
+def test_a_company_wide_incident_is_not_filed_under_one_branchs_inspection(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    # A branch's cooling-off cancellations (mis-selling, the same matter) opened an inspection.
+    engine.ingest([anomaly(9, "4401", "universal", "BANCA", indicator="cooling_off_cancel_rate")])
+    engine.ingest(*universal(10, EVERYWHERE))
+    (alert,) = store.alerts(indicator=SURRENDERS)[0]
+    inspection = store.inspection(alert["inspection_id"])
+    assert inspection is not None
+    assert (inspection["org"], inspection["product_line"], inspection["channel"]) == (
+        "*",
+        "universal",
+        "*",
+    )
+
+
 def test_a_renamed_alert_shows_its_named_slices_reading_raised_by_the_launch_watch(
     store: Store, tmp_path: Path
 ) -> None:
