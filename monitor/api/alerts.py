@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from alerting.payloads import public
+from alerting.rules import Members
 from monitor.api import Actor, Ctx, utc
 
 router = APIRouter(tags=["alerts"])
@@ -72,6 +73,29 @@ class NotificationPublic(BaseModel):
     sent_at: datetime | None = Field(description="When the receiver accepted it.")
 
 
+class AlertSlice(BaseModel):
+    org: str = Field(description="Org code of the slice; * = all orgs.")
+    product_line: str = Field(description="Product line of the slice; * = all.")
+    channel: str = Field(description="Channel of the slice; * = all.")
+    problem: bool = Field(
+        description=(
+            "True where the problem sits (the alert is named after these); false for a "
+            "roll-up or cross-cut of them."
+        )
+    )
+    broad: bool = Field(
+        description=(
+            "True for a company slice anomalous beyond any one region: a company-wide "
+            "incident, not a roll-up."
+        )
+    )
+    anomalies: int = Field(description="Anomalous buckets of the slice grouped into the alert.")
+    anomaly_id: str = Field(description="The slice's latest anomaly (GET /v1/anomalies/{id}).")
+    bucket_start: datetime = Field(description="Start of that anomaly's bucket.")
+    value: float | None = Field(description="Its value; null for anomalies of older versions.")
+    expected: float | None = Field(description="What was expected; null likewise.")
+
+
 @router.get("/v1/alerts", response_model=AlertPage)
 async def list_alerts(
     ctx: Ctx,
@@ -102,6 +126,25 @@ async def get_alert(alert_id: str, ctx: Ctx) -> AlertPublic:
     if row is None:
         raise HTTPException(404, f"no alert with id {alert_id!r}")
     return AlertPublic.of(row)
+
+
+@router.get("/v1/alerts/{alert_id}/slices", response_model=list[AlertSlice])
+async def slices(alert_id: str, ctx: Ctx) -> list[AlertSlice]:
+    """Where an alert fires: every slice anomalous since it (last) fired, with its latest
+    reading — the branches of a company-wide incident, the lines of a branch's — the slices
+    its problem sits in first."""
+    row = ctx.store.alert(alert_id)
+    if row is None:
+        raise HTTPException(404, f"no alert with id {alert_id!r}")
+    found = ctx.store.alert_slices(row)
+    path = ctx.engine.orgs.path
+    scopes = [(path(s["org"]), s["product_line"], s["channel"]) for s in found]
+    problems = set(Members(zip(scopes, (s["broad"] for s in found), strict=True)).problems)
+    out = [
+        AlertSlice(**{**s, "problem": scope in problems, "bucket_start": utc(s["bucket_start"])})
+        for s, scope in zip(found, scopes, strict=True)
+    ]
+    return sorted(out, key=lambda s: (not s.problem, s.org, s.product_line, s.channel))
 
 
 @router.post("/v1/alerts/{alert_id}/ack", response_model=AlertPublic)

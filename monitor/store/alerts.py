@@ -139,6 +139,33 @@ class AlertStore:
                 out.setdefault(r["alert_id"], {})[slice_key] = bool(r["broad"])
         return out
 
+    def alert_slices(self, alert: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The member slices of the alert's current episode, each with its latest source
+        (``anomaly_id``, ``bucket_start``, ``value``, ``expected``, ``broad``) and how many
+        anomalies it brought."""
+        rows = self.db.query(
+            "SELECT source_id, org, product_line, channel, bucket_start, value, expected, broad "
+            "FROM alert_sources WHERE alert_id = ? AND episode = ? "
+            "ORDER BY bucket_start, source_id",
+            (alert["alert_id"], alert["flaps"]),
+        )
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in rows:
+            key = (r["org"], r["product_line"], r["channel"])
+            count = out[key]["anomalies"] + 1 if key in out else 1
+            out[key] = {
+                "org": r["org"],
+                "product_line": r["product_line"],
+                "channel": r["channel"],
+                "anomaly_id": r["source_id"],
+                "bucket_start": r["bucket_start"],
+                "value": r["value"],
+                "expected": r["expected"],
+                "broad": bool(r["broad"]),
+                "anomalies": count,
+            }
+        return list(out.values())
+
     def member_reading(
         self, tx: Transaction, alert: Mapping[str, Any], slice_key: tuple[str, str, str]
     ) -> dict[str, Any] | None:

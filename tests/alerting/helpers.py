@@ -10,6 +10,7 @@ from streams.windows import iso
 DAY = 86400
 T0 = 1_772_380_800  # Monday 2 March 2026 00:00 Asia/Shanghai
 COMPLAINTS = "complaint_rate_per_10k_policies"
+SURRENDERS = "surrender_rate"
 
 
 class Clock:
@@ -66,3 +67,20 @@ def reading(
     value: float = 2.0,
 ) -> tuple:
     return (indicator, org, line, channel, T0 + day * DAY, value, 1.0, 4000.0, score, 2.0, 0.0, 6.0)
+
+
+def universal(day: int, counts: dict[str, tuple[float, float]]) -> tuple[list, list]:
+    """A day of the universal line's surrenders: each branch's reading (count, expected count)
+    and the anomalies of the company's line and of the branches far above their expectation."""
+    readings = [
+        (SURRENDERS, org, "universal", "*", T0 + day * DAY, k, k, 0.0, 0.9, e, 0.0, 2 * e)
+        for org, (k, e) in counts.items()
+    ]
+    k, e = sum(k for k, _ in counts.values()), sum(e for _, e in counts.values())
+    company = anomaly(day, "*", "universal", "*", indicator=SURRENDERS, k=k, value=k, expected=e)
+    branches = [
+        anomaly(day, org, "universal", "*", indicator=SURRENDERS, k=k, value=k, expected=e)
+        for org, (k, e) in counts.items()
+        if k > 5 * e
+    ]
+    return [*branches, company], readings

@@ -15,7 +15,16 @@ from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store
 from streams.windows import iso
-from tests.alerting.helpers import COMPLAINTS, DAY, T0, Clock, anomaly, reading
+from tests.alerting.helpers import (
+    COMPLAINTS,
+    DAY,
+    SURRENDERS,
+    T0,
+    Clock,
+    anomaly,
+    reading,
+    universal,
+)
 
 PATHS = ["00", "00/44", "00/44/4403", "00/44/4401", "00/31", "00/31/3101"]
 
@@ -247,26 +256,6 @@ def test_a_problem_is_not_hidden_under_an_alert_that_moved_elsewhere(
         ("4403", "life", "BANCA", 2),
         (org, "health", "*", 1),
     }
-
-
-SURRENDERS = "surrender_rate"
-
-
-def universal(day: int, counts: dict[str, tuple[float, float]]) -> tuple[list, list]:
-    """A day of the universal line's surrenders: each branch's reading (count, expected count)
-    and the anomalies of the company's line and of the branches far above their expectation."""
-    readings = [
-        (SURRENDERS, org, "universal", "*", T0 + day * DAY, k, k, 0.0, 0.9, e, 0.0, 2 * e)
-        for org, (k, e) in counts.items()
-    ]
-    k, e = sum(k for k, _ in counts.values()), sum(e for _, e in counts.values())
-    company = anomaly(day, "*", "universal", "*", indicator=SURRENDERS, k=k, value=k, expected=e)
-    branches = [
-        anomaly(day, org, "universal", "*", indicator=SURRENDERS, k=k, value=k, expected=e)
-        for org, (k, e) in counts.items()
-        if k > 5 * e
-    ]
-    return [*branches, company], readings
 
 
 @pytest.mark.parametrize(

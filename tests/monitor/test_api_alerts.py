@@ -21,7 +21,7 @@ from monitor.metrics import Metrics
 from monitor.producer import EventProducer
 from monitor.settings import Settings
 from monitor.store import Store, open_store
-from tests.alerting.helpers import COMPLAINTS, Clock, anomaly
+from tests.alerting.helpers import COMPLAINTS, Clock, anomaly, universal
 from tests.receivers import Receiver
 
 USER = {"X-Qualmon-User": "li.wei"}
@@ -84,6 +84,25 @@ def test_an_acknowledged_alert_is_not_sent_again(api: Api) -> None:
     ] == [("webhook", "opened", "sent")]
     missing = api.client.post("/v1/alerts/nope/ack", headers=USER)
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
+def test_an_alert_lists_the_slices_it_fires_on(api: Api) -> None:
+    # Surrenders of the universal line eight to ten times their usual in both provinces.
+    api.engine.ingest(*universal(10, {"4403": (30, 3), "3101": (40, 4)}))
+    (alert,) = api.client.get("/v1/alerts").json()["items"]
+    assert (alert["org"], alert["product_line"]) == ("*", "universal")
+    found = api.client.get(f"/v1/alerts/{alert['alert_id']}/slices").json()
+    assert [
+        (s["org"], s["problem"], s["broad"], s["anomalies"], s["value"], s["expected"])
+        for s in found
+    ] == [
+        ("*", True, True, 1, 70.0, 7.0),  # the company-wide incident is where the problem sits
+        ("3101", False, False, 1, 40.0, 4.0),
+        ("4403", False, False, 1, 30.0, 3.0),
+    ]
+    assert found[0]["anomaly_id"] == alert["anomaly_id"]
+    assert found[0]["bucket_start"].startswith("2026-03-1")
+    assert api.client.get("/v1/alerts/nope/slices").status_code == 404
 
 
 def test_a_silence_keeps_matching_alerts_quiet_until_it_is_expired(api: Api) -> None:
