@@ -66,8 +66,7 @@ class Branches:
 
     def _index(self) -> None:
         # Only once a company-wide anomaly asks: most checkpoints have none.
-        inner = {p.rsplit("/", 1)[0] for p in self._paths.values() if "/" in p}
-        leaves = {code: p for code, p in self._paths.items() if p not in inner}
+        leaves = branches_of(self._paths)
         top = _shared_depth(list(leaves.values()))
         self.region = {code: "/".join(p.split("/")[: top + 1]) for code, p in leaves.items()}
         for r in self._source:
@@ -115,6 +114,16 @@ class Branches:
         p = rest_e / rest_n if detector == "ProportionDetector" and rest_n > 0 else 0.0
         spread = math.sqrt(max(rest_e * (1.0 - min(max(p, 0.0), 1.0)), 1.0))
         return deviation > 0 and rest >= SHARE * deviation and rest >= Z * spread
+
+
+def branches_of(paths: Mapping[str, str]) -> dict[str, str]:
+    """The orgs no other org lies below (code -> path).
+
+    >>> branches_of({"00": "00", "44": "00/44", "4403": "00/44/4403", "31": "00/31"})
+    {'4403': '00/44/4403', '31': '00/31'}
+    """
+    inner = {p.rsplit("/", 1)[0] for p in paths.values() if "/" in p}
+    return {code: p for code, p in paths.items() if p not in inner}
 
 
 def deviation(anomaly: Mapping[str, Any]) -> float:

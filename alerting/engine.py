@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from alerting import payloads
-from alerting.breadth import Branches, deviation
+from alerting.breadth import Branches, branches_of, deviation
 from alerting.inspections import Inspections
 from alerting.orgs import OrgTree
 from alerting.outbox import Outbox
@@ -125,8 +125,20 @@ class AlertEngine:
 
     def catch_up(self, since: float) -> int:
         """Alert on anomalies stored since ``since`` but never seen here (a crash between a
-        checkpoint and its ingest); those already turned into alerts are skipped."""
-        return self.ingest(self.store.anomalies_created_since(since))
+        checkpoint and its ingest); those already turned into alerts are skipped. The
+        checkpoints' readings are not at hand: a company-wide anomaly is judged on its
+        branches' stored ones."""
+        anomalies = self.store.anomalies_created_since(since)
+        branches = list(branches_of(self.orgs.paths))
+        keys = {
+            (a["indicator"], a["product_line"], a["channel"], epoch(a["bucket_start"]))
+            for a in anomalies
+            if a["org"] == "*"
+        }
+        readings = [
+            r for key in sorted(keys) for r in self.store.readings_at(key[0], branches, *key[1:])
+        ]
+        return self.ingest(anomalies, readings)
 
     def ingest(
         self, anomalies: Iterable[dict[str, Any]], readings: Sequence[Sequence[Any]] = ()

@@ -265,6 +265,21 @@ class HistoryStore:
         )[0]
         return None if row["lo"] is None else (int(row["lo"]), int(row["hi"]))
 
+    def readings_at(
+        self, indicator: str, orgs: Sequence[str], product_line: str, channel: str, bucket: int
+    ) -> list[tuple]:
+        """The readings of one indicator, line and channel in one bucket for these orgs, as the
+        worker's checkpoint carries them (:data:`READING_COLUMNS`); one key lookup per org."""
+        if not orgs:
+            return []
+        rows = self.db.query(
+            f"SELECT {', '.join(READING_COLUMNS)} FROM indicator_values WHERE indicator = ? "
+            f"AND org IN ({', '.join('?' * len(orgs))}) AND product_line = ? AND channel = ? "
+            "AND bucket_start = ?",
+            [indicator, *orgs, product_line, channel, bucket],
+        )
+        return [tuple(r[c] for c in READING_COLUMNS) for r in rows]
+
     def latest_bucket(self, indicator: str) -> int | None:
         """Start of the latest bucket with a reading of ``indicator`` on any slice: how far the
         service has closed buckets, whatever one slice's own readings say."""

@@ -381,6 +381,16 @@ def test_premium_receipts_falling_to_none_everywhere_are_one_alert(
     assert names(store) == {("*", "universal", "*")}
 
 
+def test_a_company_wide_incident_caught_up_after_a_crash_is_one_alert(
+    store: Store, tmp_path: Path
+) -> None:
+    anomalies, readings = universal(10, EVERYWHERE)
+    store.save_checkpoint("w", b"s", readings=readings, anomalies=anomalies)  # then died
+    engine, _ = engine_for(store, tmp_path)
+    engine.catch_up(since=time.time() - 3600)
+    assert names(store) == {("*", "universal", "*")}
+
+
 def test_a_company_wide_incident_is_not_filed_under_one_branchs_inspection(
     store: Store, tmp_path: Path
 ) -> None:
