@@ -28,12 +28,12 @@ proportions only, whose evidence adds up over branches; a mean or a ratio of amo
 
 Every branch eight times its usual: the rest of the company is as anomalous as the whole.
 
->>> day({"4403": (24, 3), "4401": (16, 2), "3101": (40, 5)}).broad(company, 100)
+>>> day({"4403": (24, 3), "4401": (16, 2), "3101": (40, 5)}).verdict(company, 100)
 True
 
 One branch mis-selling: without its province the company is as usual.
 
->>> day({"4403": (70, 3), "4401": (3, 2), "3101": (7, 5)}).broad(company, 100)
+>>> day({"4403": (70, 3), "4401": (3, 2), "3101": (7, 5)}).verdict(company, 100)
 False
 """
 
@@ -74,25 +74,28 @@ class Branches:
                 self.readings.setdefault((r[0], r[2], r[3], int(r[4])), []).append(r)
         self._indexed = True
 
-    def broad(self, anomaly: Mapping[str, Any], start: int) -> bool:
+    def verdict(self, anomaly: Mapping[str, Any], start: int) -> bool | None:
         """Whether a company-wide ``anomaly`` of the bucket starting at ``start`` is broad (see
-        the module's docstring)."""
+        the module's docstring); None when it cannot be judged: not a company slice's, not a
+        count's or a proportion's, or no branch reading at hand."""
         detector = anomaly.get("detector")
         if anomaly["org"] != "*" or detector not in ADDITIVE:
-            return False
+            return None
         k, n = anomaly["k"], anomaly["n"]
         whole = expected_k(
             detector, anomaly["value"], anomaly["expected"], k, n, expected_count(anomaly)
         )
         if whole is None:
-            return False
+            return None
         if not self._indexed:
             self._index()
         key = (anomaly["indicator"], anomaly["product_line"], anomaly["channel"], start)
+        if key not in self.readings:
+            return None
         # A branch with no count shows no unit of its own: the company's stands in for it.
         unit = anomaly["expected"] / whole if whole > 0 else 0.0
         regions: dict[str, list[float]] = {}
-        for r in self.readings.get(key, ()):
+        for r in self.readings[key]:
             expected = expected_k(detector, r[5], r[9], r[6], r[7])
             if expected is None and unit > 0:
                 expected = r[9] / unit

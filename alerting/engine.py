@@ -171,13 +171,12 @@ class AlertEngine:
         with self.store.db.transaction() as tx:
             for bucket in sorted(by_bucket):
                 bucket_anomalies, indicators = by_bucket[bucket]
-                broad = {
-                    a["anomaly_id"]
+                verdicts = {
+                    a["anomaly_id"]: branches.verdict(a, bucket)
                     for a in bucket_anomalies
-                    if a["org"] == "*"
-                    and self._span(a) == self.settings.bucket_seconds
-                    and branches.broad(a, bucket)
+                    if self._span(a) == self.settings.bucket_seconds
                 }
+                broad = {i for i, verdict in verdicts.items() if verdict}
                 # A company-wide incident first, so the branches it covers join its alert; the
                 # slice deviating most for what was expected names it (the company's life line
                 # at eight times its usual, not the AGENCY channel that sells it among others).
@@ -186,7 +185,7 @@ class AlertEngine:
                 )
                 for anomaly in bucket_anomalies:
                     queued += self._on_anomaly(
-                        tx, anomaly, now, silences, anomaly["anomaly_id"] in broad
+                        tx, anomaly, now, silences, verdicts.get(anomaly["anomaly_id"])
                     )
                 if indicators:
                     queued += self._resolve(tx, indicators, bucket, now, silences)
@@ -215,8 +214,15 @@ class AlertEngine:
         return specificity(key, self.orgs.depth(a["org"]))
 
     def _on_anomaly(
-        self, tx: Transaction, a: dict[str, Any], now: float, silences: list, broad: bool
+        self,
+        tx: Transaction,
+        a: dict[str, Any],
+        now: float,
+        silences: list,
+        broad: bool | None,
     ) -> int:
+        """Turn anomaly ``a`` into an alert change; ``broad`` is its verdict on breadth (None:
+        not judged)."""
         source = a["anomaly_id"]
         if self.store.source_known(tx, source):
             return 0
@@ -232,10 +238,12 @@ class AlertEngine:
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
         scope = (self.orgs.path(key[0]), key[1], key[2])
-        target = self._target(tx, a["indicator"], scope, broad, latest)
+        target = self._target(tx, a["indicator"], scope, bool(broad), latest)
         previous_severity = None
         if target is not None:
-            alert, event, broad = dict(target[0]), "updated", target[2]
+            alert, event = dict(target[0]), "updated"
+            if not target[2]:
+                broad = False  # a broad cross-cut of the alert's company-wide incident
             if RANK[sev] > RANK[alert["severity"]]:
                 previous_severity, alert["severity"], event = alert["severity"], sev, "escalated"
             self._absorb(tx, alert, target[1], a, scope, broad, bucket)
@@ -252,7 +260,7 @@ class AlertEngine:
             self._absorb(tx, alert, self._members(tx, alert), a, scope, broad, bucket)
         else:
             alert, event = self._new(a, key, group, sev, bucket, now), "opened"
-            self._known[(alert["alert_id"], 0)] = Members([(scope, broad)])
+            self._known[(alert["alert_id"], 0)] = Members([(scope, broad, bucket, bucket)])
         alert["updated_at"] = now
         changes: dict[str, Any] = {}
         if event == "opened":
@@ -274,12 +282,12 @@ class AlertEngine:
             (a["value"], a["expected"]),
             broad,
         )
+        named = (alert["org_path"], alert["product_line"], alert["channel"])
+        company_wide = bool(self._members(tx, alert).slices.get(named))
         if alert["inspection_id"] is None:
-            named = (alert["org_path"], alert["product_line"], alert["channel"])
-            company_wide = bool(self._members(tx, alert).slices.get(named))
             self.inspections.consider(tx, alert, now, company_wide)  # sets its inspection_id
         elif "org_path" in changes or "product_line" in changes or "channel" in changes:
-            self.inspections.follow(tx, alert, now)
+            self.inspections.follow(tx, alert, now, company_wide)
         return self.outbox.notify(tx, alert, event, now, silences, previous_severity)
 
     def _target(
@@ -291,7 +299,7 @@ class AlertEngine:
         latest: dict[str, Any] | None,
     ) -> tuple[dict[str, Any], Members, bool] | None:
         """The firing alert an anomaly of slice ``scope`` (org path, product line, channel)
-        joins, with its members and whether the slice joins as broad.
+        joins, with its members and whether the slice's verdict on breadth stands.
 
         A company-wide incident takes every slice it covers, and a broad slice crossing it (the
         company's AGENCY channel beside its life line) as a cross-cut, not as a second name.
@@ -306,7 +314,7 @@ class AlertEngine:
             theirs = members[alert["alert_id"]]
             for p in theirs.problems:
                 if theirs.slices[p] and (covers(p, scope) or (broad and overlaps(p, scope))):
-                    return alert, theirs, broad and p == scope
+                    return alert, theirs, not broad or p == scope
         if latest is not None:  # the group's own alert first
             firing.sort(key=lambda alert: alert["alert_id"] != latest["alert_id"])
         for alert in firing:
@@ -316,7 +324,7 @@ class AlertEngine:
                 if broad
                 else part_of(scope, theirs.problems)
             ):
-                return alert, theirs, broad
+                return alert, theirs, True
         return None
 
     def _new(
@@ -364,15 +372,17 @@ class AlertEngine:
         members: Members,
         a: dict[str, Any],
         joining: Slice,
-        broad: bool,
+        broad: bool | None,
         bucket: int,
     ) -> None:
-        """Count anomaly ``a`` of slice ``joining`` (org path, line, channel; ``broad`` or not)
-        in ``alert`` and its ``members``, and name the alert after them all."""
+        """Count anomaly ``a`` of slice ``joining`` (org path, line, channel; its verdict
+        ``broad``) in ``alert`` and its ``members``, and name the alert after them all. An
+        alert named after a company-wide incident is the company's: its group is, so that
+        the incident coming back within the cooldown fires it again."""
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
         key = (a["org"], a["product_line"], a["channel"])
-        members.add(joining, broad)
+        members.add(joining, broad, bucket)
         scope = alert_scope(members.problems)
         named = (org_code(scope[0]), scope[1], scope[2])
         renamed = named != (alert["org"], alert["product_line"], alert["channel"])
@@ -387,6 +397,8 @@ class AlertEngine:
                 value=shown["value"], expected=shown["expected"], anomaly_id=shown["anomaly_id"]
             )
         alert["last_bucket"] = max(alert["last_bucket"], bucket)
+        if scope[0] == "*" and members.slices.get(scope):
+            alert["group_key"] = group_key(alert["indicator"], named)
         alert.update(
             org=named[0],
             org_path=scope[0],
@@ -404,9 +416,11 @@ class AlertEngine:
         missing = [a for a in alerts if (a["alert_id"], a["flaps"]) not in self._known]
         read = self.store.alert_members(tx, missing) if missing else {}
         for a in missing:
-            rows = read.get(a["alert_id"], {})
-            slices = (((self.orgs.path(m[0]), m[1], m[2]), b) for m, b in rows.items())
-            self._known[(a["alert_id"], a["flaps"])] = Members(slices)
+            rows = read.get(a["alert_id"], [])
+            self._known[(a["alert_id"], a["flaps"])] = Members(
+                ((self.orgs.path(m[0]), m[1], m[2]), broad, judged, seen)
+                for m, broad, judged, seen in rows
+            )
         return {a["alert_id"]: self._known[(a["alert_id"], a["flaps"])] for a in alerts}
 
     def _resolve(

@@ -170,19 +170,25 @@ class Inspections:
         self._attach(tx, inspection["inspection_id"], alert, now, "attach_alert")
         return str(inspection["inspection_id"])
 
-    def follow(self, tx: Transaction, alert: dict[str, Any], now: float) -> None:
+    def follow(
+        self, tx: Transaction, alert: dict[str, Any], now: float, company_wide: bool = False
+    ) -> None:
         """Move the inspection an alert opened with it while nobody works on it: to the alert's
         new scope while it is the inspection's only alert (widened to siblings of its first
         slice, or narrowed from a roll-up to where the problem sits); once it has taken others,
-        only wider within the org, never away from an alert it took."""
+        only wider — within the org, or to the ``company_wide`` incident the alert has become
+        when that covers all it took — never away from an alert it took."""
         row = self.store.get_inspection(tx, alert["inspection_id"], lock=True)
         if row is None or row["cause_id"] != f"alert:{alert['alert_id']}":
             return
         theirs = _scope(alert)
         if self.store.inspection_alert_ids(row["inspection_id"], tx) != [alert["alert_id"]]:
-            if theirs[0] != row["org_path"] or theirs[0] == "*":
+            if company_wide and covers(theirs, _scope(row)):
+                pass  # the incident is the company's: so is its inspection
+            elif theirs[0] != row["org_path"] or theirs[0] == "*":
                 return
-            theirs = common_scope(_scope(row), theirs)
+            else:
+                theirs = common_scope(_scope(row), theirs)
         self._rescope(tx, row, theirs, now)
 
     def _rescope(

@@ -195,19 +195,25 @@ def covers(outer: tuple[str, str, str], inner: tuple[str, str, str]) -> bool:
 
 
 def problem_slices(
-    members: Iterable[tuple[str, str, str]], broad: Collection[tuple[str, str, str]] = ()
+    members: Iterable[tuple[str, str, str]],
+    broad: Collection[tuple[str, str, str]] = (),
+    seen: Mapping[tuple[str, str, str], int] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """The members an alert's problem sits in, narrowest first (see the module's docstring).
-    A ``broad`` member — a company slice anomalous beyond any one region
-    (:mod:`alerting.breadth`) — is where the problem sits itself, not a roll-up: it comes
-    first and the members it covers are dropped.
+    """The members an alert's problem sits in, narrowest first (see the module's docstring);
+    of equally narrow ones, the most recently anomalous first (``seen``: slice -> its latest
+    bucket), so that the name goes where the problem is now. A ``broad`` member — a company
+    slice anomalous beyond any one region (:mod:`alerting.breadth`) — is where the problem
+    sits itself, not a roll-up: it comes first and the members it covers are dropped.
 
     >>> members = [("00/44/4403", "universal", "*"), ("*", "universal", "*"), ("*", "*", "*")]
     >>> problem_slices(members), problem_slices(members, broad=[("*", "universal", "*")])
     ([('00/44/4403', 'universal', '*')], [('*', 'universal', '*')])
     """
+    seen = seen or {}
     kept: list[tuple[str, str, str]] = []
-    ordered = sorted(set(members) | set(broad), key=lambda s: (*_path_specificity(s), s))[::-1]
+    ordered = sorted(
+        set(members) | set(broad), key=lambda s: (*_path_specificity(s), seen.get(s, 0), s)
+    )[::-1]
     for s in sorted(ordered, key=lambda s: s not in broad):
         if not any(overlaps(s, k) for k in kept):
             kept.append(s)
@@ -216,35 +222,52 @@ def problem_slices(
 
 class Members:
     """An alert episode's member slices (org path, product line, channel), whether each is
-    broad by its latest anomaly, and where the problem sits (:func:`problem_slices`), kept up
+    broad by its latest verdict, and where the problem sits (:func:`problem_slices`), kept up
     to date as slices join: a wave over hundreds of branches joining one company-wide alert
-    costs each branch a glance, not a sort of every member.
+    costs each branch a glance, not a sort of every member. A slice's anomaly not judged for
+    breadth (``broad`` None: not a company slice's, or no branch readings at hand) leaves its
+    verdict as it was; an older bucket's verdict does not replace a newer one.
 
-    >>> m = Members([(("*", "life", "*"), True)])
-    >>> m.add(("00/44/4403", "life", "BANCA")); m.problems
+    >>> m = Members([(("*", "life", "*"), True, 10, 10)])
+    >>> m.add(("00/44/4403", "life", "BANCA"), None, 11); m.problems
     [('*', 'life', '*')]
-    >>> m.add(("*", "life", "*"), broad=False); m.problems  # the company's line is a roll-up now
+    >>> m.add(("*", "life", "*"), None, 11); m.problems  # not judged: still company-wide
+    [('*', 'life', '*')]
+    >>> m.add(("*", "life", "*"), False, 12); m.problems  # the company's line is a roll-up now
     [('00/44/4403', 'life', 'BANCA')]
     """
 
-    def __init__(self, slices: Iterable[tuple[tuple[str, str, str], bool]] = ()) -> None:
+    def __init__(
+        self, rows: Iterable[tuple[tuple[str, str, str], bool | None, int, int]] = ()
+    ) -> None:
         #: member slice -> broad
-        self.slices: dict[tuple[str, str, str], bool] = dict(slices)
-        self.problems = problem_slices(self.slices, self.broad)
+        self.slices: dict[tuple[str, str, str], bool] = {}
+        self._judged: dict[tuple[str, str, str], int] = {}  # slice -> bucket of its verdict
+        self._seen: dict[tuple[str, str, str], int] = {}  # slice -> its latest bucket
+        for scope, broad, judged, seen in rows:
+            self.slices[scope] = bool(broad)
+            if broad is not None:
+                self._judged[scope] = judged
+            self._seen[scope] = seen
+        self.problems = problem_slices(self.slices, self.broad, self._seen)
 
     @property
     def broad(self) -> set[tuple[str, str, str]]:
         return {s for s, broad in self.slices.items() if broad}
 
-    def add(self, scope: tuple[str, str, str], broad: bool = False) -> None:
-        before = self.slices.get(scope)
-        self.slices[scope] = broad
-        if before == broad:
-            return
-        if before is None and not broad and any(self.slices[p] and overlaps(scope, p)
-                                                for p in self.problems):  # fmt: skip
+    def add(self, scope: tuple[str, str, str], broad: bool | None, bucket: int) -> None:
+        """Count in an anomaly of slice ``scope`` in ``bucket`` with its verdict ``broad``."""
+        before, seen = self.slices.get(scope), self._seen.get(scope)
+        self._seen[scope] = max(bucket, seen or bucket)
+        if broad is not None and bucket >= self._judged.get(scope, bucket):
+            self.slices[scope], self._judged[scope] = broad, bucket
+        now = self.slices.setdefault(scope, False)
+        if not before and not now and any(self.slices[p] and overlaps(scope, p)
+                                           for p in self.problems):  # fmt: skip
             return  # under a broad slice, which is where the problem sits still
-        self.problems = problem_slices(self.slices, self.broad)
+        if before == now and seen == self._seen[scope]:
+            return
+        self.problems = problem_slices(self.slices, self.broad, self._seen)
 
 
 def part_of(scope: tuple[str, str, str], problems: Iterable[tuple[str, str, str]]) -> bool:

@@ -139,7 +139,11 @@ async def slices(alert_id: str, ctx: Ctx) -> list[AlertSlice]:
     found = ctx.store.alert_slices(row)
     path = ctx.engine.orgs.path
     scopes = [(path(s["org"]), s["product_line"], s["channel"]) for s in found]
-    problems = set(Members(zip(scopes, (s["broad"] for s in found), strict=True)).problems)
+    members = Members(
+        (scope, s["broad"], s["bucket_start"], s["bucket_start"])
+        for scope, s in zip(scopes, found, strict=True)
+    )
+    problems = set(members.problems)
     out = [
         AlertSlice(**{**s, "problem": scope in problems, "bucket_start": utc(s["bucket_start"])})
         for s, scope in zip(found, scopes, strict=True)

@@ -85,11 +85,11 @@ class AlertStore:
         bucket: int,
         clear_after: int | None = None,
         reading: tuple[float, float] | None = None,
-        broad: bool = False,
+        broad: bool | None = None,
     ) -> None:
         """Record an anomaly (``source_id``) of ``series`` as part of the alert's current
         episode, with its reading (value, expected) and whether it is ``broad``
-        (:mod:`alerting.breadth`)."""
+        (:mod:`alerting.breadth`; None: not judged)."""
         value, expected = reading or (None, None)
         tx.execute(
             "INSERT INTO alert_sources (source_id, alert_id, episode, broad, indicator, org, "
@@ -99,7 +99,7 @@ class AlertStore:
                 source_id,
                 alert["alert_id"],
                 alert["flaps"],
-                int(broad),
+                None if broad is None else int(broad),
                 *series,
                 bucket,
                 clear_after,
@@ -120,24 +120,28 @@ class AlertStore:
 
     def alert_members(
         self, tx: Transaction, alerts: Sequence[Mapping[str, Any]]
-    ) -> dict[str, dict[tuple[str, str, str], bool]]:
-        """The member slices (org, product line, channel) of each alert's current episode, each
-        with whether its latest source was broad, in one query."""
+    ) -> dict[str, list[tuple[tuple[str, str, str], bool | None, int, int]]]:
+        """The member slices (org, product line, channel) of each alert's current episode, in
+        one query: each with its latest verdict on breadth (None: never judged), that
+        verdict's bucket, and its latest bucket."""
         if not alerts:
             return {}
         episode = {a["alert_id"]: a["flaps"] for a in alerts}
         rows = tx.execute(
-            "SELECT alert_id, episode, org, product_line, channel, broad FROM alert_sources "
-            f"WHERE alert_id IN ({', '.join('?' * len(episode))}) "
+            "SELECT alert_id, episode, org, product_line, channel, bucket_start, broad "
+            f"FROM alert_sources WHERE alert_id IN ({', '.join('?' * len(episode))}) "
             "ORDER BY bucket_start, source_id",
             list(episode),
         )
-        out: dict[str, dict[tuple[str, str, str], bool]] = {}
+        found: dict[str, dict[tuple[str, str, str], list[Any]]] = {}
         for r in rows:
             if r["episode"] == episode[r["alert_id"]]:
-                slice_key = (r["org"], r["product_line"], r["channel"])
-                out.setdefault(r["alert_id"], {})[slice_key] = bool(r["broad"])
-        return out
+                key = (r["org"], r["product_line"], r["channel"])
+                slot = found.setdefault(r["alert_id"], {}).setdefault(key, [None, 0, 0])
+                if r["broad"] is not None:
+                    slot[0], slot[1] = bool(r["broad"]), r["bucket_start"]
+                slot[2] = r["bucket_start"]
+        return {a: [(key, *slot) for key, slot in slices.items()] for a, slices in found.items()}
 
     def alert_slices(self, alert: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The member slices of the alert's current episode, each with its latest source
@@ -153,6 +157,7 @@ class AlertStore:
         for r in rows:
             key = (r["org"], r["product_line"], r["channel"])
             count = out[key]["anomalies"] + 1 if key in out else 1
+            broad = out[key]["broad"] if r["broad"] is None and key in out else r["broad"]
             out[key] = {
                 "org": r["org"],
                 "product_line": r["product_line"],
@@ -161,7 +166,7 @@ class AlertStore:
                 "bucket_start": r["bucket_start"],
                 "value": r["value"],
                 "expected": r["expected"],
-                "broad": bool(r["broad"]),
+                "broad": bool(broad),
                 "anomalies": count,
             }
         return list(out.values())

@@ -263,10 +263,10 @@ MIGRATIONS: list[str] = [
     # that fires again is named, read and resolved by its new episode's slices alone. Older
     # sources join their alert's current episode: what they meant before. And whether a source
     # is a company slice anomalous beyond any one region (alerting.breadth): the alert is then
-    # named after it, not after a branch (older sources: no).
+    # named after it, not after a branch (NULL: not judged, as older sources were not).
     """
     ALTER TABLE alert_sources ADD COLUMN episode INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE alert_sources ADD COLUMN broad INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alert_sources ADD COLUMN broad INTEGER;
     UPDATE alert_sources SET episode = COALESCE(
         (SELECT flaps FROM alerts WHERE alerts.alert_id = alert_sources.alert_id), 0);
     """,

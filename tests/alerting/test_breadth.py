@@ -56,14 +56,14 @@ def branches(counts: dict[str, tuple[float, float]], unit: float = 100.0) -> Bra
 )
 def test_the_rest_of_the_company_decides(counts: dict, broad: bool) -> None:
     k, e = sum(k for k, _ in counts.values()), sum(e for _, e in counts.values())
-    assert branches(counts).broad(company(k, e), START) is broad
+    assert branches(counts).verdict(company(k, e), START) is broad
 
 
 def test_what_no_branch_accounts_for_can_be_where_the_problem_sits() -> None:
     # The head office's own book (above every branch), or orgs folded into _other, mis-sells.
     counts = {"4403": (3, 3), "4401": (3, 3), "3101": (4, 4)}
-    assert not branches(counts).broad(company(90, 20), START)
-    assert branches(counts).broad(company(90, 20), START + 86400) is False  # no readings
+    assert branches(counts).verdict(company(90, 20), START) is False
+    assert branches(counts).verdict(company(90, 20), START + 86400) is None  # no readings
 
 
 def test_a_branch_with_no_count_borrows_the_companys_unit() -> None:
@@ -80,7 +80,7 @@ def test_a_branch_with_no_count_borrows_the_companys_unit() -> None:
         "expected": 901 * 15000,
         "detail": {"expected_count": 901},
     }
-    assert Branches(readings, PATHS).broad(anomaly, START)
+    assert Branches(readings, PATHS).verdict(anomaly, START)
 
 
 def test_a_proportion_near_one_is_judged_by_its_binomial_spread() -> None:
@@ -101,9 +101,9 @@ def test_a_proportion_near_one_is_judged_by_its_binomial_spread() -> None:
         "k": 3800.0,
         "n": 4000.0,
     }
-    assert Branches(readings, PATHS).broad(anomaly, START)
+    assert Branches(readings, PATHS).verdict(anomaly, START)
 
 
 def test_only_counts_and_proportions_add_up() -> None:
     counts = {"4403": (24, 3), "4401": (16, 2), "3101": (40, 5)}
-    assert not branches(counts).broad(company(80, 10, detector="LevelDetector"), START)
+    assert branches(counts).verdict(company(80, 10, detector="LevelDetector"), START) is None

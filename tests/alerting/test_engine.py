@@ -345,9 +345,80 @@ def test_a_company_slice_is_broad_by_its_latest_anomaly(store: Store, tmp_path: 
     engine.ingest(*universal(10, EVERYWHERE))
     engine.ingest(*universal(11, EVERYWHERE))  # still company-wide, checkpoints apart
     assert names(store, state="firing") == {("*", "universal", "*")}
-    # The rate cut is over; one branch now mis-sells, and the company's line is its roll-up.
-    engine.ingest(*universal(12, {"4403": (90, 3), "4401": (3, 3), "3101": (4, 4)}))
-    assert names(store, state="firing") == {("4403", "universal", "*")}
+    # The rate cut is over; one branch now mis-sells, and the company's line is its roll-up:
+    # the alert is named after that branch, the one anomalous now.
+    engine.ingest(*universal(12, {"4403": (3, 3), "4401": (3, 3), "3101": (90, 4)}))
+    assert names(store, state="firing") == {("3101", "universal", "*")}
+
+
+def test_a_company_anomaly_not_judged_leaves_the_incident_company_wide(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(*universal(10, EVERYWHERE))
+    engine.ingest(universal(11, EVERYWHERE)[0])  # no branch readings at hand: not judged
+    assert names(store, state="firing") == {("*", "universal", "*")}
+    (inspection,) = store.inspections()[0]
+    assert inspection["org"] == "*"
+
+
+def test_a_late_anomaly_does_not_override_a_later_buckets_verdict(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(*universal(10, EVERYWHERE))
+    engine.ingest(*universal(11, EVERYWHERE))
+    # Day 9's company line, late and judged a roll-up, then another ingest reading the
+    # members back from the store: day 11's verdict stands in both.
+    engine.ingest(*universal(9, {"4403": (60, 3), "4401": (3, 3), "3101": (4, 4)}))
+    assert names(store, state="firing") == {("*", "universal", "*")}
+    engine.ingest([anomaly(8, "4401", "universal", "*", indicator=SURRENDERS, value=20)])
+    assert names(store, state="firing") == {("*", "universal", "*")}
+
+
+def test_a_day_judged_whole_leaves_its_last_hours_verdict(store: Store, tmp_path: Path) -> None:
+    engine, _ = engine_for(store, tmp_path, bucket_seconds=3600)
+    hour = T0 + 10 * DAY + 23 * 3600
+    found, readings = universal(10, EVERYWHERE)
+    hourly = [
+        a | {"bucket_start": iso(hour), "bucket_seconds": 3600, "anomaly_id": f"h-{a['org']}"}
+        for a in found
+    ]
+    day = anomaly(10, "*", "universal", "*", indicator=SURRENDERS, k=900, value=900, expected=99)
+    engine.ingest([*hourly, day], [(*r[:4], hour, *r[5:]) for r in readings])
+    assert names(store, state="firing") == {("*", "universal", "*")}
+
+
+def test_a_company_wide_incident_back_within_the_cooldown_fires_its_alert_again(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(*universal(10, {"4403": (30, 3), "4401": (3, 3), "3101": (4, 4)}))
+    engine.ingest(*universal(11, EVERYWHERE))  # 4403's alert became the company's
+    normal = [
+        (SURRENDERS, org, "universal", "*", T0 + 12 * DAY, 3.0, 3.0, 0.0, 0.1, 3.0, 0.0, 6.0)
+        for org in ("*", "4403", "4401", "3101")
+    ]
+    store.add_readings(normal)
+    engine.ingest([], normal)
+    assert names(store, state="firing") == set()
+    engine.ingest(*universal(13, EVERYWHERE))
+    assert [(a["org"], a["flaps"]) for a in store.alerts()[0]] == [("*", 1)]
+
+
+def test_a_branch_inspection_holding_more_follows_its_alert_company_wide(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    engine.ingest(*universal(10, {"4403": (30, 3), "4401": (3, 3), "3101": (4, 4)}))
+    # 4403's surrender inspection takes its cooling-off alert too (the same matter).
+    engine.ingest([anomaly(10, "4403", "universal", "BANCA", indicator="cooling_off_cancel_rate")])
+    engine.ingest(*universal(11, EVERYWHERE))
+    (alert,) = store.alerts(indicator=SURRENDERS)[0]
+    inspection = store.inspection(alert["inspection_id"])
+    assert inspection is not None
+    assert (alert["org"], inspection["org"], inspection["product_line"]) == ("*", "*", "universal")
+    assert len(store.inspection_alert_ids(inspection["inspection_id"])) == 2
 
 
 def test_premium_receipts_falling_to_none_everywhere_are_one_alert(

@@ -82,7 +82,9 @@ def test_sources_recorded_before_episodes_stay_members_of_their_alert(
     after = open_store(store_url)
     try:
         with after.db.transaction() as tx:
-            assert after.alert_members(tx, [alert]) == {"al1": {("4403", "life", "BANCA"): False}}
+            assert after.alert_members(tx, [alert]) == {
+                "al1": [(("4403", "life", "BANCA"), None, 0, 1)]
+            }
             assert len(after.alert_sources(tx, alert)) == 1
             assert after.alert_members(tx, [alert | {"flaps": 3}]) == {}
     finally:
