@@ -7,9 +7,9 @@ checkpoint stored them, and in one store transaction
    anomaly is a no-op;
 2. groups the rest by indicator and org (child slices under their org) — an open alert of the
    group, or a firing alert of the indicator on an overlapping slice of the org tree (a roll-up
-   joins the problem it rolls up), is updated and named by :func:`alerting.rules.alert_scope`
-   of its member slices; one resolved less than the cooldown ago (event time) fires again as
-   the same alert and counts a flap; otherwise a new alert opens. A company slice anomalous
+   joins the problem it rolls up), is updated and named after its member slices
+   (:mod:`alerting.grouping`); one resolved less than the cooldown ago (event time) fires again
+   as the same alert and counts a flap; otherwise a new alert opens. A company slice anomalous
    beyond any one region (:mod:`alerting.breadth`) is taken first and names its alert: the
    branches it covers join it as one company-wide incident;
 3. resolves every firing alert whose member series all have a later bucket scoring below the
@@ -36,19 +36,15 @@ from typing import Any
 
 from alerting import payloads
 from alerting.breadth import Branches, branches_of, deviation
+from alerting.grouping import Grouping
 from alerting.inspections import Inspections
 from alerting.orgs import OrgTree
 from alerting.outbox import Outbox
 from alerting.rules import (
     RANK,
-    Members,
-    alert_scope,
-    covers,
     evidence,
     expected_count,
     group_key,
-    overlaps,
-    part_of,
     severity,
     specificity,
     summary,
@@ -57,11 +53,8 @@ from alerting.watch import ProductWatch
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import Store, Transaction
-from streams.slices import org_code
 
 log = logging.getLogger(__name__)
-
-Slice = tuple[str, str, str]
 
 
 def epoch(bucket_start: str | int | float) -> int:
@@ -86,11 +79,9 @@ class AlertEngine:
         self.orgs = OrgTree(store)
         self.on_change: Callable[[], None] = lambda: None  # the dispatcher's wake-up
         self._behind_since: float | None = None
-        #: The members of each alert episode (alert id, flaps) read or written by the ingest in
-        #: progress: a wave over hundreds of branches reads them once, not once per anomaly.
-        self._known: dict[tuple[str, int], Members] = {}
         self.outbox = Outbox(store, settings)
         self.watch = ProductWatch(settings, self.orgs.path)
+        self.grouping = Grouping(store, self.orgs)
         from alerting.measures import Measures
 
         self.inspections = Inspections(store, settings, self, metrics, clock)
@@ -166,7 +157,7 @@ class AlertEngine:
         for r in readings:
             by_bucket.setdefault(int(r[4]), ([], set()))[1].add(r[0])
         queued = 0
-        self._known = {}
+        self.grouping.start()
         branches = Branches(readings, self.orgs.paths)
         with self.store.db.transaction() as tx:
             for bucket in sorted(by_bucket):
@@ -238,7 +229,7 @@ class AlertEngine:
         group, bucket = group_key(a["indicator"], key), self._last_bucket(a)
         latest = self.store.latest_in_group(tx, group)
         scope = (self.orgs.path(key[0]), key[1], key[2])
-        target = self._target(tx, a["indicator"], scope, bool(broad), latest)
+        target = self.grouping.target(tx, a["indicator"], scope, bool(broad), latest)
         previous_severity = None
         if target is not None:
             alert, event = dict(target[0]), "updated"
@@ -246,7 +237,7 @@ class AlertEngine:
                 broad = False  # a broad cross-cut of the alert's company-wide incident
             if RANK[sev] > RANK[alert["severity"]]:
                 previous_severity, alert["severity"], event = alert["severity"], sev, "escalated"
-            self._absorb(tx, alert, target[1], a, scope, broad, bucket)
+            self.grouping.absorb(tx, alert, target[1], a, scope, broad, bucket)
         elif (
             latest is not None
             and latest["state"] != "firing"
@@ -257,10 +248,11 @@ class AlertEngine:
             alert["flapping"] = int(alert["flaps"] >= self.settings.alert_flap_limit)
             alert.update(state="firing", resolved_at=None, severity=sev)
             # A new episode: named and read by its own slices, not the last episode's.
-            self._absorb(tx, alert, self._members(tx, alert), a, scope, broad, bucket)
+            members = self.grouping.members(tx, alert)
+            self.grouping.absorb(tx, alert, members, a, scope, broad, bucket)
         else:
             alert, event = self._new(a, key, group, sev, bucket, now), "opened"
-            self._known[(alert["alert_id"], 0)] = Members([(scope, broad, bucket, bucket)])
+            self.grouping.opened(alert, scope, broad, bucket)
         alert["updated_at"] = now
         changes: dict[str, Any] = {}
         if event == "opened":
@@ -282,50 +274,13 @@ class AlertEngine:
             (a["value"], a["expected"]),
             broad,
         )
-        named = (alert["org_path"], alert["product_line"], alert["channel"])
-        company_wide = bool(self._members(tx, alert).slices.get(named))
+        name = (alert["org_path"], alert["product_line"], alert["channel"])
+        company_wide = bool(self.grouping.members(tx, alert).slices.get(name))
         if alert["inspection_id"] is None:
             self.inspections.consider(tx, alert, now, company_wide)  # sets its inspection_id
         elif "org_path" in changes or "product_line" in changes or "channel" in changes:
             self.inspections.follow(tx, alert, now, company_wide)
         return self.outbox.notify(tx, alert, event, now, silences, previous_severity)
-
-    def _target(
-        self,
-        tx: Transaction,
-        indicator: str,
-        scope: Slice,
-        broad: bool,
-        latest: dict[str, Any] | None,
-    ) -> tuple[dict[str, Any], Members, bool] | None:
-        """The firing alert an anomaly of slice ``scope`` (org path, product line, channel)
-        joins, with its members and whether the slice's verdict on breadth stands.
-
-        A company-wide incident takes every slice it covers, and a broad slice crossing it (the
-        company's AGENCY channel beside its life line) as a cross-cut, not as a second name.
-        Else the group's own alert (``latest``), then any other, takes a slice that is part of
-        its problem (:func:`alerting.rules.part_of`): a roll-up (its org's parent, the company,
-        the whole product line) joins the problem's alert instead of paging on its own. A broad
-        slice takes over only an alert whose whole problem it covers, so that it does not hide
-        a problem elsewhere under the company's name."""
-        firing = [a for a in self.store.firing(tx, kind="anomaly") if a["indicator"] == indicator]
-        members = self._member_scopes(tx, firing)
-        for alert in firing:
-            theirs = members[alert["alert_id"]]
-            for p in theirs.problems:
-                if theirs.slices[p] and (covers(p, scope) or (broad and overlaps(p, scope))):
-                    return alert, theirs, not broad or p == scope
-        if latest is not None:  # the group's own alert first
-            firing.sort(key=lambda alert: alert["alert_id"] != latest["alert_id"])
-        for alert in firing:
-            theirs = members[alert["alert_id"]]
-            if (
-                all(covers(scope, p) for p in theirs.problems)
-                if broad
-                else part_of(scope, theirs.problems)
-            ):
-                return alert, theirs, True
-        return None
 
     def _new(
         self,
@@ -364,64 +319,6 @@ class AlertEngine:
             "updated_at": now,
             "resolved_at": None,
         }
-
-    def _absorb(
-        self,
-        tx: Transaction,
-        alert: dict[str, Any],
-        members: Members,
-        a: dict[str, Any],
-        joining: Slice,
-        broad: bool | None,
-        bucket: int,
-    ) -> None:
-        """Count anomaly ``a`` of slice ``joining`` (org path, line, channel; its verdict
-        ``broad``) in ``alert`` and its ``members``, and name the alert after them all. An
-        alert named after a company-wide incident is the company's: its group is, so that
-        the incident coming back within the cooldown fires it again."""
-        alert["anomalies"] += 1
-        alert["score"] = max(alert["score"], a["score"])
-        key = (a["org"], a["product_line"], a["channel"])
-        members.add(joining, broad, bucket)
-        scope = alert_scope(members.problems)
-        named = (org_code(scope[0]), scope[1], scope[2])
-        renamed = named != (alert["org"], alert["product_line"], alert["channel"])
-        # The reading shown is the latest of the slice the alert names: a roll-up joining in
-        # the same or a later bucket does not put the company's value beside a branch's name.
-        # A name that is no member's (disjoint slices widened it) keeps the reading shown.
-        shown = a if key == named and (renamed or bucket >= alert["last_bucket"]) else None
-        if shown is None and renamed:
-            shown = self.store.member_reading(tx, alert, named)
-        if shown is not None:
-            alert.update(
-                value=shown["value"], expected=shown["expected"], anomaly_id=shown["anomaly_id"]
-            )
-        alert["last_bucket"] = max(alert["last_bucket"], bucket)
-        if scope[0] == "*" and members.slices.get(scope):
-            alert["group_key"] = group_key(alert["indicator"], named)
-        alert.update(
-            org=named[0],
-            org_path=scope[0],
-            product_line=named[1],
-            channel=named[2],
-            summary=summary(alert["indicator"], named),
-        )
-
-    def _members(self, tx: Transaction, alert: dict[str, Any]) -> Members:
-        """The members of the alert's current episode."""
-        return self._member_scopes(tx, [alert])[alert["alert_id"]]
-
-    def _member_scopes(self, tx: Transaction, alerts: list[dict[str, Any]]) -> dict[str, Members]:
-        """Each alert's members, read once per ingest (:attr:`_known`)."""
-        missing = [a for a in alerts if (a["alert_id"], a["flaps"]) not in self._known]
-        read = self.store.alert_members(tx, missing) if missing else {}
-        for a in missing:
-            rows = read.get(a["alert_id"], [])
-            self._known[(a["alert_id"], a["flaps"])] = Members(
-                ((self.orgs.path(m[0]), m[1], m[2]), broad, judged, seen)
-                for m, broad, judged, seen in rows
-            )
-        return {a["alert_id"]: self._known[(a["alert_id"], a["flaps"])] for a in alerts}
 
     def _resolve(
         self, tx: Transaction, indicators: set[str], until: int, now: float, silences: list

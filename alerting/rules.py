@@ -220,56 +220,6 @@ def problem_slices(
     return kept
 
 
-class Members:
-    """An alert episode's member slices (org path, product line, channel), whether each is
-    broad by its latest verdict, and where the problem sits (:func:`problem_slices`), kept up
-    to date as slices join: a wave over hundreds of branches joining one company-wide alert
-    costs each branch a glance, not a sort of every member. A slice's anomaly not judged for
-    breadth (``broad`` None: not a company slice's, or no branch readings at hand) leaves its
-    verdict as it was; an older bucket's verdict does not replace a newer one.
-
-    >>> m = Members([(("*", "life", "*"), True, 10, 10)])
-    >>> m.add(("00/44/4403", "life", "BANCA"), None, 11); m.problems
-    [('*', 'life', '*')]
-    >>> m.add(("*", "life", "*"), None, 11); m.problems  # not judged: still company-wide
-    [('*', 'life', '*')]
-    >>> m.add(("*", "life", "*"), False, 12); m.problems  # the company's line is a roll-up now
-    [('00/44/4403', 'life', 'BANCA')]
-    """
-
-    def __init__(
-        self, rows: Iterable[tuple[tuple[str, str, str], bool | None, int, int]] = ()
-    ) -> None:
-        #: member slice -> broad
-        self.slices: dict[tuple[str, str, str], bool] = {}
-        self._judged: dict[tuple[str, str, str], int] = {}  # slice -> bucket of its verdict
-        self._seen: dict[tuple[str, str, str], int] = {}  # slice -> its latest bucket
-        for scope, broad, judged, seen in rows:
-            self.slices[scope] = bool(broad)
-            if broad is not None:
-                self._judged[scope] = judged
-            self._seen[scope] = seen
-        self.problems = problem_slices(self.slices, self.broad, self._seen)
-
-    @property
-    def broad(self) -> set[tuple[str, str, str]]:
-        return {s for s, broad in self.slices.items() if broad}
-
-    def add(self, scope: tuple[str, str, str], broad: bool | None, bucket: int) -> None:
-        """Count in an anomaly of slice ``scope`` in ``bucket`` with its verdict ``broad``."""
-        before, seen = self.slices.get(scope), self._seen.get(scope)
-        self._seen[scope] = max(bucket, seen or bucket)
-        if broad is not None and bucket >= self._judged.get(scope, bucket):
-            self.slices[scope], self._judged[scope] = broad, bucket
-        now = self.slices.setdefault(scope, False)
-        if not before and not now and any(self.slices[p] and overlaps(scope, p)
-                                           for p in self.problems):  # fmt: skip
-            return  # under a broad slice, which is where the problem sits still
-        if before == now and seen == self._seen[scope]:
-            return
-        self.problems = problem_slices(self.slices, self.broad, self._seen)
-
-
 def part_of(scope: tuple[str, str, str], problems: Iterable[tuple[str, str, str]]) -> bool:
     """Whether a slice is part of the problem of an alert whose problem sits in ``problems``
     (:func:`problem_slices`): it overlaps one of them, or lies in the same org (not the

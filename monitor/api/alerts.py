@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from alerting.grouping import Members
 from alerting.payloads import public
-from alerting.rules import Members
 from monitor.api import Actor, Ctx, utc
 
 router = APIRouter(tags=["alerts"])
