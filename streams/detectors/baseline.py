@@ -10,6 +10,10 @@ from typing import Any
 _PSEUDO_COUNT = 3.0  # prior events behind every seasonal factor of counts
 _SEASON_MEMORY = 0.2  # per visit: a count season's sums remember about its last five visits
 _MAX_COUNT = 1e15  # no real count or sample comes near; beyond it the exact tails overflow
+#: A count season's factor may be all but nothing: a claims back office closed at weekends.
+#: (Floored at 5 %, like the divisor in ``learn``, a large company's weekend expected 45
+#: closures, and every weekend was a silent feed.)
+_FACTOR_FLOOR = 0.001
 _WARMUP = 14  # buckets a series must have seen before it is scored at all (two weeks of days)
 
 
@@ -127,7 +131,7 @@ class _Seasonal:
         sums[season] = (k, e)
         # Pseudo-counts shrink factors of small counts towards 1: 6 against a level of 1 is
         # mostly noise, 6,000 against 1,000 is a season.
-        self.adjust[season] = max((k + _PSEUDO_COUNT) / (e + _PSEUDO_COUNT), 0.05)
+        self.adjust[season] = max((k + _PSEUDO_COUNT) / (e + _PSEUDO_COUNT), _FACTOR_FLOOR)
 
     def _fit(self, points: list[tuple[Any, ...]]) -> None:
         values = sorted(p[0] for p in points)

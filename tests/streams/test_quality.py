@@ -83,6 +83,19 @@ def test_a_feed_at_half_its_usual_events_is_a_slow_day_not_a_silent_feed() -> No
     ]  # fmt: skip
 
 
+def test_a_feed_silent_every_weekend_is_learnt_however_busy_its_weekdays() -> None:
+    # A large company's claims back office closes at weekends: about 900 closures a weekday,
+    # none on Saturday and Sunday. A weekday's share of the level kept a weekend's expectation
+    # at 45 closures, and every weekend was reported as a silent feed.
+    watch = QualityWatch()
+    found = []
+    for d in range(8 * 7):
+        n = 0.0 if d % 7 >= 5 else 900.0
+        day = bucket({"4403": n, "3101": n})
+        found += watch.check(day, {}, LEAVES, day, season=d % 7).found
+    assert found == []
+
+
 def test_silence_detectors_of_an_older_checkpoint_judge_against_half_too() -> None:
     watch = QualityWatch()
     warm(watch)
