@@ -194,10 +194,8 @@ def test_mis_selling_opens_one_inspection_and_notifies_each_receiver_once(
     store.close()
 
 
-def test_a_branchs_hotline_outage_is_one_inspection_of_the_branch(tmp_path: Path) -> None:
-    # Every line and channel of 3101 loses half its calls for a day. Each alert first names its
-    # narrowest slice (one line in one channel); the other lines of the branch widen it to the
-    # branch, and the company's roll-ups join it rather than opening inspections of their own.
+def replayed(tmp_path: Path, scenario: str) -> Store:
+    """The store after the whole run of one scenario, in daily buckets on SQLite."""
     settings = Settings(
         data_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'store.db'}",
@@ -205,9 +203,16 @@ def test_a_branchs_hotline_outage_is_one_inspection_of_the_branch(tmp_path: Path
         allowed_lateness_seconds=3600,
     )
     store = open_store(settings.store_url)
-    sim = replace(SIM, scenarios=("hotline-outage",))
-    for _ in replay(settings, store, CollectorRegistry(), sim):
+    for _ in replay(settings, store, CollectorRegistry(), replace(SIM, scenarios=(scenario,))):
         pass
+    return store
+
+
+def test_a_branchs_hotline_outage_is_one_inspection_of_the_branch(tmp_path: Path) -> None:
+    # Every line and channel of 3101 loses half its calls for a day. Each alert first names its
+    # narrowest slice (one line in one channel); the other lines of the branch widen it to the
+    # branch, and the company's roll-ups join it rather than opening inspections of their own.
+    store = replayed(tmp_path, "hotline-outage")
     alerts, _ = store.alerts()
     assert sorted(a["indicator"] for a in alerts) == [
         "hotline_answer_20s_rate",
@@ -230,16 +235,7 @@ def test_a_surrender_spike_across_the_company_is_one_company_wide_alert(tmp_path
     # A crediting-rate cut: policyholders of every branch surrender the line at eight times
     # their usual rate. Each branch is anomalous, and so is the company's line even without
     # its largest region: one company-wide incident, not an alert per branch.
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'store.db'}",
-        bucket_seconds=86400,
-        allowed_lateness_seconds=3600,
-    )
-    store = open_store(settings.store_url)
-    sim = replace(SIM, scenarios=("surrender-spike",))
-    for _ in replay(settings, store, CollectorRegistry(), sim):
-        pass
+    store = replayed(tmp_path, "surrender-spike")
     (alert,), _ = store.alerts(indicator="surrender_rate")
     assert (alert["org"], alert["product_line"], alert["channel"]) == ("*", "life", "*")
     assert alert["summary"] == "surrender_rate is anomalous in the whole company, product line life"
