@@ -6,7 +6,8 @@ the second is the branch's, and the company's line is only its roll-up. What tel
 is the evidence left once the region carrying most of the deviation is taken out. A company
 slice is *broad* when the rest of the company still deviates the same way: by at least a third
 of the whole deviation (two regions alike share it half and half) and beyond chance
-(:data:`Z` standard deviations). Two unrelated problems at once therefore read as one
+(:data:`Z` standard deviations, and for a count beyond the over-dispersion its detector
+allows). Two unrelated problems at once therefore read as one
 company-wide incident only when the smaller is at least half the size of the larger.
 
 A region is an org one level below the top the branches share (a province; each branch when
@@ -44,11 +45,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alerting.rules import expected_count
+from streams.detectors import CountDetector
 
 #: How far beyond chance the rest of the company must deviate (about p ≤ 3e-5, one-sided).
 Z = 4.0
 #: The share of the company's deviation the rest must carry.
 SHARE = 1 / 3
+#: The over-dispersion a count may show without alarming (the count detector's tolerance).
+TOLERANCE = CountDetector().tolerance
 #: Detectors whose evidence is a count that adds up over slices.
 ADDITIVE = ("CountDetector", "ProportionDetector")
 
@@ -106,17 +110,28 @@ class Branches:
                 region[2] += r[7]
         if len(regions) < 2:
             return False
+        # Small branches' detectors expect at least one event a bucket: their expectations may
+        # add up to more than the company's. Then they are shares of it, no more.
+        summed = sum(g[1] for g in regions.values())
+        if summed > whole > 0:
+            for g in regions.values():
+                g[1] *= whole / summed
         sign = 1.0 if anomaly["value"] >= anomaly["expected"] else -1.0
         unaccounted = [k - sum(g[0] for g in regions.values()),
                        whole - sum(g[1] for g in regions.values()),
                        n - sum(g[2] for g in regions.values())]  # fmt: skip
         most = max([*regions.values(), unaccounted], key=lambda g: sign * (g[0] - g[1]))
         rest_k, rest_e, rest_n = k - most[0], whole - most[1], n - most[2]
-        deviation, rest = sign * (k - whole), sign * (rest_k - rest_e)
-        # A proportion's successes vary binomially, a count's as Poisson.
-        p = rest_e / rest_n if detector == "ProportionDetector" and rest_n > 0 else 0.0
+        whole_deviation, rest = sign * (k - whole), sign * (rest_k - rest_e)
+        # A proportion's successes vary binomially; a count varies as Poisson, beyond the
+        # over-dispersion the count detector allows every series.
+        counted = detector == "CountDetector"
+        p = rest_e / rest_n if not counted and rest_n > 0 else 0.0
         spread = math.sqrt(max(rest_e * (1.0 - min(max(p, 0.0), 1.0)), 1.0))
-        return deviation > 0 and rest >= SHARE * deviation and rest >= Z * spread
+        allowed = TOLERANCE * rest_e if counted else 0.0
+        return (
+            whole_deviation > 0 and rest >= SHARE * whole_deviation and rest >= allowed + Z * spread
+        )
 
 
 def branches_of(paths: Mapping[str, str]) -> dict[str, str]:

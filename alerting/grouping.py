@@ -140,9 +140,9 @@ class Grouping:
         bucket: int,
     ) -> None:
         """Count anomaly ``a`` of slice ``joining`` (org path, line, channel; its verdict
-        ``broad``) in ``alert`` and its ``members``, and name the alert after them all. An
-        alert named after a company-wide incident is the company's: its group is, so that
-        the incident coming back within the cooldown fires it again."""
+        ``broad``) in ``alert`` and its ``members``, and name the alert after them all. A
+        renamed alert's group is the org it names (the company's, for a company-wide
+        incident), so that the problem coming back there within the cooldown fires it again."""
         alert["anomalies"] += 1
         alert["score"] = max(alert["score"], a["score"])
         key = (a["org"], a["product_line"], a["channel"])
@@ -161,7 +161,7 @@ class Grouping:
                 value=shown["value"], expected=shown["expected"], anomaly_id=shown["anomaly_id"]
             )
         alert["last_bucket"] = max(alert["last_bucket"], bucket)
-        if scope[0] == "*" and members.slices.get(scope):
+        if renamed:  # its group is the org it names: a relapse there fires it again
             alert["group_key"] = group_key(alert["indicator"], named)
         alert.update(
             org=named[0],

@@ -14,6 +14,7 @@ _MAX_COUNT = 1e15  # no real count or sample comes near; beyond it the exact tai
 #: (Floored at 5 %, like the divisor in ``learn``, a large company's weekend expected 45
 #: closures, and every weekend was a silent feed.)
 _FACTOR_FLOOR = 0.001
+_DIVISOR_FLOOR = 0.05  # below it, a season's visit moves the level in proportion
 _WARMUP = 14  # buckets a series must have seen before it is scored at all (two weeks of days)
 
 
@@ -105,7 +106,11 @@ class _Seasonal:
             # the level up and every night after would look short. Floored so that a season
             # first seen empty can still be divided by and recover.
             if season in self.adjust:
-                self.level += a * (value / max(self.adjust[season] * under, 0.05) - self.level)
+                # A season of a few percent of the level says little of where the level is:
+                # a weekend of a back office closed at weekends is not a level gone to nothing.
+                factor = self.adjust[season] * under
+                weight = min(1.0, factor / _DIVISOR_FLOOR)
+                self.level += a * weight * (value / max(factor, _DIVISOR_FLOOR) - self.level)
             if self.level > 0:
                 self._visit(season, value, self.level * under)
         elif season in self.adjust:

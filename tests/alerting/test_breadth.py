@@ -59,6 +59,13 @@ def test_the_rest_of_the_company_decides(counts: dict, broad: bool) -> None:
     assert branches(counts).verdict(company(k, e), START) is broad
 
 
+def test_the_rest_must_deviate_beyond_what_a_count_may_anyway() -> None:
+    # One branch at twice its usual, the other province 16 % up: within the over-dispersion
+    # the count detector allows any series, so the company's line is the branch's roll-up.
+    counts = {"4403": (4000, 2000), "4401": (1000, 1000), "3101": (8100, 7000)}
+    assert branches(counts).verdict(company(13100, 10000), START) is False
+
+
 def test_what_no_branch_accounts_for_can_be_where_the_problem_sits() -> None:
     # The head office's own book (above every branch), or orgs folded into _other, mis-sells.
     counts = {"4403": (3, 3), "4401": (3, 3), "3101": (4, 4)}

@@ -406,6 +406,23 @@ def test_a_company_wide_incident_back_within_the_cooldown_fires_its_alert_again(
     assert [(a["org"], a["flaps"]) for a in store.alerts()[0]] == [("*", 1)]
 
 
+def test_an_alert_named_after_a_branch_again_fires_again_when_the_branch_relapses(
+    store: Store, tmp_path: Path
+) -> None:
+    engine, _ = engine_for(store, tmp_path)
+    one_branch = {"4403": (3, 3), "4401": (3, 3), "3101": (90, 4)}
+    engine.ingest(*universal(10, EVERYWHERE))  # company-wide: the company's group
+    engine.ingest(*universal(11, one_branch))  # only 3101 now: named, and grouped, 3101
+    normal = [
+        (SURRENDERS, org, "universal", "*", T0 + 12 * DAY, 3.0, 3.0, 0.0, 0.1, 3.0, 0.0, 6.0)
+        for org in ("*", "4403", "4401", "3101")
+    ]
+    store.add_readings(normal)
+    engine.ingest([], normal)
+    engine.ingest(*universal(13, one_branch))  # 3101 again, within the cooldown: a flap
+    assert [(a["org"], a["flaps"]) for a in store.alerts()[0]] == [("3101", 1)]
+
+
 def test_a_branch_inspection_holding_more_follows_its_alert_company_wide(
     store: Store, tmp_path: Path
 ) -> None:

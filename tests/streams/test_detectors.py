@@ -155,6 +155,26 @@ def test_without_seasons_the_weekend_dip_would_alarm() -> None:
     assert flagged and all(x["k"] == 400.0 for x in flagged)
 
 
+@pytest.mark.parametrize("direction", ["high", "low"])
+@pytest.mark.parametrize("weekend", [0.0, 0.5, 2.0])
+def test_busy_weekdays_and_near_silent_weekends_raise_no_anomaly(
+    direction: str, weekend: float
+) -> None:
+    # A claims back office closed at weekends: 900 closures a weekday, next to none on
+    # Saturday and Sunday. Each quiet day once dragged the level towards nothing, and the
+    # Monday after alarmed (and, not learnt, every weekday after it); a weekend factor floored
+    # at 5 % expected 45 closures and every weekend alarmed low.
+    rng = random.Random(3)
+    series = SeriesFilter(CountDetector(direction=direction))
+    flagged = []
+    for day in range(30 * 7):
+        k = float(poisson(rng, weekend if day % 7 >= 5 else 900.0))
+        x = {"value": k, "k": k, "n": k, "season": day % 7}
+        if series.step(x)[1]:
+            flagged.append((day, k))
+    assert flagged == []
+
+
 HOUR = 3600
 
 
