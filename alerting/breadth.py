@@ -63,19 +63,18 @@ class Branches:
 
     def __init__(self, readings: Sequence[Sequence[Any]], paths: Mapping[str, str]) -> None:
         self._source, self._paths = readings, paths
-        #: branch code -> its region's path
-        self.region: dict[str, str] = {}
-        self.readings: dict[tuple[str, str, str, int], list[Sequence[Any]]] = {}
+        self._region: dict[str, str] = {}  # branch code -> its region's path
+        self._readings: dict[tuple[str, str, str, int], list[Sequence[Any]]] = {}
         self._indexed = False
 
     def _index(self) -> None:
         # Only once a company-wide anomaly asks: most checkpoints have none.
         leaves = branches_of(self._paths)
         top = _shared_depth(list(leaves.values()))
-        self.region = {code: "/".join(p.split("/")[: top + 1]) for code, p in leaves.items()}
+        self._region = {code: "/".join(p.split("/")[: top + 1]) for code, p in leaves.items()}
         for r in self._source:
-            if r[1] in self.region:
-                self.readings.setdefault((r[0], r[2], r[3], int(r[4])), []).append(r)
+            if r[1] in self._region:
+                self._readings.setdefault((r[0], r[2], r[3], int(r[4])), []).append(r)
         self._indexed = True
 
     def verdict(self, anomaly: Mapping[str, Any], start: int) -> bool | None:
@@ -94,17 +93,17 @@ class Branches:
         if not self._indexed:
             self._index()
         key = (anomaly["indicator"], anomaly["product_line"], anomaly["channel"], start)
-        if key not in self.readings:
+        if key not in self._readings:
             return None
         # A branch with no count shows no unit of its own: the company's stands in for it.
         unit = anomaly["expected"] / whole if whole > 0 else 0.0
         regions: dict[str, list[float]] = {}
-        for r in self.readings[key]:
+        for r in self._readings[key]:
             expected = expected_k(detector, r[5], r[9], r[6], r[7])
             if expected is None and unit > 0:
                 expected = r[9] / unit
             if expected is not None:  # else left to what no region accounts for
-                region = regions.setdefault(self.region[r[1]], [0.0, 0.0, 0.0])
+                region = regions.setdefault(self._region[r[1]], [0.0, 0.0, 0.0])
                 region[0] += r[6]
                 region[1] += expected
                 region[2] += r[7]
