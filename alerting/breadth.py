@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from alerting.rules import expected_count
@@ -63,19 +64,19 @@ class Branches:
 
     def __init__(self, readings: Sequence[Sequence[Any]], paths: Mapping[str, str]) -> None:
         self._source, self._paths = readings, paths
-        self._region: dict[str, str] = {}  # branch code -> its region's path
-        self._readings: dict[tuple[str, str, str, int], list[Sequence[Any]]] = {}
-        self._indexed = False
 
-    def _index(self) -> None:
-        # Only once a company-wide anomaly asks: most checkpoints have none.
+    @cached_property
+    def _index(self) -> tuple[dict[str, str], dict[tuple[str, str, str, int], list[Any]]]:
+        """Each branch's region's path, and the branches' readings by key; built only once a
+        company-wide anomaly asks, as most checkpoints have none."""
         leaves = branches_of(self._paths)
         top = _shared_depth(list(leaves.values()))
-        self._region = {code: "/".join(p.split("/")[: top + 1]) for code, p in leaves.items()}
+        region = {code: "/".join(p.split("/")[: top + 1]) for code, p in leaves.items()}
+        readings: dict[tuple[str, str, str, int], list[Any]] = {}
         for r in self._source:
-            if r[1] in self._region:
-                self._readings.setdefault((r[0], r[2], r[3], int(r[4])), []).append(r)
-        self._indexed = True
+            if r[1] in region:
+                readings.setdefault((r[0], r[2], r[3], int(r[4])), []).append(r)
+        return region, readings
 
     def verdict(self, anomaly: Mapping[str, Any], start: int) -> bool | None:
         """Whether a company-wide ``anomaly`` of the bucket starting at ``start`` is broad (see
@@ -90,20 +91,19 @@ class Branches:
         )
         if whole is None:
             return None
-        if not self._indexed:
-            self._index()
+        region_of, readings = self._index
         key = (anomaly["indicator"], anomaly["product_line"], anomaly["channel"], start)
-        if key not in self._readings:
+        if key not in readings:
             return None
         # A branch with no count shows no unit of its own: the company's stands in for it.
         unit = anomaly["expected"] / whole if whole > 0 else 0.0
         regions: dict[str, list[float]] = {}
-        for r in self._readings[key]:
+        for r in readings[key]:
             expected = expected_k(detector, r[5], r[9], r[6], r[7])
             if expected is None and unit > 0:
                 expected = r[9] / unit
             if expected is not None:  # else left to what no region accounts for
-                region = regions.setdefault(self._region[r[1]], [0.0, 0.0, 0.0])
+                region = regions.setdefault(region_of[r[1]], [0.0, 0.0, 0.0])
                 region[0] += r[6]
                 region[1] += expected
                 region[2] += r[7]

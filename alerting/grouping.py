@@ -32,8 +32,7 @@ Slice = tuple[str, str, str]
 class Members:
     """An alert episode's member slices (org path, product line, channel), whether each is
     broad by its latest verdict, and where the problem sits (:func:`problem_slices`), kept up
-    to date as slices join: a wave over hundreds of branches joining one company-wide alert
-    costs each branch a glance, not a sort of every member. A slice's anomaly not judged for
+    to date as slices join (see the module's docstring). A slice's anomaly not judged for
     breadth (``broad`` None: not a company slice's, or no branch readings at hand) leaves its
     verdict as it was; an older bucket's verdict does not replace a newer one.
 

@@ -182,13 +182,13 @@ class Inspections:
         if row is None or row["cause_id"] != f"alert:{alert['alert_id']}":
             return
         theirs = _scope(alert)
-        if self.store.inspection_alert_ids(row["inspection_id"], tx) != [alert["alert_id"]]:
-            if company_wide and covers(theirs, _scope(row)):
-                pass  # the incident is the company's: so is its inspection
-            elif theirs[0] != row["org_path"] or theirs[0] == "*":
+        others = self.store.inspection_alert_ids(row["inspection_id"], tx) != [alert["alert_id"]]
+        # With others taken, only wider: to the company-wide incident when it covers them all
+        # (the incident is the company's, so is its inspection), else within the org.
+        if others and not (company_wide and covers(theirs, _scope(row))):
+            if theirs[0] != row["org_path"] or theirs[0] == "*":
                 return
-            else:
-                theirs = common_scope(_scope(row), theirs)
+            theirs = common_scope(_scope(row), theirs)
         self._rescope(tx, row, theirs, now)
 
     def _rescope(

@@ -212,9 +212,11 @@ def problem_slices(
     seen = seen or {}
     kept: list[tuple[str, str, str]] = []
     ordered = sorted(
-        set(members) | set(broad), key=lambda s: (*_path_specificity(s), seen.get(s, 0), s)
-    )[::-1]
-    for s in sorted(ordered, key=lambda s: s not in broad):
+        set(members) | set(broad),
+        key=lambda s: (s in broad, *_path_specificity(s), seen.get(s, 0), s),
+        reverse=True,
+    )
+    for s in ordered:
         if not any(overlaps(s, k) for k in kept):
             kept.append(s)
     return kept

@@ -269,7 +269,8 @@ class HistoryStore:
         self, indicator: str, orgs: Sequence[str], product_line: str, channel: str, bucket: int
     ) -> list[tuple]:
         """The readings of one indicator, line and channel in one bucket for these orgs, as the
-        worker's checkpoint carries them (:data:`READING_COLUMNS`); one key lookup per org."""
+        worker's checkpoint carries them (:data:`READING_COLUMNS`): one query, a primary-key
+        lookup per org."""
         if not orgs:
             return []
         rows = self.db.query(

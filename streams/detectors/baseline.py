@@ -14,7 +14,7 @@ _MAX_COUNT = 1e15  # no real count or sample comes near; beyond it the exact tai
 #: (Floored at 5 %, like the divisor in ``learn``, a large company's weekend expected 45
 #: closures, and every weekend was a silent feed.)
 _FACTOR_FLOOR = 0.001
-_DIVISOR_FLOOR = 0.05  # below it, a season's visit moves the level in proportion
+_DIVISOR_FLOOR = 0.05  # of a season's factor when a visit moves the level (``learn``)
 _WARMUP = 14  # buckets a series must have seen before it is scored at all (two weeks of days)
 
 
@@ -103,11 +103,12 @@ class _Seasonal:
             under = self._under(base)
             # A season seen for the first time says what its factor is, not where the level
             # is: divided by a factor it does not have yet, a busy afternoon's count would drag
-            # the level up and every night after would look short. Floored so that a season
-            # first seen empty can still be divided by and recover.
+            # the level up and every night after would look short. A season of a few percent
+            # of the level says little of it either (a weekend of a back office closed at
+            # weekends is not a level gone to nothing): below the divisor's floor, which lets
+            # a season first seen empty be divided by and recover, it moves the level in
+            # proportion to its factor.
             if season in self.adjust:
-                # A season of a few percent of the level says little of where the level is:
-                # a weekend of a back office closed at weekends is not a level gone to nothing.
                 factor = self.adjust[season] * under
                 weight = min(1.0, factor / _DIVISOR_FLOOR)
                 self.level += a * weight * (value / max(factor, _DIVISOR_FLOOR) - self.level)
